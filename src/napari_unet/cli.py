@@ -1,0 +1,190 @@
+"""The ``napari-unet`` command line.
+
+    napari-unet demo                 napari with the sample data and the plugin's widgets
+    napari-unet demo --headless      the same work without a display; files in --out
+    napari-unet info MODEL|--preset  what a model file or preset holds, and its tile sizes
+
+Thin: it parses arguments and calls the core. napari is imported only by ``demo`` with a
+display, so that the rest works on a server without Qt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 = success)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, OSError) as error:  # ModelFileError is a ValueError
+        print(f"napari-unet {args.command}: {error}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="napari-unet",
+        description="U-Net segmentation of touching cells (Ronneberger et al. 2015).",
+    )
+    parser.add_argument("--version", action="version", version=f"napari-unet {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="open napari with the sample data and the plugin's widgets",
+        description="Open napari with the sample image (touching cells, a few painted) and "
+        "the plugin's widgets docked. With --headless, or when there is no display, run the "
+        "plugin's pipeline on the sample and write the results to --out instead.",
+    )
+    demo.add_argument("--headless", action="store_true", help="no window: write files to --out")
+    demo.add_argument("--out", type=Path, default=Path("napari-unet-demo"), help="output folder")
+    demo.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    demo.set_defaults(run=_demo)
+
+    info = commands.add_parser(
+        "info",
+        help="describe a model file or a preset",
+        description="Print the architecture, size, halo and valid tile sizes of a model file "
+        "or a preset.",
+    )
+    source = info.add_mutually_exclusive_group(required=True)
+    source.add_argument("model", nargs="?", type=Path, help="a model file (.safetensors)")
+    source.add_argument("--preset", help="a preset name: paper or light")
+    info.set_defaults(run=_info)
+    return parser
+
+
+# --------------------------------------------------------------------------- info
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .core.config import preset
+    from .core.model import UNet, halo, nearest_valid_input_sizes, output_size
+
+    if args.preset:
+        config, details = preset(args.preset), {}
+        title = f"preset {args.preset}"
+    else:
+        from .model_io import load_model
+
+        loaded = load_model(args.model)
+        config = loaded.model.config
+        title = str(args.model)
+        details = {
+            "normalization": loaded.normalization.to_dict(),
+            "labels": loaded.labels.to_dict(),
+            "written by": f"napari-unet {loaded.package_version}",
+        }
+    parameters = sum(p.numel() for p in UNet(config).parameters())
+    smallest = nearest_valid_input_sizes(config, 1)[1]
+    examples = [smallest] + [nearest_valid_input_sizes(config, s)[1] for s in (256, 512, 1024)]
+    print(title)
+    for key, value in {**config.to_dict(), **details}.items():
+        print(f"  {key + ':':<16} {value}")
+    print(f"  {'parameters:':<16} {parameters:,}")
+    print(f"  {'halo:':<16} {halo(config)} px per side")
+    print(
+        f"  {'tile sizes:':<16} {smallest} + {2**config.poolings} k px, e.g. "
+        + ", ".join(f"{s} -> {output_size(config, s)}" for s in examples)
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def _has_display() -> bool:
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _demo(args: argparse.Namespace) -> int:
+    if not args.headless and not _has_display():
+        print("napari-unet demo: no display found (DISPLAY is not set); running --headless.")
+        args.headless = True
+    if args.headless:
+        return _demo_headless(args.out, args.device)
+    import napari
+
+    viewer = napari.Viewer(title="napari-unet demo")
+    viewer.open_sample("napari-unet", "touching_cells")
+    viewer.window.add_plugin_dock_widget("napari-unet", "Segment layer")
+    napari.run()
+    return 0
+
+
+def _demo_headless(out: Path, device_name: str) -> int:
+    """Run the pipeline on the sample image and write what it made to ``out``."""
+    import numpy as np
+    import tifffile
+    import torch
+
+    from ._sample_data import touching_cells_sample
+    from .core.config import preset
+    from .core.device import pick_device
+    from .core.instances import label_instances
+    from .core.model import UNet
+    from .core.predict import predict_image
+    from .model_io import load_model, save_model
+
+    device = pick_device(device_name)
+    out.mkdir(parents=True, exist_ok=True)
+    (image, _, _), (annotation, _, _) = touching_cells_sample()
+    config = preset("light")
+    model = UNet(config)
+    model.reset_parameters(torch.Generator().manual_seed(0))
+    model_path = save_model(out / "light-untrained.safetensors", model)
+    loaded = load_model(model_path, device=device)
+
+    predict_image(loaded.model, image[:64, :64], loaded.normalization)  # warm-up
+    start = time.perf_counter()
+    probabilities = predict_image(loaded.model, image, loaded.normalization)
+    seconds = time.perf_counter() - start
+    labels = label_instances(probabilities[1])
+
+    tifffile.imwrite(out / "image.tif", image)
+    tifffile.imwrite(out / "painted.tif", annotation)
+    tifffile.imwrite(out / "cell-probability.tif", probabilities[1])
+    tifffile.imwrite(out / "labels.tif", labels)
+    _write_overlay_png(out / "overlay.png", image, labels)
+
+    megapixels = image.size / 1e6
+    print(f"napari-unet demo (headless) on {device}")
+    print(f"  sample image      {image.shape[0]} x {image.shape[1]}, "
+          f"{int(np.unique(annotation[annotation > 1]).size)} painted cells")
+    print(f"  network           preset light, {sum(p.numel() for p in model.parameters()):,} "
+          "parameters, untrained (He initialisation)")
+    print(f"  prediction        {seconds:.3f} s ({seconds / megapixels:.2f} s per megapixel)")
+    print(f"  objects           {int(labels.max())} (an untrained network: a pipeline check, "
+          "not a segmentation)")
+    print(f"  written to        {out}/: image.tif painted.tif cell-probability.tif labels.tif "
+          f"overlay.png {model_path.name}")
+    return 0
+
+
+def _write_overlay_png(path: Path, image, labels) -> None:
+    """Grey image with each labelled object tinted in a colour of its own."""
+    import numpy as np
+    from skimage.color import label2rgb
+    from skimage.io import imsave
+
+    low, high = np.percentile(image, [1, 99.8])
+    grey = np.clip((image - low) / max(high - low, 1e-6), 0, 1)
+    rgb = label2rgb(labels, image=grey, alpha=0.35, bg_label=0)
+    imsave(path, (rgb * 255).astype(np.uint8), check_contrast=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Shared test helpers: small networks whose output is known in advance."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from napari_unet.core.config import UNetConfig
+from napari_unet.core.model import UNet
+
+
+def threshold_unet(depth: int = 1, level: float = 0.5, steepness: float = 40.0) -> UNet:
+    """A U-Net whose cell probability is sigmoid(steepness * (x - level)) of its input x.
+
+    Every 3x3 convolution passes its input's centre pixel through (a delta kernel) on
+    channel 0, the ReLUs keep the non-negative normalised intensity, and the 1x1 head
+    turns it into class scores: a thresholding "network" with the real architecture,
+    so that predictions can be checked exactly.
+    """
+    config = UNetConfig(depth=depth, base_channels=1, dropout=0.0)
+    net = UNet(config)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        for module in net.modules():
+            if type(module) is torch.nn.Conv2d and module.kernel_size == (3, 3):
+                module.weight[0, 0, 1, 1] = 1.0  # centre pixel, from channel 0 (the skip)
+            if type(module) is torch.nn.ConvTranspose2d:
+                module.weight[0, 0] = 1.0  # nearest-neighbour upsampling
+        net.head.weight[1, 0, 0, 0] = steepness
+        net.head.bias[1] = -steepness * level
+    return net.eval()
+
+
+@pytest.fixture
+def make_threshold_unet():
+    return threshold_unet

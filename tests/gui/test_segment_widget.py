@@ -1,0 +1,82 @@
+"""The plugin inside a real napari viewer: docking from the manifest, segmenting, errors."""
+
+import numpy as np
+import pytest
+
+from napari_unet._widgets import segment as segment_module
+from napari_unet.core.config import UNetConfig
+from napari_unet.core.model import UNet
+from napari_unet.model_io import save_model
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    shown = []
+    monkeypatch.setattr(segment_module, "show_error", shown.append)
+    return shown
+
+
+def two_cells_image():
+    image = np.full((64, 80), 10.0, np.float32)
+    image[8:24, 8:30] = 200.0
+    image[36:56, 40:70] = 180.0
+    return image
+
+
+def dock(viewer):
+    dock_widget, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Segment layer")
+    assert dock_widget.isVisible() or dock_widget.parent() is not None
+    return widget
+
+
+def test_segment_layer_adds_labels_with_the_image_geometry(
+    make_napari_viewer, qtbot, tmp_path, make_threshold_unet, errors
+):
+    viewer = make_napari_viewer()
+    image = two_cells_image()
+    layer = viewer.add_image(image.copy(), name="cells", scale=(0.5, 0.25), translate=(3, 4))
+    widget = dock(viewer)
+    assert widget._image.value is layer  # the layer list reaches the widget
+    widget._model_path.value = save_model(tmp_path / "t.safetensors", make_threshold_unet(2))
+
+    widget._run.native.click()
+    qtbot.waitUntil(lambda: len(viewer.layers) == 2 and widget._run.enabled, timeout=20_000)
+
+    labels = viewer.layers["cells labels"]
+    assert labels.data.shape == image.shape
+    assert labels.data.max() == 2
+    assert np.unique(labels.data[8:24, 8:30]).tolist() == [1]
+    assert np.unique(labels.data[36:56, 40:70]).tolist() == [2]
+    assert (labels.data[image < 100] == 0).all()
+    np.testing.assert_array_equal(labels.scale, layer.scale)
+    np.testing.assert_array_equal(labels.translate, layer.translate)
+    np.testing.assert_array_equal(layer.data, image)  # the user's layer is untouched
+    assert errors == []
+
+
+def test_segment_layer_reports_errors_and_stays_usable(
+    make_napari_viewer, qtbot, tmp_path, errors
+):
+    viewer = make_napari_viewer()
+    widget = dock(viewer)
+    widget._run.native.click()
+    assert errors and "open an image first" in errors[-1]
+
+    viewer.add_image(two_cells_image(), name="cells")
+    widget._model_path.value = tmp_path / "missing.safetensors"
+    widget._run.native.click()
+    assert "choose a model file" in errors[-1]
+
+    rgb_model = UNet(UNetConfig(in_channels=3, depth=2, base_channels=2))
+    widget._model_path.value = save_model(tmp_path / "rgb.safetensors", rgb_model)
+    widget._run.native.click()
+    qtbot.waitUntil(lambda: widget._run.enabled and len(errors) == 3, timeout=20_000)
+    assert "3, H, W" in errors[-1]
+    assert len(viewer.layers) == 1
+
+
+def test_sample_data_opens_from_the_menu_entry(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-unet", "touching_cells")
+    assert [layer.name for layer in viewer.layers] == ["touching cells", "painted cells"]
+    assert viewer.layers["painted cells"].data.max() == 9
