@@ -140,3 +140,59 @@ class LabelConfig(_JsonRecord):
         if not isinstance(self.dense, bool):
             raise ValueError(f"dense must be True or False, not {self.dense!r}")
         _check_int("background", self.background, minimum=1)
+
+
+@dataclass(frozen=True)
+class WeightMapConfig(_JsonRecord):
+    """The pixel weights of the loss (paper, eq. 2).
+
+    w(x) = w_c(x) + w0 * exp(-(d1(x) + d2(x))^2 / (2 sigma^2)) on background pixels, where d1
+    and d2 are the distances to the nearest and second-nearest cell and w_c balances the
+    class frequencies over the annotated pixels; 0 on pixels that are not annotated.
+    """
+
+    w0: float = 10.0  # height of the border term; 0 switches it off
+    sigma: float = 5.0  # pixels; width of the border term
+    insert_gaps: bool = True  # make the pixels where two cells touch background
+    balance_classes: bool = True  # w_c: equal total weight for background and cells
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.w0, (int, float)) and self.w0 >= 0):
+            raise ValueError(f"w0 = {self.w0!r} must be >= 0 (the paper uses 10; 0 = no border term)")
+        if not (isinstance(self.sigma, (int, float)) and self.sigma > 0):
+            raise ValueError(f"sigma = {self.sigma!r} must be > 0 pixels (the paper uses 5)")
+
+
+@dataclass(frozen=True)
+class AugmentConfig(_JsonRecord):
+    """Random changes applied to every training tile (paper, Sec. 3.1, and common practice).
+
+    Elastic deformation: displacement vectors on a coarse ``elastic_grid`` x ``elastic_grid``
+    grid over the tile, drawn from N(0, ``elastic_sigma``), interpolated bicubically to every
+    pixel. Plus a rotation by a uniform angle, flips, isotropic scaling, and intensity
+    gain, offset and gamma on the normalised image.
+    """
+
+    elastic: bool = True
+    elastic_grid: int = 3  # grid points per axis (paper: 3)
+    elastic_sigma: float = 10.0  # pixels (paper: 10)
+    rotate: bool = True  # uniform angle in [0, 360) degrees
+    flip: bool = True  # each axis flipped with probability 1/2
+    scale: tuple[float, float] = (0.9, 1.1)  # zoom factor range; (1, 1) = off
+    gain: tuple[float, float] = (0.8, 1.2)  # intensity factor range
+    offset: tuple[float, float] = (-0.1, 0.1)  # added to the normalised intensity
+    gamma: tuple[float, float] = (0.8, 1.25)  # exponent range; (1, 1) = off
+    image_order: Literal["linear", "cubic"] = "linear"  # image interpolation
+
+    def __post_init__(self) -> None:
+        _check_int("elastic_grid", self.elastic_grid, minimum=2)
+        if not (isinstance(self.elastic_sigma, (int, float)) and self.elastic_sigma >= 0):
+            raise ValueError(f"elastic_sigma = {self.elastic_sigma!r} must be >= 0 pixels, e.g. 10")
+        for name, low_limit in (("scale", 1e-3), ("gain", 0.0), ("gamma", 1e-3), ("offset", None)):
+            low, high = getattr(self, name)
+            if low > high or (low_limit is not None and low < low_limit):
+                raise ValueError(f"{name} range ({low}, {high}) must be (low, high) with low <= high"
+                                 + (f" and low >= {low_limit}" if low_limit is not None else ""))
+            object.__setattr__(self, name, (float(low), float(high)))  # JSON lists -> tuples
+        if self.image_order not in ("linear", "cubic"):
+            raise ValueError(f"image_order {self.image_order!r} must be 'linear' or 'cubic'")

@@ -1,0 +1,89 @@
+"""Reading label images in the plugin's label convention, with errors a user can act on.
+
+Sparse (as painted in napari): 0 = not annotated, ``background`` (1) = painted background,
+every other value one cell. Dense (complete masks): 0 = background, every other value a cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import LabelConfig
+
+__all__ = ["Annotation", "check_labels", "read_annotation"]
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """What a label image says, pixel by pixel (all arrays (H, W)).
+
+    cells: int64 cell identities, 0 where there is no cell (values are the user's labels).
+    annotated: bool, True where the pixel is known (cell or background).
+    """
+
+    cells: np.ndarray
+    annotated: np.ndarray
+
+
+def check_labels(labels: np.ndarray, image_shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Validate a 2D label image and return it as an int64 array.
+
+    Accepts integer and boolean arrays, and float arrays holding whole numbers (as some
+    TIFF writers store masks). Raises ``ValueError`` naming the problem and the fix for
+    other dimensions, fractional or negative values, and a shape different from
+    ``image_shape`` (the image's last two axes).
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(
+            f"labels must be a 2D image (H, W); got shape {labels.shape}. For a stack, pass "
+            "one plane at a time (labels[t])"
+        )
+    if image_shape is not None and tuple(image_shape[-2:]) != labels.shape:
+        raise ValueError(
+            f"the labels have shape {labels.shape} but the image is {tuple(image_shape[-2:])} "
+            "(last two axes); paint the labels on a layer made for this image"
+        )
+    if labels.dtype == bool:
+        return labels.astype(np.int64)
+    if np.issubdtype(labels.dtype, np.floating):
+        if not np.isfinite(labels).all() or (labels != np.round(labels)).any():
+            raise ValueError(
+                "labels must be whole numbers; this label image holds fractions or NaN (is it "
+                "an image layer rather than a labels layer?)"
+            )
+    elif not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integers; got data type {labels.dtype}")
+    if labels.size and labels.min() < 0:
+        raise ValueError(
+            f"labels must not be negative (found {labels.min()}); 0 = not annotated, "
+            "1 = background, 2 and up = cells"
+        )
+    return labels.astype(np.int64, copy=False)
+
+
+def read_annotation(
+    labels: np.ndarray,
+    config: LabelConfig | None = None,
+    image_shape: tuple[int, ...] | None = None,
+) -> Annotation:
+    """Split a label image into cells and annotated pixels by the label convention.
+
+    Raises ``ValueError`` (see :func:`check_labels`) and, for sparse labels, when nothing
+    is annotated at all.
+    """
+    config = config or LabelConfig()
+    labels = check_labels(labels, image_shape)
+    if config.dense:
+        return Annotation(cells=labels, annotated=np.ones(labels.shape, bool))
+    annotated = labels != 0
+    if not annotated.any():
+        raise ValueError(
+            "nothing is annotated: paint some cells (each its own label, 2 and up) and some "
+            f"background (label {config.background}); or, for complete masks where 0 is "
+            "background, use dense labels"
+        )
+    cells = np.where(labels == config.background, 0, labels)
+    return Annotation(cells=cells, annotated=annotated)

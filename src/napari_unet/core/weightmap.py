@@ -1,0 +1,144 @@
+"""Training targets and pixel weights from a label image (paper, Sec. 3 and eq. 2).
+
+Two things teach the network to keep touching cells apart:
+
+- **gap insertion**: where two different cells touch (8-neighbourhood), the touching
+  pixels of both become background, so the target has a gap of two pixels between them;
+- **the border weight**: background pixels between two cells weigh
+  ``w0 * exp(-(d1 + d2)^2 / (2 sigma^2))`` more, d1 and d2 being the distances to the
+  nearest and the second-nearest cell, so the loss insists on those gaps.
+
+Plus w_c(x), which balances the two classes over the annotated pixels. Pixels that are not
+annotated weigh 0: the loss ignores them.
+
+The distances are computed per cell on a crop around it, as far as the border term can
+matter (``border_reach``): beyond it the term is below 1e-5 and counted as 0. This is what
+makes the map fast enough to recompute after every brush stroke.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from .config import LabelConfig, WeightMapConfig
+from .labels import read_annotation
+
+__all__ = ["Targets", "border_reach", "touching_pixels", "targets_and_weights"]
+
+_NEGLIGIBLE = 1e-5  # border terms below this are counted as 0 (weights are >= 0.5)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Training targets of one label image (all arrays (H, W)).
+
+    target: uint8 class per pixel: 0 = background, 1 = cell (0 where not annotated).
+    weight: float32 loss weight per pixel, >= 0; 0 exactly where not annotated.
+    gaps: bool, the cell pixels that gap insertion turned into background.
+    """
+
+    target: np.ndarray
+    weight: np.ndarray
+    gaps: np.ndarray
+
+
+def targets_and_weights(
+    labels: np.ndarray,
+    config: WeightMapConfig | None = None,
+    label_config: LabelConfig | None = None,
+    image_shape: tuple[int, ...] | None = None,
+) -> Targets:
+    """Class targets and loss weights for a 2D label image, in one call.
+
+    labels: (H, W) integer label image in the label convention (``label_config``).
+    image_shape: if given, the labels must match its last two axes.
+    Raises ``ValueError`` for labels that break the convention (see
+    :func:`napari_unet.core.labels.read_annotation`).
+    """
+    config = config or WeightMapConfig()
+    annotation = read_annotation(labels, label_config, image_shape)
+    cells = annotation.cells
+    gaps = touching_pixels(cells) if config.insert_gaps else np.zeros(cells.shape, bool)
+    if gaps.any():
+        cells = np.where(gaps, 0, cells)
+    is_cell = cells > 0
+    is_background = annotation.annotated & ~is_cell
+
+    weight = np.zeros(cells.shape, np.float32)
+    w_background, w_cell = class_weights(int(is_background.sum()), int(is_cell.sum()), config)
+    weight[is_background] = w_background
+    weight[is_cell] = w_cell
+    if config.w0 > 0 and is_background.any():
+        d1, d2 = two_nearest_cell_distances(cells, border_reach(config))
+        between = is_background & (d2 < np.inf)  # background near two cells
+        total = d1[between] + d2[between]
+        weight[between] += config.w0 * np.exp(-(total**2) / (2 * config.sigma**2))
+    return Targets(target=is_cell.astype(np.uint8), weight=weight, gaps=gaps)
+
+
+def class_weights(n_background: int, n_cell: int, config: WeightMapConfig) -> tuple[float, float]:
+    """w_c for background and cell pixels: each present class gets an equal share of the
+    total weight, so the mean of w_c over the annotated pixels is 1."""
+    if not config.balance_classes:
+        return 1.0, 1.0
+    total = n_background + n_cell
+    present = (n_background > 0) + (n_cell > 0)
+    w_background = total / (present * n_background) if n_background else 0.0
+    w_cell = total / (present * n_cell) if n_cell else 0.0
+    return w_background, w_cell
+
+
+def border_reach(config: WeightMapConfig) -> int:
+    """Distance (px) beyond which ``w0 * exp(-d^2 / (2 sigma^2))`` is below 1e-5."""
+    if config.w0 <= _NEGLIGIBLE:
+        return 0
+    return math.ceil(config.sigma * math.sqrt(2 * math.log(config.w0 / _NEGLIGIBLE)))
+
+
+def touching_pixels(cells: np.ndarray) -> np.ndarray:
+    """Cell pixels with an 8-neighbour in a different cell. cells: (H, W) ints, 0 = none."""
+    touching = np.zeros(cells.shape, bool)
+    # each neighbour pair once: right, down, down-right, down-left; mark both ends
+    for a, b in (
+        ((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
+        ((slice(None, -1), slice(None)), (slice(1, None), slice(None))),
+        ((slice(None, -1), slice(None, -1)), (slice(1, None), slice(1, None))),
+        ((slice(None, -1), slice(1, None)), (slice(1, None), slice(None, -1))),
+    ):
+        first, second = cells[a], cells[b]
+        pair = (first != second) & (first > 0) & (second > 0)
+        touching[a] |= pair
+        touching[b] |= pair
+    return touching
+
+
+def two_nearest_cell_distances(cells: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel, the Euclidean distances to the nearest and second-nearest cell.
+
+    cells: (H, W) ints, 0 = no cell. Distances beyond ``reach`` pixels come out as inf
+    (exact up to it): each cell's distance transform is computed on its bounding box
+    grown by ``reach``, so a pixel outside that box does not see the cell (exact distances
+    beyond ``reach`` may also come out). Returns two float64 (H, W) arrays, d1 <= d2.
+    """
+    d1 = np.full(cells.shape, np.inf)
+    d2 = np.full(cells.shape, np.inf)
+    if not cells.any():
+        return d1, d2
+    if cells.max() > 4 * cells.size:  # huge label values: number them 1..n first
+        cells = np.unique(cells, return_inverse=True)[1].reshape(cells.shape)
+    cells = cells.astype(np.int32, copy=False)
+    height, width = cells.shape
+    for value, box in enumerate(ndi.find_objects(cells), start=1):
+        if box is None:
+            continue
+        rows = slice(max(box[0].start - reach, 0), min(box[0].stop + reach, height))
+        cols = slice(max(box[1].start - reach, 0), min(box[1].stop + reach, width))
+        distance = ndi.distance_transform_edt(cells[rows, cols] != value)
+        near, second = d1[rows, cols], d2[rows, cols]  # views: updated in place
+        np.minimum(second, np.maximum(near, distance), out=second)
+        np.minimum(near, distance, out=near)
+    return d1, d2
