@@ -36,10 +36,18 @@ def write_results(name: str, rows: list[dict], **context) -> Path:
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({
-        "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
-        "versions": {"torch": torch.__version__, "numpy": numpy.__version__},
-        **context,
-        "rows": rows,
-    }, indent=2))
+    path.write_text(
+        json.dumps(
+            {
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "processor": platform.processor() or platform.machine(),
+                },
+                "versions": {"torch": torch.__version__, "numpy": numpy.__version__},
+                **context,
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
     return path

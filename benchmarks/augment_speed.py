@@ -18,7 +18,9 @@ from _common import median_seconds, write_results
 from napari_unet.core.augment import augment, sample_augmentation
 from napari_unet.core.config import AugmentConfig
 
-ELASTIC_ONLY = AugmentConfig(rotate=False, flip=False, scale=(1, 1), gain=(1, 1), offset=(0, 0), gamma=(1, 1))
+ELASTIC_ONLY = AugmentConfig(
+    rotate=False, flip=False, scale=(1, 1), gain=(1, 1), offset=(0, 0), gamma=(1, 1)
+)
 
 
 def main() -> None:
@@ -40,21 +42,31 @@ def main() -> None:
 
     rows = []
     for order, spline in (("linear", 1), ("cubic", 3)):
-        row = {"image_order": order, "ours_s": median_seconds(ours(ELASTIC_ONLY, order), repeats=15)}
+        row = {
+            "image_order": order,
+            "ours_s": median_seconds(ours(ELASTIC_ONLY, order), repeats=15),
+        }
         if elasticdeform is not None:
-            row["elasticdeform_s"] = median_seconds(lambda: elasticdeform.deform_random_grid(
-                [image, target, weight], sigma=10, points=3, order=[spline, 0, 0], mode="mirror"
-            ), repeats=15)
+            row["elasticdeform_s"] = median_seconds(
+                lambda spline=spline: elasticdeform.deform_random_grid(
+                    [image, target, weight], sigma=10, points=3, order=[spline, 0, 0], mode="mirror"
+                ),
+                repeats=15,
+            )
             row["speedup"] = row["elasticdeform_s"] / row["ours_s"]
         row["ours_full_augmentation_s"] = median_seconds(ours(AugmentConfig(), order), repeats=15)
         rows.append(row)
 
-    print(f"{'image':>7} {'ours (elastic)':>15} {'elasticdeform':>14} {'ratio':>7} {'ours (all augmentations)':>25}")
+    print(
+        f"{'image':>7} {'ours (elastic)':>15} {'elasticdeform':>14} {'ratio':>7} {'ours (all augmentations)':>25}"
+    )
     for r in rows:
         theirs = f"{r['elasticdeform_s'] * 1000:.1f} ms" if "elasticdeform_s" in r else "-"
         ratio = f"{r['speedup']:.1f}x" if "speedup" in r else "-"
-        print(f"{r['image_order']:>7} {r['ours_s'] * 1000:>12.1f} ms {theirs:>14} {ratio:>7} "
-              f"{r['ours_full_augmentation_s'] * 1000:>22.1f} ms")
+        print(
+            f"{r['image_order']:>7} {r['ours_s'] * 1000:>12.1f} ms {theirs:>14} {ratio:>7} "
+            f"{r['ours_full_augmentation_s'] * 1000:>22.1f} ms"
+        )
     print(f"written: {write_results('augment_speed', rows, threads=1, size=size)}")
 
 

@@ -26,7 +26,6 @@ import torch
 from napari_unet.core.config import preset
 from napari_unet.core.model import UNet, nearest_valid_input_sizes, output_size
 
-
 MODES = {  # name: (channels_last, bf16 autocast)
     "fp32": (False, False),
     "fp32_cl": (True, False),
@@ -60,7 +59,9 @@ def time_forward(model, x, *, channels_last: bool, bf16: bool, repeats: int):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "model_speed.json")
+    parser.add_argument(
+        "--json", type=Path, default=Path(__file__).parent / "results" / "model_speed.json"
+    )
     args = parser.parse_args()
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -73,7 +74,10 @@ def main() -> None:
             model = UNet(config).eval().to(device)
             x = torch.rand(1, 1, size, size, generator=torch.Generator().manual_seed(0)).to(device)
             row = {
-                "device": device, "preset": name, "tile": size, "output": output_size(config, size),
+                "device": device,
+                "preset": name,
+                "tile": size,
+                "output": output_size(config, size),
                 "parameters": sum(p.numel() for p in model.parameters()),
             }
             probabilities = {}
@@ -84,21 +88,38 @@ def main() -> None:
                 row[f"{mode}_s_per_mpx"] = seconds / out_px * 1e6
             for mode in MODES:
                 row[f"{mode}_speedup"] = row["fp32_s_per_mpx"] / row[f"{mode}_s_per_mpx"]
-            row["bf16_max_prob_diff"] = float((probabilities["bf16_cl"] - probabilities["fp32"]).abs().max())
+            row["bf16_max_prob_diff"] = float(
+                (probabilities["bf16_cl"] - probabilities["fp32"]).abs().max()
+            )
             rows.append(row)
 
-    print(f"threads: {torch.get_num_threads()}, cpu: {platform.processor() or platform.machine()}, torch {torch.__version__}")
-    print(f"{'device':<6} {'preset':<6} {'tile':>9} {'params':>11}  seconds per output megapixel (speed-up over fp32)")
-    print(f"{'':<35} {'fp32':>8} {'fp32 channels_last':>20} {'bf16 channels_last':>20} {'bf16 max dP':>12}")
+    print(
+        f"threads: {torch.get_num_threads()}, cpu: {platform.processor() or platform.machine()}, torch {torch.__version__}"
+    )
+    print(
+        f"{'device':<6} {'preset':<6} {'tile':>9} {'params':>11}  seconds per output megapixel (speed-up over fp32)"
+    )
+    print(
+        f"{'':<35} {'fp32':>8} {'fp32 channels_last':>20} {'bf16 channels_last':>20} {'bf16 max dP':>12}"
+    )
     for r in rows:
-        print(f"{r['device']:<6} {r['preset']:<6} {r['tile']:>4}->{r['output']:<4} {r['parameters']:>11,} "
-              f"{r['fp32_s_per_mpx']:>8.2f} {r['fp32_cl_s_per_mpx']:>11.2f} ({r['fp32_cl_speedup']:.2f}x) "
-              f"{r['bf16_cl_s_per_mpx']:>11.2f} ({r['bf16_cl_speedup']:.2f}x) {r['bf16_max_prob_diff']:>12.3f}")
+        print(
+            f"{r['device']:<6} {r['preset']:<6} {r['tile']:>4}->{r['output']:<4} {r['parameters']:>11,} "
+            f"{r['fp32_s_per_mpx']:>8.2f} {r['fp32_cl_s_per_mpx']:>11.2f} ({r['fp32_cl_speedup']:.2f}x) "
+            f"{r['bf16_cl_s_per_mpx']:>11.2f} ({r['bf16_cl_speedup']:.2f}x) {r['bf16_max_prob_diff']:>12.3f}"
+        )
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({
-        "torch": torch.__version__, "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-        "rows": rows,
-    }, indent=2))
+    args.json.write_text(
+        json.dumps(
+            {
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "cpus": os.cpu_count(),
+                "rows": rows,
+            },
+            indent=2,
+        )
+    )
     print(f"written: {args.json}")
 
 

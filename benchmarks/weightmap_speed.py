@@ -35,7 +35,7 @@ def reference_weight(labels: np.ndarray, config: WeightMapConfig, max_cells: int
     d1 = np.full(cells.shape, np.inf)
     d2 = np.full(cells.shape, np.inf)
     start = time.perf_counter()
-    for count, i in enumerate(ids[:max_cells] if max_cells else ids, start=1):
+    for count, i in enumerate(ids[:max_cells] if max_cells else ids, start=1):  # noqa: B007
         d = ndi.distance_transform_edt(cells != i)
         d2 = np.minimum(d2, np.maximum(d1, d))
         d1 = np.minimum(d1, d)
@@ -57,7 +57,7 @@ def main() -> None:
     for shape, coverage, target_s in (((512, 512), 0.18, 0.050), ((2048, 2048), 0.19, 1.0)):
         labels = touching_cells(shape, rng=np.random.default_rng(0), coverage=coverage).truth
         n_cells = int(labels.max())
-        times = wall_times(lambda: targets_and_weights(labels, config, DENSE), repeats=11)
+        times = wall_times(lambda labels=labels: targets_and_weights(labels, config, DENSE), 11)
         fast_s, fast_min_s = float(np.median(times)), min(times)
         sample = None if args.full or shape[0] <= 512 else 40
         start = time.perf_counter()
@@ -65,9 +65,13 @@ def main() -> None:
         measured = time.perf_counter() - start
         reference_s = measured if reference is not None else per_cell * n_cells
         row = {
-            "shape": list(shape), "cells": n_cells, "fast_s": fast_s, "fast_min_s": fast_min_s,
+            "shape": list(shape),
+            "cells": n_cells,
+            "fast_s": fast_s,
+            "fast_min_s": fast_min_s,
             "target_s": target_s,
-            "reference_s": reference_s, "reference_extrapolated": reference is None,
+            "reference_s": reference_s,
+            "reference_extrapolated": reference is None,
             "speedup": reference_s / fast_s,  # median against median
         }
         if reference is not None:
@@ -75,13 +79,17 @@ def main() -> None:
             row["max_relative_difference"] = float(np.max(np.abs(fast - reference) / reference))
         rows.append(row)
 
-    print(f"{'image':>11} {'cells':>6} {'fast (median)':>14} {'(min)':>9} {'target':>8} {'reference':>13} {'speed-up':>9} {'max rel. diff':>14}")
+    print(
+        f"{'image':>11} {'cells':>6} {'fast (median)':>14} {'(min)':>9} {'target':>8} {'reference':>13} {'speed-up':>9} {'max rel. diff':>14}"
+    )
     for r in rows:
         ref = f"{r['reference_s']:.1f} s" + ("*" if r["reference_extrapolated"] else " ")
         diff = f"{r['max_relative_difference']:.1e}" if "max_relative_difference" in r else "-"
-        print(f"{r['shape'][0]:>5}x{r['shape'][1]:<5} {r['cells']:>6} {r['fast_s'] * 1000:>11.1f} ms "
-              f"{r['fast_min_s'] * 1000:>6.1f} ms "
-              f"{r['target_s'] * 1000:>5.0f} ms {ref:>13} {r['speedup']:>8.0f}x {diff:>14}")
+        print(
+            f"{r['shape'][0]:>5}x{r['shape'][1]:<5} {r['cells']:>6} {r['fast_s'] * 1000:>11.1f} ms "
+            f"{r['fast_min_s'] * 1000:>6.1f} ms "
+            f"{r['target_s'] * 1000:>5.0f} ms {ref:>13} {r['speedup']:>8.0f}x {diff:>14}"
+        )
     if any(r["reference_extrapolated"] for r in rows):
         print("* reference timed on 40 cells and extrapolated to all (use --full to time it all)")
     print(f"written: {write_results('weightmap_speed', rows)}")

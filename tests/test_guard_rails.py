@@ -9,7 +9,17 @@ import pytest
 
 import napari_unet.core
 
-GUI_PACKAGES = {"napari", "qtpy", "magicgui", "superqt", "vispy", "PyQt5", "PyQt6", "PySide2", "PySide6"}
+GUI_PACKAGES = {
+    "napari",
+    "qtpy",
+    "magicgui",
+    "superqt",
+    "vispy",
+    "PyQt5",
+    "PyQt6",
+    "PySide2",
+    "PySide6",
+}
 HEADLESS_MODULES = [
     "napari_unet",
     "napari_unet.model_io",
@@ -20,8 +30,11 @@ HEADLESS_MODULES = [
 
 
 def _imported_top_level_packages(code: str) -> set[str]:
-    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}})))"
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    report = "import json, sys\nprint(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    script = f"{code}\n{report}"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
     return set(json.loads(result.stdout.splitlines()[-1]))
 
 

@@ -60,15 +60,27 @@ def test_sample_data_follows_the_label_convention():
 @pytest.mark.slow
 def test_the_wheel_carries_the_root_manifest_and_npe2_reads_it(tmp_path, manifest):
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-         "--wheel-dir", str(tmp_path), str(ROOT)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     (wheel,) = tmp_path.glob("napari_unet-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         assert archive.read("napari_unet/napari.yaml") == MANIFEST.read_bytes()
-        entry_points = archive.read(next(n for n in archive.namelist() if n.endswith("entry_points.txt")))
+        entry_points = archive.read(
+            next(n for n in archive.namelist() if n.endswith("entry_points.txt"))
+        )
     assert b"napari-unet = napari_unet:napari.yaml" in entry_points
     from_wheel = npe2.get_manifest_from_wheel(wheel)
     assert from_wheel.name == "napari-unet"

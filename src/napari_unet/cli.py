@@ -162,15 +162,23 @@ def _demo_headless(out: Path, device_name: str) -> int:
 
     megapixels = image.size / 1e6
     print(f"napari-unet demo (headless) on {device}")
-    print(f"  sample image      {image.shape[0]} x {image.shape[1]}, "
-          f"{int(np.unique(annotation[annotation > 1]).size)} painted cells")
-    print(f"  network           preset light, {sum(p.numel() for p in model.parameters()):,} "
-          "parameters, untrained (He initialisation)")
+    print(
+        f"  sample image      {image.shape[0]} x {image.shape[1]}, "
+        f"{int(np.unique(annotation[annotation > 1]).size)} painted cells"
+    )
+    print(
+        f"  network           preset light, {sum(p.numel() for p in model.parameters()):,} "
+        "parameters, untrained (He initialisation)"
+    )
     print(f"  prediction        {seconds:.3f} s ({seconds / megapixels:.2f} s per megapixel)")
-    print(f"  objects           {int(labels.max())} (an untrained network: a pipeline check, "
-          "not a segmentation)")
-    print(f"  written to        {out}/: image.tif painted.tif cell-probability.tif labels.tif "
-          f"overlay.png {model_path.name}")
+    print(
+        f"  objects           {int(labels.max())} (an untrained network: a pipeline check, "
+        "not a segmentation)"
+    )
+    print(
+        f"  written to        {out}/: image.tif painted.tif cell-probability.tif labels.tif "
+        f"overlay.png {model_path.name}"
+    )
     return 0
 
 

@@ -80,7 +80,9 @@ def save_model(
     try:
         header = json.dumps(description)
     except TypeError as error:
-        raise ModelFileError(f"the training information is not JSON-serialisable: {error}") from None
+        raise ModelFileError(
+            f"the training information is not JSON-serialisable: {error}"
+        ) from None
     tensors = {
         name: t.detach().to("cpu", torch.float32 if t.is_floating_point() else t.dtype).contiguous()
         for name, t in model.state_dict().items()

@@ -9,7 +9,9 @@ import torch
 from napari_unet.core.augment import AugmentParams, augment, sample_augmentation
 from napari_unet.core.config import AugmentConfig
 
-ELASTIC_ONLY = AugmentConfig(rotate=False, flip=False, scale=(1, 1), gain=(1, 1), offset=(0, 0), gamma=(1, 1))
+ELASTIC_ONLY = AugmentConfig(
+    rotate=False, flip=False, scale=(1, 1), gain=(1, 1), offset=(0, 0), gamma=(1, 1)
+)
 
 
 def ramp(height, width):
@@ -30,13 +32,15 @@ def labelled(height, width, seed=0):
 def test_zero_displacement_is_exactly_the_identity(order):
     image, target, weight = labelled(37, 52)
     out = augment(AugmentParams.identity(), image, target, weight, image_order=order)
-    for before, after in zip((image, target, weight), out):
+    for before, after in zip((image, target, weight), out, strict=True):
         assert after.dtype == before.dtype and torch.equal(after, before)
 
 
 def test_a_tile_cut_without_deformation_is_a_plain_crop():
     image, target, weight = labelled(40, 50)
-    out = augment(AugmentParams.identity(), image, target, weight, out_shape=(4, 6), center=(10.5, 20.5))
+    out = augment(
+        AugmentParams.identity(), image, target, weight, out_shape=(4, 6), center=(10.5, 20.5)
+    )
     assert torch.equal(out[0], image[:, 9:13, 18:24])
     assert torch.equal(out[1], target[9:13, 18:24]) and torch.equal(out[2], weight[9:13, 18:24])
 
@@ -105,14 +109,22 @@ def test_targets_never_get_new_values_and_weights_come_from_the_same_pixel():
 
 def test_flips_rotation_and_scale_do_what_they_say():
     image, target, weight = labelled(30, 30)
-    flipped = augment(dataclasses.replace(AugmentParams.identity(), flip_rows=True), image, target, weight)
+    flipped = augment(
+        dataclasses.replace(AugmentParams.identity(), flip_rows=True), image, target, weight
+    )
     assert torch.equal(flipped[0], image.flip(1)) and torch.equal(flipped[1], target.flip(0))
-    turned = augment(dataclasses.replace(AugmentParams.identity(), angle=90.0), image, target, weight)
+    turned = augment(
+        dataclasses.replace(AugmentParams.identity(), angle=90.0), image, target, weight
+    )
     assert torch.equal(turned[1], torch.rot90(target, -1, (0, 1)))  # clockwise on screen
     torch.testing.assert_close(turned[0], torch.rot90(image, -1, (1, 2)), atol=1e-5, rtol=0)
     source = ramp(101, 101)
-    zoomed, _, _ = augment(dataclasses.replace(AugmentParams.identity(), scale=2.0),
-                           source, torch.zeros(101, 101), torch.zeros(101, 101))
+    zoomed, _, _ = augment(
+        dataclasses.replace(AugmentParams.identity(), scale=2.0),
+        source,
+        torch.zeros(101, 101),
+        torch.zeros(101, 101),
+    )
     np.testing.assert_allclose(np.diff(zoomed[0, :, 50].numpy()), 0.5, atol=1e-5)
 
 
@@ -124,13 +136,18 @@ def test_beyond_the_edge_the_image_is_mirrored(order):
     warped, warped_target, _ = augment(params, image, target, weight, image_order=order)
     padded = np.pad(image[0].numpy(), ((3, 0), (0, 0)), mode="symmetric")[:20]
     np.testing.assert_allclose(warped[0].numpy(), padded, atol=1e-5)
-    assert torch.equal(warped_target, torch.from_numpy(np.pad(target.numpy(), ((3, 0), (0, 0)), mode="symmetric")[:20]))
+    assert torch.equal(
+        warped_target,
+        torch.from_numpy(np.pad(target.numpy(), ((3, 0), (0, 0)), mode="symmetric")[:20]),
+    )
 
 
 def test_cubic_sampling_matches_a_literal_keys_interpolation():
     image = torch.rand(1, 12, 14, generator=torch.Generator().manual_seed(3))
     params = AugmentParams(displacement=np.full((2, 3, 3), [[[0.3]], [[-0.6]]], np.float32))
-    warped, _, _ = augment(params, image, torch.zeros(12, 14), torch.zeros(12, 14), image_order="cubic")
+    warped, _, _ = augment(
+        params, image, torch.zeros(12, 14), torch.zeros(12, 14), image_order="cubic"
+    )
     source = np.pad(image[0].numpy().astype(np.float64), 3, mode="symmetric")
     for y, x in [(0, 0), (5, 7), (11, 13), (3, 12)]:
         sy, sx = y + 0.3, x - 0.6
@@ -154,18 +171,37 @@ def test_sampling_is_seeded_and_switched_off_parts_stay_identity():
     a = sample_augmentation(np.random.default_rng(5))
     b = sample_augmentation(np.random.default_rng(5))
     assert np.array_equal(a.displacement, b.displacement) and a.angle == b.angle
-    off = AugmentConfig(elastic=False, rotate=False, flip=False, scale=(1, 1), gain=(1, 1),
-                        offset=(0, 0), gamma=(1, 1))
+    off = AugmentConfig(
+        elastic=False,
+        rotate=False,
+        flip=False,
+        scale=(1, 1),
+        gain=(1, 1),
+        offset=(0, 0),
+        gamma=(1, 1),
+    )
     params = sample_augmentation(np.random.default_rng(5), off)
     assert not params.displacement.any() and not (params.flip_rows or params.flip_columns)
-    assert (params.angle, params.scale, params.gain, params.offset, params.gamma) == (0.0, 1.0, 1.0, 0.0, 1.0)
+    assert (params.angle, params.scale, params.gain, params.offset, params.gamma) == (
+        0.0,
+        1.0,
+        1.0,
+        0.0,
+        1.0,
+    )
 
 
 def test_bad_shapes_are_refused():
     with pytest.raises(ValueError, match=r"image \(C, H, W\)"):
         augment(AugmentParams.identity(), torch.zeros(8, 8), torch.zeros(8, 8), torch.zeros(8, 8))
     with pytest.raises(ValueError, match="image_order"):
-        augment(AugmentParams.identity(), torch.zeros(1, 8, 8), torch.zeros(8, 8), torch.zeros(8, 8), image_order="quintic")
+        augment(
+            AugmentParams.identity(),
+            torch.zeros(1, 8, 8),
+            torch.zeros(8, 8),
+            torch.zeros(8, 8),
+            image_order="quintic",
+        )
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

@@ -22,7 +22,9 @@ def test_matches_a_literal_sum_over_pixels():
                     p = torch.softmax(logits[n, :, y, x], 0)[target[n, y, x]]
                     total += weight[n, y, x].item() * -math.log(p.item())
                     count += 1
-    assert weighted_cross_entropy(logits, target, weight).item() == pytest.approx(total / count, rel=1e-5)
+    assert weighted_cross_entropy(logits, target, weight).item() == pytest.approx(
+        total / count, rel=1e-5
+    )
 
 
 def test_scale_does_not_depend_on_how_much_is_annotated():

@@ -42,7 +42,10 @@ def test_paper_channels_double_at_each_pooling_and_halve_at_each_upconvolution()
     net = UNet(preset("paper"))
     assert [blk[-2].out_channels for blk in net.down] == [64, 128, 256, 512, 1024]
     assert [(m.in_channels, m.out_channels) for m in net.upconv] == [
-        (1024, 512), (512, 256), (256, 128), (128, 64)
+        (1024, 512),
+        (512, 256),
+        (256, 128),
+        (128, 64),
     ]
     assert net.head.out_channels == 2
 
@@ -64,7 +67,7 @@ def test_output_shape_matches_size_arithmetic_for_every_valid_size(name):
     net = UNet(config).eval()
     sizes = valid_input_sizes(config, 1, 260)
     assert sizes, "no valid size below 260"
-    for h, w in zip(sizes, reversed(sizes)):
+    for h, w in zip(sizes, reversed(sizes), strict=True):
         out = net(torch.zeros(1, 1, h, w))
         assert out.shape[-2:] == (output_size(config, h), output_size(config, w))
 
@@ -103,7 +106,7 @@ def test_valid_sizes_are_a_progression_with_the_pooling_step():
     for config in PRESETS.values():
         step = 2**config.poolings
         sizes = valid_input_sizes(config, 1, 1200)
-        assert all(b - a == step for a, b in zip(sizes, sizes[1:]))
+        assert all(b - a == step for a, b in zip(sizes, sizes[1:], strict=False))
         # the paper's formula for the halo: 6 * 2**poolings - 4
         assert halo(config) == 6 * step - 4
         assert all(s - output_size(config, s) == 2 * halo(config) for s in sizes)
@@ -146,7 +149,7 @@ def test_initialisation_is_reproducible_with_a_generator():
     a, b = UNet(TINY), UNet(TINY)
     a.reset_parameters(torch.Generator().manual_seed(3))
     b.reset_parameters(torch.Generator().manual_seed(3))
-    for pa, pb in zip(a.parameters(), b.parameters()):
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(pa, pb)
 
 

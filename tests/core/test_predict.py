@@ -61,6 +61,8 @@ def test_prediction_checks_the_channels():
     grey = UNet(UNetConfig(depth=1, base_channels=2))
     with pytest.raises(ValueError, match=r"shape \(H, W\)"):
         predict_image(grey, np.zeros((3, 20, 20), np.float32))
+    image = np.random.default_rng(0).random((20, 20), dtype=np.float32)
+    np.testing.assert_array_equal(predict_image(grey, image[None]), predict_image(grey, image))
 
 
 def test_normalize_maps_percentiles_to_0_and_1():

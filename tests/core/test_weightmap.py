@@ -46,10 +46,15 @@ def reference(labels, w0=10.0, sigma=5.0, dense=False, background=1, gaps=True):
     return is_cell.astype(np.uint8), weight, touching & gaps
 
 
-def assert_matches_reference(labels, config=WeightMapConfig(), labels_config=LabelConfig()):
+def assert_matches_reference(labels, config=None, labels_config=None):
+    config, labels_config = config or WeightMapConfig(), labels_config or LabelConfig()
     fast = targets_and_weights(labels, config, labels_config)
     target, weight, gaps = reference(
-        labels, config.w0, config.sigma, labels_config.dense, labels_config.background,
+        labels,
+        config.w0,
+        config.sigma,
+        labels_config.dense,
+        labels_config.background,
         config.insert_gaps,
     )
     np.testing.assert_array_equal(fast.target, target)
@@ -120,7 +125,9 @@ def test_two_cells_one_pixel_apart_weigh_w0_exp_minus_4_over_2_sigma_squared():
     labels = np.zeros((20, 21), np.int32)
     labels[5:15, 0:10] = 2
     labels[5:15, 11:21] = 3
-    fast = targets_and_weights(labels, WeightMapConfig(balance_classes=False), LabelConfig(dense=True))
+    fast = targets_and_weights(
+        labels, WeightMapConfig(balance_classes=False), LabelConfig(dense=True)
+    )
     # the pixel between them: d1 = d2 = 1
     assert fast.weight[10, 10] == pytest.approx(1 + 10 * np.exp(-4 / 50), rel=1e-6)
     assert fast.weight[10, 5] == 1.0  # inside a cell: w_c only

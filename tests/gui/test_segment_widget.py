@@ -54,9 +54,7 @@ def test_segment_layer_adds_labels_with_the_image_geometry(
     assert errors == []
 
 
-def test_segment_layer_reports_errors_and_stays_usable(
-    make_napari_viewer, qtbot, tmp_path, errors
-):
+def test_segment_layer_reports_errors_and_stays_usable(make_napari_viewer, qtbot, tmp_path, errors):
     viewer = make_napari_viewer()
     widget = dock(viewer)
     widget._run.native.click()

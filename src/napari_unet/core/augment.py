@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .config import AugmentConfig
 
@@ -154,7 +153,7 @@ def _bicubic_matrix(size: int, nodes: int, device: torch.device) -> torch.Tensor
     base = torch.floor(position)
     weights = _keys_weights(position - base)
     matrix = torch.zeros(size, nodes, dtype=torch.float64)
-    for offset, w in zip((-1, 0, 1, 2), weights):
+    for offset, w in zip((-1, 0, 1, 2), weights, strict=True):
         node = (base.long() + offset).clamp(0, nodes - 1)
         matrix.scatter_add_(1, node[:, None], w[:, None])
     return matrix.to(device=device, dtype=torch.float32)
@@ -182,7 +181,11 @@ def _mirror(index: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def _keys_weights(t: torch.Tensor, a: float = -0.5) -> list[torch.Tensor]:
-    """Cubic-convolution weights for the taps at offsets -1, 0, 1, 2 from floor(x); t = x - floor(x)."""
+    """Keys cubic-convolution weights of the taps at floor(x) - 1 .. floor(x) + 2.
+
+    t = x - floor(x), a tensor in [0, 1); returns four tensors like t.
+    """
+
     def near(s):  # |s| <= 1
         return ((a + 2) * s - (a + 3)) * s * s + 1
 
@@ -192,7 +195,9 @@ def _keys_weights(t: torch.Tensor, a: float = -0.5) -> list[torch.Tensor]:
     return [far(1 + t), near(t), near(1 - t), far(2 - t)]
 
 
-def _interpolate(image: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, order: int) -> torch.Tensor:
+def _interpolate(
+    image: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, order: int
+) -> torch.Tensor:
     """Sample (C, H, W) at coordinates (h, w) folded into the image: order 1 linear, 3 cubic."""
     channels, height, width = image.shape
     flat = image.reshape(channels, -1)
@@ -206,10 +211,10 @@ def _interpolate(image: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, or
     fix = _clamp if order == 1 else _mirror
     col_index = [fix(c0 + o, width) for o in offsets]
     out = torch.zeros((channels, *rows.shape), dtype=image.dtype, device=image.device)
-    for o, w_row in zip(offsets, row_weights):
+    for o, w_row in zip(offsets, row_weights, strict=True):
         row_start = fix(r0 + o, height) * width
         along_row = torch.zeros_like(out)
-        for ci, w_col in zip(col_index, col_weights):
+        for ci, w_col in zip(col_index, col_weights, strict=True):
             taps = flat.index_select(1, (row_start + ci).reshape(-1)).reshape(out.shape)
             along_row += taps * w_col
         out += along_row * w_row

@@ -83,9 +83,9 @@ class UNetConfig(_JsonRecord):
 PRESETS: dict[str, UNetConfig] = {
     # The network of the paper: 31,030,658 parameters for 1 input channel and 2 classes.
     "paper": UNetConfig(depth=5, base_channels=64, padding="valid"),
-    # CPU-friendly: 481,762 parameters (1 channel, 2 classes), 3 poolings. A first trial on real nuclei (TRIALS.md)
-    # found it as good as 32 channels / 4 poolings within a 3-10 minute CPU budget, at 3x
-    # the training steps.
+    # CPU-friendly: 481,762 parameters (1 channel, 2 classes), 3 poolings. A first trial on
+    # real nuclei (TRIALS.md) found it as good as 32 channels / 4 poolings within a 3-10
+    # minute CPU budget, at 3x the training steps.
     "light": UNetConfig(depth=4, base_channels=16, padding="valid"),
 }
 
@@ -158,7 +158,9 @@ class WeightMapConfig(_JsonRecord):
 
     def __post_init__(self) -> None:
         if not (isinstance(self.w0, (int, float)) and self.w0 >= 0):
-            raise ValueError(f"w0 = {self.w0!r} must be >= 0 (the paper uses 10; 0 = no border term)")
+            raise ValueError(
+                f"w0 = {self.w0!r} must be >= 0 (the paper uses 10; 0 = no border term)"
+            )
         if not (isinstance(self.sigma, (int, float)) and self.sigma > 0):
             raise ValueError(f"sigma = {self.sigma!r} must be > 0 pixels (the paper uses 5)")
 
@@ -191,8 +193,10 @@ class AugmentConfig(_JsonRecord):
         for name, low_limit in (("scale", 1e-3), ("gain", 0.0), ("gamma", 1e-3), ("offset", None)):
             low, high = getattr(self, name)
             if low > high or (low_limit is not None and low < low_limit):
-                raise ValueError(f"{name} range ({low}, {high}) must be (low, high) with low <= high"
-                                 + (f" and low >= {low_limit}" if low_limit is not None else ""))
+                raise ValueError(
+                    f"{name} range ({low}, {high}) must be (low, high) with low <= high"
+                    + (f" and low >= {low_limit}" if low_limit is not None else "")
+                )
             object.__setattr__(self, name, (float(low), float(high)))  # JSON lists -> tuples
         if self.image_order not in ("linear", "cubic"):
             raise ValueError(f"image_order {self.image_order!r} must be 'linear' or 'cubic'")

@@ -27,7 +27,9 @@ def weighted_cross_entropy(
             f"{tuple(target.shape)}"
         )
     if weight.shape != target.shape:
-        raise ValueError(f"weight {tuple(weight.shape)} must have the target's shape {tuple(target.shape)}")
+        raise ValueError(
+            f"weight {tuple(weight.shape)} must have the target's shape {tuple(target.shape)}"
+        )
     per_pixel = F.cross_entropy(logits.float(), target.long(), reduction="none")
     annotated = (weight > 0).sum().clamp(min=1)
     return (per_pixel * weight.float()).sum() / annotated

@@ -181,7 +181,7 @@ class UNet(nn.Module):
         widths = [config.base_channels * 2**level for level in range(config.depth)]
         self.down = nn.ModuleList(
             _ConvBlock(c_in, c_out, config)
-            for c_in, c_out in zip([config.in_channels, *widths[:-1]], widths)
+            for c_in, c_out in zip([config.in_channels, *widths[:-1]], widths, strict=True)
         )
         self.pool = nn.MaxPool2d(2, stride=2)
         self.dropout = nn.Dropout(config.dropout)
@@ -200,7 +200,7 @@ class UNet(nn.Module):
             if isinstance(module, nn.ConvTranspose2d):
                 # weight (in, out, kh, kw); stride == kernel: one tap per input channel
                 fan_in = module.weight.shape[0] * math.prod(
-                    k // s for k, s in zip(module.kernel_size, module.stride)
+                    k // s for k, s in zip(module.kernel_size, module.stride, strict=True)
                 )
             elif isinstance(module, nn.Conv2d):
                 fan_in = module.weight[0].numel()  # in_channels * kh * kw
@@ -223,7 +223,7 @@ class UNet(nn.Module):
                 skips.append(x)
                 x = self.pool(x)
         x = self.dropout(x)  # end of the contracting path
-        for upconv, block, skip in zip(self.upconv, self.up, reversed(skips)):
+        for upconv, block, skip in zip(self.upconv, self.up, reversed(skips), strict=True):
             x = upconv(x)
             x = torch.cat([_center_crop(skip, x.shape[-2], x.shape[-1]), x], dim=1)
             x = block(x)

@@ -27,7 +27,7 @@ def predict_image(
 ) -> np.ndarray:
     """Class probabilities for a whole 2D image.
 
-    image: (H, W) for a one-channel model, (C, H, W) for a model with C input channels.
+    image: (H, W) or (1, H, W) for a one-channel model, (C, H, W) for C input channels.
     Returns float32 probabilities of shape (classes, H, W) that sum to 1 over classes.
 
     The image is normalised (:func:`~napari_unet.core.normalization.normalize`), mirrored
@@ -36,14 +36,11 @@ def predict_image(
     """
     config = model.config
     image = np.asarray(image)
-    expected = 2 if config.in_channels == 1 else 3
-    if image.ndim == 2 and config.in_channels == 1:
+    if image.ndim == 2:
         image = image[None]
-    elif image.ndim != 3 or image.shape[0] != config.in_channels or expected != 3:
+    if image.ndim != 3 or image.shape[0] != config.in_channels:
         want = "(H, W)" if config.in_channels == 1 else f"({config.in_channels}, H, W)"
-        raise ValueError(
-            f"this model takes images of shape {want}; got shape {image.shape}"
-        )
+        raise ValueError(f"this model takes images of shape {want}; got shape {image.shape}")
     x = normalize(image, normalization)
     height, width = x.shape[-2:]
     margin = halo(config)

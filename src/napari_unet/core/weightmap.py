@@ -27,7 +27,14 @@ from scipy import ndimage as ndi
 from .config import LabelConfig, WeightMapConfig
 from .labels import read_annotation
 
-__all__ = ["Targets", "border_reach", "touching_pixels", "targets_and_weights"]
+__all__ = [
+    "Targets",
+    "border_reach",
+    "class_weights",
+    "targets_and_weights",
+    "touching_pixels",
+    "two_nearest_cell_distances",
+]
 
 _NEGLIGIBLE = 1e-5  # border terms below this are counted as 0 (weights are >= 0.5)
 
