@@ -134,9 +134,10 @@ def _demo_headless(out: Path, device_name: str) -> int:
     from ._sample_data import touching_cells_sample
     from .core.config import preset
     from .core.device import pick_device
+    from .core.events import drain
     from .core.instances import label_instances
     from .core.model import UNet
-    from .core.predict import predict_image
+    from .core.predict import predict_tiled
     from .model_io import load_model, save_model
 
     device = pick_device(device_name)
@@ -148,9 +149,9 @@ def _demo_headless(out: Path, device_name: str) -> int:
     model_path = save_model(out / "light-untrained.safetensors", model)
     loaded = load_model(model_path, device=device)
 
-    predict_image(loaded.model, image[:64, :64], loaded.normalization)  # warm-up
+    drain(predict_tiled(loaded.model, image[:64, :64], loaded.normalization))  # warm-up
     start = time.perf_counter()
-    probabilities = predict_image(loaded.model, image, loaded.normalization)
+    probabilities = drain(predict_tiled(loaded.model, image, loaded.normalization))
     seconds = time.perf_counter() - start
     labels = label_instances(probabilities[1])
 

@@ -78,3 +78,27 @@ def test_sample_data_opens_from_the_menu_entry(make_napari_viewer):
     viewer.open_sample("napari-unet", "touching_cells")
     assert [layer.name for layer in viewer.layers] == ["touching cells", "painted cells"]
     assert viewer.layers["painted cells"].data.max() == 9
+
+
+def test_progress_follows_the_tiles_and_cancel_adds_nothing(
+    make_napari_viewer, qtbot, tmp_path, make_threshold_unet, errors, monkeypatch
+):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(0).random((300, 300)).astype(np.float32), name="big")
+    widget = dock(viewer)
+    widget._model_path.value = save_model(tmp_path / "t.safetensors", make_threshold_unet(1))
+    # small tiles: many batches, so progress has steps and Cancel has something to stop
+    monkeypatch.setattr("napari_unet.core.predict.DEFAULT_TILE", 40)
+    widget._run.native.click()
+    widget._cancel.native.click()
+    qtbot.waitUntil(lambda: widget._run.enabled, timeout=20_000)
+    assert len(viewer.layers) == 1 and errors == []
+    assert not widget._cancel.enabled
+
+    seen = []
+    widget._run.native.click()
+    widget.worker.yielded.connect(lambda event: seen.append(event.done))
+    qtbot.waitUntil(lambda: len(viewer.layers) == 2 and widget._run.enabled, timeout=60_000)
+    assert len(seen) > 3 and seen == sorted(seen)
+    assert seen[-1] == widget._progress.max == widget._progress.value
+    assert viewer.layers[-1].data.shape == (300, 300)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
 
 import napari
@@ -10,23 +11,26 @@ from magicgui.widgets import Container, FileEdit, Label, ProgressBar, PushButton
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
+from ..core.events import TilesDone
 from ..core.instances import label_instances
-from ..core.predict import predict_image
+from ..core.predict import predict_tiled
 from ..model_io import load_model
 
 
-def segment(image: np.ndarray, model_path: Path) -> np.ndarray:
-    """Load the model at ``model_path`` and label the cells of a 2D ``image``."""
+def segment(image: np.ndarray, model_path: Path) -> Generator[TilesDone, None, np.ndarray]:
+    """Load the model at ``model_path`` and label the cells of a 2D ``image``, yielding
+    progress per batch of tiles."""
     loaded = load_model(model_path)
-    probabilities = predict_image(loaded.model, image, loaded.normalization)
+    probabilities = yield from predict_tiled(loaded.model, image, loaded.normalization)
     return label_instances(probabilities[1])
 
 
 class SegmentWidget(Container):
     """Pick an image layer and a model file; Segment adds the cells as a new Labels layer.
 
-    The model runs in a worker thread; the viewer stays responsive and the new layer is
-    added on the GUI thread when the worker returns. The image layer is never changed.
+    The model runs in a worker thread, tile by tile; the progress bar follows the tiles and
+    Cancel stops after the current batch. The new layer is added on the GUI thread when the
+    worker returns. The image layer is never changed.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -35,10 +39,14 @@ class SegmentWidget(Container):
         self._image = create_widget(label="Image", annotation="napari.layers.Image")
         self._model_path = FileEdit(label="Model", mode="r", filter="*.safetensors")
         self._run = PushButton(text="Segment")
-        self._progress = ProgressBar(min=0, max=0, visible=False)  # busy indicator
+        self._cancel = PushButton(text="Cancel", enabled=False)
+        self._progress = ProgressBar(min=0, max=1, value=0, visible=False)
         self._status = Label(value="")
-        self.extend([self._image, self._model_path, self._run, self._progress, self._status])
+        self.extend(
+            [self._image, self._model_path, self._run, self._cancel, self._progress, self._status]
+        )
         self._run.changed.connect(self._start)
+        self._cancel.changed.connect(self._stop)
         self.worker = None
 
     def _start(self) -> None:
@@ -58,6 +66,8 @@ class SegmentWidget(Container):
             return
         image = np.asarray(layer.data)
         self._run.enabled = False
+        self._cancel.enabled = True
+        self._progress.value = 0
         self._progress.visible = True
         self._status.value = f"segmenting {layer.name} ..."
         # errored is connected here, so the worker reports errors instead of re-raising them
@@ -66,12 +76,22 @@ class SegmentWidget(Container):
             image,
             model_path,
             _connect={
+                "yielded": self._show_progress,
                 "returned": lambda labels: self._add_labels(layer, labels),
                 "errored": lambda error: show_error(f"Segment layer: {error}"),
+                "aborted": lambda: show_info("Segment layer: cancelled"),
                 "finished": self._finished,
             },
             _start_thread=True,
         )
+
+    def _stop(self) -> None:
+        if self.worker is not None:
+            self.worker.quit()  # stops at the next batch boundary
+
+    def _show_progress(self, event: TilesDone) -> None:
+        self._progress.max = event.total
+        self._progress.value = event.done
 
     def _add_labels(self, layer: napari.layers.Image, labels: np.ndarray) -> None:
         self._viewer.add_labels(
@@ -81,5 +101,7 @@ class SegmentWidget(Container):
 
     def _finished(self) -> None:
         self._run.enabled = True
+        self._cancel.enabled = False
         self._progress.visible = False
         self._status.value = ""
+        self.worker = None

@@ -7,14 +7,20 @@ tiled prediction must reproduce.
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import numpy as np
 import torch
 
 from .config import NormalizationConfig
+from .events import TilesDone
 from .model import UNet, halo, nearest_valid_input_sizes
 from .normalization import normalize
+from .tiling import plan_tiles, read_window
 
-__all__ = ["predict_image"]
+__all__ = ["predict_image", "predict_tiled"]
+
+DEFAULT_TILE = 572  # input pixels per axis; rounded to the network's nearest valid size
 
 
 @torch.no_grad()
@@ -34,14 +40,9 @@ def predict_image(
     by the halo on every side and, on the bottom and right, by as much more as the next
     valid input size needs; the output is cropped back to (H, W).
     """
-    config = model.config
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = image[None]
-    if image.ndim != 3 or image.shape[0] != config.in_channels:
-        want = "(H, W)" if config.in_channels == 1 else f"({config.in_channels}, H, W)"
-        raise ValueError(f"this model takes images of shape {want}; got shape {image.shape}")
+    image = _with_channel_axis(model, np.asarray(image))
     x = normalize(image, normalization)
+    config = model.config
     height, width = x.shape[-2:]
     margin = halo(config)
     pads = []
@@ -59,3 +60,57 @@ def predict_image(
         model.train(was_training)
     probabilities = torch.softmax(logits.float(), dim=1)[0, :, :height, :width]
     return probabilities.cpu().numpy()
+
+
+def predict_tiled(
+    model: UNet,
+    image: np.ndarray,
+    normalization: NormalizationConfig | None = None,
+    *,
+    tile_size: int | None = None,
+    batch_size: int = 4,
+    device: str | torch.device | None = None,
+) -> Generator[TilesDone, None, np.ndarray]:
+    """Class probabilities for a 2D image, tile by tile; equal to :func:`predict_image`.
+
+    image: (H, W) or (C, H, W) as for :func:`predict_image`.
+    tile_size: input pixels per axis, rounded up to the next valid size (default 572);
+        images smaller than a tile get one tile that just covers them.
+    Yields a :class:`TilesDone` after each batch; returns float32 (classes, H, W).
+    Use ``probabilities = yield from predict_tiled(...)``, or drain it with a loop and
+    read ``StopIteration.value``.
+    """
+    image = _with_channel_axis(model, np.asarray(image))
+    x = normalize(image, normalization)
+    config = model.config
+    tile = nearest_valid_input_sizes(config, tile_size or DEFAULT_TILE)[1]
+    tiles = plan_tiles(x.shape[-2:], config, tile)
+    if device is None:
+        device = next(model.parameters()).device
+    out = np.empty((config.classes, *x.shape[-2:]), np.float32)
+    was_training = model.training
+    model.eval()
+    try:
+        for first in range(0, len(tiles), batch_size):
+            batch = tiles[first : first + batch_size]
+            windows = np.stack([read_window(x, t.start, t.size) for t in batch])
+            with torch.no_grad():
+                logits = model(torch.from_numpy(windows).to(device))
+                probabilities = torch.softmax(logits.float(), dim=1).cpu().numpy()
+            for t, p in zip(batch, probabilities, strict=True):
+                out[(slice(None), *t.write)] = p[(slice(None), *t.crop)]
+            yield TilesDone(done=first + len(batch), total=len(tiles))
+    finally:
+        model.train(was_training)
+    return out
+
+
+def _with_channel_axis(model: UNet, image: np.ndarray) -> np.ndarray:
+    """(C, H, W) view of an (H, W) or (C, H, W) image; checks the channel count."""
+    channels = model.config.in_channels
+    if image.ndim == 2:
+        image = image[None]
+    if image.ndim != 3 or image.shape[0] != channels:
+        want = "(H, W)" if channels == 1 else f"({channels}, H, W)"
+        raise ValueError(f"this model takes images of shape {want}; got shape {image.shape}")
+    return image

@@ -1,0 +1,111 @@
+"""Overlap-tile prediction: the plan's invariants, and tiled output = whole-image output."""
+
+import numpy as np
+import pytest
+import torch
+
+from napari_unet.core.config import NormalizationConfig, UNetConfig, preset
+from napari_unet.core.events import TilesDone, drain
+from napari_unet.core.model import UNet, halo, output_size
+from napari_unet.core.predict import predict_image, predict_tiled
+from napari_unet.core.tiling import plan_tiles, read_window
+
+LIGHT = preset("light")  # 3 poolings: outputs are 4 px off the 8 px grid
+SMALL = UNetConfig(depth=4, base_channels=4, dropout=0.0)  # same arithmetic, cheaper
+
+
+def run(generator):
+    """The generator's result and the events it yielded."""
+    events = []
+    return drain(generator, events.append), events
+
+
+@pytest.mark.parametrize("shape", [(300, 417), (1, 50), (7, 5), (188, 188), (189, 500)])
+@pytest.mark.parametrize("tile", [132, 276, 572])
+def test_every_pixel_is_written_once_from_a_tile_on_the_pooling_grid(shape, tile):
+    tiles = plan_tiles(shape, LIGHT, tile)
+    written = np.zeros(shape, int)
+    for t in tiles:
+        written[t.write] += 1
+        for axis in range(2):
+            out = output_size(LIGHT, t.size[axis])
+            write, crop = t.write[axis], t.crop[axis]
+            assert crop.stop - crop.start == write.stop - write.start
+            assert 0 <= crop.start and crop.stop <= out
+            # the output pixel at crop index i is image pixel start + halo + i
+            assert t.start[axis] + halo(LIGHT) + crop.start == write.start
+            assert (write.start - crop.start) % 8 == 0  # output origin on the pooling grid
+            assert t.size[axis] <= tile
+    assert (written == 1).all()
+
+
+def test_small_images_get_one_tile_that_just_covers_them():
+    (tile,) = plan_tiles((7, 5), LIGHT, 572)
+    assert tile.size == (100, 100)  # the smallest input whose output (12 px) covers 7 and 5
+    assert output_size(LIGHT, tile.size[0]) >= 7 and output_size(LIGHT, tile.size[1]) >= 5
+
+
+def test_invalid_and_too_small_tiles_are_refused():
+    with pytest.raises(ValueError, match="use 268 or 276"):
+        plan_tiles((500, 500), LIGHT, 270)
+    with pytest.raises(ValueError, match="too small to tile with.*use 100"):
+        plan_tiles((500, 500), LIGHT, 92)
+
+
+def test_read_window_mirrors_like_numpy_pad():
+    image = np.arange(6 * 9, dtype=float).reshape(6, 9)
+    pad = 60
+    padded = np.pad(image, pad, mode="symmetric")
+    for (r, c), (h, w) in [((-3, -4), (10, 12)), ((2, 5), (30, 40)), ((-20, -20), (46, 49))]:
+        expected = padded[pad + r : pad + r + h, pad + c : pad + c + w]
+        np.testing.assert_array_equal(read_window(image, (r, c), (h, w)), expected)
+    assert read_window(image[None], (0, 0), (2, 2)).shape == (1, 2, 2)
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_an_identity_network_reproduces_the_image(make_threshold_unet, depth):
+    """cell probability = sigmoid(normalised pixel): tiling must not move or mix pixels."""
+    image = np.random.default_rng(0).random((150, 173), dtype=np.float32)
+    net = make_threshold_unet(depth, level=0.0, steepness=1.0)
+    probabilities, _ = run(predict_tiled(net, image, NormalizationConfig(0, 100), tile_size=60))
+    x = (image - image.min()) / (image.max() - image.min())
+    np.testing.assert_allclose(probabilities[1], 1 / (1 + np.exp(-x)), atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def random_net():
+    net = UNet(SMALL)
+    net.reset_parameters(torch.Generator().manual_seed(0))
+    return net.eval()
+
+
+@pytest.mark.parametrize("tile", [100, 132, 276])
+def test_tiled_equals_whole_image_prediction(random_net, tile):
+    image = np.random.default_rng(1).random((203, 157), dtype=np.float32)
+    whole = predict_image(random_net, image)
+    tiled, events = run(predict_tiled(random_net, image, tile_size=tile, batch_size=3))
+    assert len(plan_tiles(image.shape, SMALL, tile)) > 1  # really tiled
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    assert [e.done for e in events] == sorted({e.done for e in events})
+    assert events[-1] == TilesDone(done=events[-1].total, total=events[-1].total)
+
+
+def test_tiles_off_the_pooling_grid_would_differ(random_net):
+    """Why the plan keeps origins on the grid: a 4 px shift changes the output."""
+    image = np.random.default_rng(2).random((1, 1, 196, 196), dtype=np.float32)
+    with torch.no_grad():
+        a = random_net(torch.from_numpy(image[..., :188, :188]))[0, :, 4:, 4:]
+        b = random_net(torch.from_numpy(image[..., 4:192, 4:192]))[0, :, :-4, :-4]
+        c = random_net(torch.from_numpy(image[..., 8:196, 8:196]))[0, :, :-8, :-8]
+        a8 = random_net(torch.from_numpy(image[..., :188, :188]))[0, :, 8:, 8:]
+    assert (a - b).abs().max() > 1e-3  # shifted by 4: not the same
+    torch.testing.assert_close(a8, c, atol=1e-5, rtol=0)  # shifted by 8: the same
+
+
+@pytest.mark.parametrize("shape", [(2, 1), (1, 40), (13, 2)])
+def test_tiny_images_work_and_match_the_whole_image(random_net, shape):
+    image = np.random.default_rng(3).random(shape, dtype=np.float32)
+    whole = predict_image(random_net, image)
+    tiled, _ = run(predict_tiled(random_net, image, tile_size=132))
+    assert tiled.shape == (2, *shape)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
