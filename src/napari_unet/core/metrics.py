@@ -1,0 +1,96 @@
+"""Segmentation quality: instance matching (F1 at an IoU threshold), pixel and Rand error.
+
+All functions take label images of the same shape: 0 = background, every other value one
+object (the values themselves do not matter).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+__all__ = ["InstanceScores", "match_instances", "pixel_error", "rand_error"]
+
+
+@dataclass(frozen=True)
+class InstanceScores:
+    """Objects matched one-to-one with IoU >= threshold."""
+
+    threshold: float
+    tp: int  # predicted objects matched to a true one
+    fp: int  # predicted objects without a match
+    fn: int  # true objects without a match
+    mean_matched_iou: float  # over the matched pairs; 0 when there are none
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def f1(self) -> float:
+        total = 2 * self.tp + self.fp + self.fn
+        return 2 * self.tp / total if total else 1.0
+
+
+def _contingency(truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+    """Pixel counts of every (true label, predicted label) pair, labels numbered from 0."""
+    truth, prediction = np.asarray(truth), np.asarray(prediction)
+    if truth.shape != prediction.shape:
+        raise ValueError(f"label images differ in shape: {truth.shape} and {prediction.shape}")
+    _, t = np.unique(np.concatenate([[0], truth.ravel()]), return_inverse=True)
+    _, p = np.unique(np.concatenate([[0], prediction.ravel()]), return_inverse=True)
+    t, p = t[1:], p[1:]  # the leading 0 makes index 0 the background in both
+    return np.bincount(t * (p.max() + 1) + p, minlength=(t.max() + 1) * (p.max() + 1)).reshape(
+        t.max() + 1, p.max() + 1
+    )
+
+
+def match_instances(
+    truth: np.ndarray, prediction: np.ndarray, threshold: float = 0.5
+) -> InstanceScores:
+    """Match true and predicted objects one-to-one, maximising the total IoU among pairs
+    with IoU >= ``threshold`` (for thresholds > 0.5 such pairs are unique anyway)."""
+    table = _contingency(truth, prediction)
+    counts = table[1:, 1:]  # object pairs only
+    n_true, n_pred = counts.shape
+    if n_true == 0 or n_pred == 0:
+        return InstanceScores(threshold, 0, n_pred, n_true, 0.0)
+    true_area, pred_area = table[1:, :].sum(1), table[:, 1:].sum(0)
+    iou = counts / (true_area[:, None] + pred_area[None, :] - counts)
+    candidate = np.where(iou >= threshold, iou, 0.0)
+    rows, cols = linear_sum_assignment(candidate, maximize=True)
+    matched = candidate[rows, cols] > 0
+    tp = int(matched.sum())
+    mean_iou = float(candidate[rows, cols][matched].mean()) if tp else 0.0
+    return InstanceScores(threshold, tp, n_pred - tp, n_true - tp, mean_iou)
+
+
+def pixel_error(truth: np.ndarray, prediction: np.ndarray) -> float:
+    """Fraction of pixels whose foreground/background call differs."""
+    truth, prediction = np.asarray(truth), np.asarray(prediction)
+    if truth.shape != prediction.shape:
+        raise ValueError(f"label images differ in shape: {truth.shape} and {prediction.shape}")
+    return float(np.mean((truth > 0) != (prediction > 0)))
+
+
+def rand_error(truth: np.ndarray, prediction: np.ndarray) -> float:
+    """1 - Rand index: the fraction of pixel pairs that one image puts in the same segment
+    and the other does not (background is one segment)."""
+    counts = _contingency(truth, prediction).astype(np.float64)
+
+    def pairs(x):
+        return (x * (x - 1) / 2).sum()
+
+    n = counts.sum()
+    total = n * (n - 1) / 2
+    if total == 0:
+        return 0.0
+    both = pairs(counts)
+    disagree = pairs(counts.sum(1)) + pairs(counts.sum(0)) - 2 * both
+    return float(disagree / total)
