@@ -109,3 +109,9 @@ def test_tiny_images_work_and_match_the_whole_image(random_net, shape):
     tiled, _ = run(predict_tiled(random_net, image, tile_size=132))
     assert tiled.shape == (2, *shape)
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+def test_padded_networks_are_not_tiled_silently():
+    net = UNet(UNetConfig(depth=2, base_channels=2, padding="same"))
+    with pytest.raises(ValueError, match="seamless only for networks with valid convolutions"):
+        drain(predict_tiled(net, np.random.default_rng(0).random((40, 40))))

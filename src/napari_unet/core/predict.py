@@ -80,9 +80,14 @@ def predict_tiled(
     Use ``probabilities = yield from predict_tiled(...)``, or drain it with a loop and
     read ``StopIteration.value``.
     """
+    config = model.config
+    if config.padding != "valid":
+        raise ValueError(
+            "tiled prediction is seamless only for networks with valid convolutions; this "
+            "one pads ('same'): use predict_image, or a valid-convolution model"
+        )
     image = _with_channel_axis(model, np.asarray(image))
     x = normalize(image, normalization)
-    config = model.config
     tile = nearest_valid_input_sizes(config, tile_size or DEFAULT_TILE)[1]
     tiles = plan_tiles(x.shape[-2:], config, tile)
     if device is None:
