@@ -5,6 +5,7 @@ import pytest
 
 from napari_unet._widgets import segment as segment_module
 from napari_unet.core.config import UNetConfig
+from napari_unet.core.events import TilesDone
 from napari_unet.core.model import UNet
 from napari_unet.model_io import save_model
 
@@ -97,8 +98,26 @@ def test_progress_follows_the_tiles_and_cancel_adds_nothing(
 
     seen = []
     widget._run.native.click()
-    widget.worker.yielded.connect(lambda event: seen.append(event.done))
+    widget.worker.yielded.connect(
+        lambda event: seen.append(event.done) if isinstance(event, TilesDone) else None
+    )
     qtbot.waitUntil(lambda: len(viewer.layers) == 2 and widget._run.enabled, timeout=60_000)
     assert len(seen) > 3 and seen == sorted(seen)
     assert seen[-1] == widget._progress.max == widget._progress.value
     assert viewer.layers[-1].data.shape == (300, 300)
+
+
+def test_a_stack_is_segmented_plane_by_plane(
+    make_napari_viewer, qtbot, tmp_path, make_threshold_unet
+):
+    viewer = make_napari_viewer()
+    stack = np.stack([two_cells_image(), two_cells_image()[::-1], np.full((64, 80), 10.0)])
+    stack[2, 0, 0] = 200.0  # not constant; a 1-pixel object below the minimum size
+    viewer.add_image(stack.astype(np.float32), name="stack")
+    widget = dock(viewer)
+    widget._model_path.value = save_model(tmp_path / "t.safetensors", make_threshold_unet(2))
+    widget._run.native.click()
+    qtbot.waitUntil(lambda: len(viewer.layers) == 2 and widget._run.enabled, timeout=20_000)
+    labels = viewer.layers["stack labels"].data
+    assert labels.shape == (3, 64, 80)
+    assert [sorted(set(np.unique(p)) - {0}) for p in labels] == [[1, 2], [3, 4], []]

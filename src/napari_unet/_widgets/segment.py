@@ -11,26 +11,27 @@ from magicgui.widgets import Container, FileEdit, Label, ProgressBar, PushButton
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
-from ..core.events import TilesDone
-from ..core.instances import label_instances
-from ..core.predict import predict_tiled
+from ..core.events import PlaneDone, TilesDone
+from ..core.segment import segment
 from ..model_io import load_model
 
 
-def segment(image: np.ndarray, model_path: Path) -> Generator[TilesDone, None, np.ndarray]:
-    """Load the model at ``model_path`` and label the cells of a 2D ``image``, yielding
-    progress per batch of tiles."""
+def segment_with_file(
+    image: np.ndarray, model_path: Path
+) -> Generator[TilesDone | PlaneDone, None, np.ndarray]:
+    """Load the model at ``model_path`` and label the cells of ``image`` (2D or a stack)."""
     loaded = load_model(model_path)
-    probabilities = yield from predict_tiled(loaded.model, image, loaded.normalization)
-    return label_instances(probabilities[1])
+    return (yield from segment(loaded.model, image, loaded.normalization))
 
 
 class SegmentWidget(Container):
     """Pick an image layer and a model file; Segment adds the cells as a new Labels layer.
 
-    The model runs in a worker thread, tile by tile; the progress bar follows the tiles and
-    Cancel stops after the current batch. The new layer is added on the GUI thread when the
-    worker returns. The image layer is never changed.
+    2D images and stacks ((Z, H, W) for a one-channel model; (C, H, W), (Z, C, H, W) for
+    multichannel models). The model runs in a worker thread, plane by plane and tile by
+    tile; the progress bar follows the tiles and Cancel stops after the current batch. The
+    new layer is added on the GUI thread when the worker returns. The image layer is never
+    changed.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -58,10 +59,10 @@ class SegmentWidget(Container):
         if not model_path.is_file():
             show_error(f"Segment layer: choose a model file (.safetensors); {model_path} is none.")
             return
-        if layer.rgb or layer.ndim != 2:
+        if layer.rgb:
             show_error(
-                f"Segment layer: {layer.name!r} has shape {layer.data.shape}; this version "
-                "segments 2D single-channel images."
+                f"Segment layer: {layer.name!r} is an RGB image; split its channels "
+                "(Layers > Data > Split RGB) and segment one, or use a 3-channel model."
             )
             return
         image = np.asarray(layer.data)
@@ -72,7 +73,7 @@ class SegmentWidget(Container):
         self._status.value = f"segmenting {layer.name} ..."
         # errored is connected here, so the worker reports errors instead of re-raising them
         self.worker = create_worker(
-            segment,
+            segment_with_file,
             image,
             model_path,
             _connect={
@@ -89,7 +90,11 @@ class SegmentWidget(Container):
         if self.worker is not None:
             self.worker.quit()  # stops at the next batch boundary
 
-    def _show_progress(self, event: TilesDone) -> None:
+    def _show_progress(self, event: TilesDone | PlaneDone) -> None:
+        if isinstance(event, PlaneDone):
+            if event.total > 1:
+                self._status.value = f"plane {event.done} of {event.total} done"
+            return
         self._progress.max = event.total
         self._progress.value = event.done
 

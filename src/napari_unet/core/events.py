@@ -6,7 +6,7 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["TilesDone", "drain"]
+__all__ = ["PlaneDone", "TilesDone", "drain"]
 
 _Result = TypeVar("_Result")
 
@@ -23,6 +23,14 @@ def drain(
             return stop.value
         if on_event is not None:
             on_event(event)
+
+
+@dataclass(frozen=True)
+class PlaneDone:
+    """Stack progress: ``done`` of ``total`` planes are segmented."""
+
+    done: int
+    total: int
 
 
 @dataclass(frozen=True)

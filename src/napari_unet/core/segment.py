@@ -1,0 +1,88 @@
+"""Segmentation of whole images and stacks: the one computation behind the "Segment layer"
+widget, ``napari-unet segment`` and Python.
+
+Axes: a model with one input channel takes (H, W) images or (Z, H, W) stacks (Z = time or
+depth: each plane is segmented on its own); a model with C > 1 channels takes (C, H, W) or
+(Z, C, H, W). Labels are numbered without repeats across the whole stack, so one value is
+one object in one plane.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+
+import numpy as np
+import torch
+
+from .config import NormalizationConfig
+from .events import PlaneDone, TilesDone
+from .instances import label_instances
+from .model import UNet
+from .predict import predict_tiled
+
+__all__ = ["segment", "stack_planes"]
+
+
+def stack_planes(image_shape: tuple[int, ...], in_channels: int) -> int:
+    """How many planes an image of this shape has for a model with ``in_channels``.
+
+    Raises ``ValueError`` for shapes that do not fit the model.
+    """
+    spatial = 2 + (in_channels > 1)  # (H, W) or (C, H, W)
+    shape = tuple(image_shape)
+    if len(shape) == spatial:
+        planes = 1
+    elif len(shape) == spatial + 1:
+        planes = shape[0]
+    else:
+        planes = 0
+    if planes == 0 or (in_channels > 1 and shape[-3] != in_channels):
+        want = (
+            "(H, W) or (Z, H, W)"
+            if in_channels == 1
+            else (f"({in_channels}, H, W) or (Z, {in_channels}, H, W)")
+        )
+        raise ValueError(
+            f"this model takes images of shape {want}; got shape {shape}. Move the channel "
+            "axis first for multichannel images"
+        )
+    return planes
+
+
+def segment(
+    model: UNet,
+    image: np.ndarray,
+    normalization: NormalizationConfig | None = None,
+    *,
+    threshold: float = 0.5,
+    min_size: int = 10,
+    tile_size: int | None = None,
+    batch_size: int = 4,
+    device: str | torch.device | None = None,
+) -> Generator[TilesDone | PlaneDone, None, np.ndarray]:
+    """Instance labels for an image or a stack, plane by plane, tile by tile.
+
+    Yields :class:`TilesDone` per batch of tiles and :class:`PlaneDone` per plane; returns
+    labels of the image's spatial shape ((H, W) or (Z, H, W)), uint16 or uint32 as the
+    number of objects needs. Each plane is normalised on its own.
+    """
+    planes = stack_planes(image.shape, model.config.in_channels)
+    single = image.ndim == 2 + (model.config.in_channels > 1)
+    stack = image[None] if single else image
+    labels = np.zeros((planes, *image.shape[-2:]), np.uint32)
+    count = 0
+    for z in range(planes):
+        probabilities = yield from predict_tiled(
+            model,
+            np.asarray(stack[z]),
+            normalization,
+            tile_size=tile_size,
+            batch_size=batch_size,
+            device=device,
+        )
+        plane = label_instances(probabilities[1], threshold=threshold, min_size=min_size)
+        labels[z] = np.where(plane > 0, plane.astype(np.uint32) + count, 0)
+        count += int(plane.max())
+        yield PlaneDone(done=z + 1, total=planes)
+    labels = labels.astype(np.uint16) if count < 2**16 else labels
+    return labels[0] if single else labels
