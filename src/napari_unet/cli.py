@@ -2,6 +2,7 @@
 
     napari-unet demo                 napari with the sample data and the plugin's widgets
     napari-unet demo --headless      the same work without a display; files in --out
+    napari-unet segment MODEL IMAGE... --out DIR   label TIFFs for TIFF or zarr images
     napari-unet info MODEL|--preset  what a model file or preset holds, and its tile sizes
 
 Thin: it parses arguments and calls the core. napari is imported only by ``demo`` with a
@@ -15,6 +16,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 __all__ = ["main"]
 
@@ -51,6 +54,20 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("napari-unet-demo"), help="output folder")
     demo.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     demo.set_defaults(run=_demo)
+
+    seg = commands.add_parser(
+        "segment",
+        help="segment images with a model file",
+        description="Segment TIFF or zarr images (2D, or stacks with the plane axis first) "
+        "and write one label TIFF per image, NAME_labels.tif, to --out.",
+    )
+    seg.add_argument("model", type=Path, help="a model file (.safetensors)")
+    seg.add_argument("images", type=Path, nargs="+", help="TIFF files or zarr arrays")
+    seg.add_argument("--out", type=Path, required=True, help="output folder")
+    seg.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    seg.add_argument("--tile-size", type=int, default=None, help="input tile size in px")
+    seg.add_argument("--probabilities", action="store_true", help="also write NAME_probability.tif")
+    seg.set_defaults(run=_segment)
 
     info = commands.add_parser(
         "info",
@@ -101,6 +118,88 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- segment
+
+
+def _segment(args: argparse.Namespace) -> int:
+    import tifffile
+
+    from .core.device import pick_device
+    from .core.events import PlaneDone, TilesDone, drain
+    from .core.segment import segment
+    from .model_io import load_model
+
+    missing = [str(p) for p in args.images if not p.exists()]
+    if missing:
+        raise ValueError(f"no such image: {', '.join(missing)}")
+    device = pick_device(args.device)
+    loaded = load_model(args.model, device=device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path in args.images:
+        image = read_image(path)
+        name = path.name.split(".")[0]
+        show = sys.stderr.isatty()
+        plane = [1, 1]
+
+        def progress(event, name=name, show=show, plane=plane):
+            if isinstance(event, PlaneDone):
+                plane[:] = [min(event.done + 1, event.total), event.total]
+            elif show and isinstance(event, TilesDone):
+                print(
+                    f"\r{name}: plane {plane[0]}/{plane[1]}, tiles {event.done}/{event.total}",
+                    end="",
+                    file=sys.stderr,
+                )
+
+        start = time.perf_counter()
+        try:
+            result = drain(
+                segment(
+                    loaded.model,
+                    image,
+                    loaded.normalization,
+                    tile_size=args.tile_size,
+                    device=device,
+                    keep_probability=args.probabilities,
+                ),
+                progress,
+            )
+        except ValueError as error:
+            raise ValueError(f"{path.name}: {error}") from None
+        if show:
+            print(file=sys.stderr)
+        written = [args.out / f"{name}_labels.tif"]
+        tifffile.imwrite(written[0], result.labels, compression="zlib")
+        if args.probabilities:
+            written.append(args.out / f"{name}_probability.tif")
+            tifffile.imwrite(written[1], result.cell_probability, compression="zlib")
+        objects = len(np.unique(result.labels)) - 1
+        print(
+            f"{path.name}: {objects} objects in {time.perf_counter() - start:.1f} s -> "
+            + ", ".join(str(p) for p in written)
+        )
+    return 0
+
+
+def read_image(path: Path):
+    """Read a TIFF file or a zarr array (for an OME-Zarr group, its full-resolution "0")."""
+    try:
+        if path.is_dir() or path.suffix == ".zarr":
+            import zarr
+
+            node = zarr.open(str(path), mode="r")
+            if not hasattr(node, "shape") and "0" in node:  # an OME-Zarr group
+                node = node["0"]
+            if not hasattr(node, "shape"):
+                raise ValueError("it is a zarr group without an array '0'; name an array")
+            return np.asarray(node)
+        import tifffile
+
+        return tifffile.imread(path)
+    except Exception as error:  # tifffile and zarr raise many kinds for unreadable files
+        raise ValueError(f"cannot read {path}: {error}") from None
+
+
 # --------------------------------------------------------------------------- demo
 
 
@@ -127,7 +226,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _demo_headless(out: Path, device_name: str) -> int:
     """Run the pipeline on the sample image and write what it made to ``out``."""
-    import numpy as np
     import tifffile
     import torch
 
@@ -185,7 +283,6 @@ def _demo_headless(out: Path, device_name: str) -> int:
 
 def _write_overlay_png(path: Path, image, labels) -> None:
     """Grey image with each labelled object tinted in a colour of its own."""
-    import numpy as np
     from skimage.color import label2rgb
     from skimage.io import imsave
 

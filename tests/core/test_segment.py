@@ -22,9 +22,13 @@ def test_a_2d_image_gives_2d_labels(make_threshold_unet):
     image = np.zeros((60, 70), np.float32)
     image[5:12, 5:12] = image[30:40, 40:50] = 1.0
     events = []
-    labels = drain(
-        segment(make_threshold_unet(2), image, NormalizationConfig(0, 100)), events.append
+    result = drain(
+        segment(make_threshold_unet(2), image, NormalizationConfig(0, 100), keep_probability=True),
+        events.append,
     )
+    labels = result.labels
+    assert result.cell_probability.shape == (60, 70)
+    np.testing.assert_array_equal(labels > 0, result.cell_probability > 0.5)
     assert labels.shape == (60, 70) and labels.dtype == np.uint16 and labels.max() == 2
     assert isinstance(events[-1], PlaneDone) and events[-1] == PlaneDone(1, 1)
     assert any(isinstance(e, TilesDone) for e in events)
@@ -34,13 +38,15 @@ def test_a_stack_is_numbered_without_repeats_across_planes(make_threshold_unet):
     stack = np.stack([blobs(0), blobs(1), blobs(2)])
     events = []
     net = make_threshold_unet(2)
-    labels = drain(segment(net, stack, NormalizationConfig(0, 100), min_size=1), events.append)
+    labels = drain(
+        segment(net, stack, NormalizationConfig(0, 100), min_size=1), events.append
+    ).labels
     assert labels.shape == stack.shape
     per_plane = [set(np.unique(p)) - {0} for p in labels]
     assert all(per_plane) and not set.intersection(*per_plane)
     assert sorted(set.union(*per_plane)) == list(range(1, labels.max() + 1))
     for z in range(3):  # the same as segmenting each plane alone, up to the numbering
-        alone = drain(segment(net, stack[z], NormalizationConfig(0, 100), min_size=1))
+        alone = drain(segment(net, stack[z], NormalizationConfig(0, 100), min_size=1)).labels
         np.testing.assert_array_equal(alone > 0, labels[z] > 0)
     assert [e.done for e in events if isinstance(e, PlaneDone)] == [1, 2, 3]
 
@@ -64,5 +70,5 @@ def test_shapes_that_do_not_fit_the_model_are_explained(shape, channels):
 def test_a_multichannel_model_takes_channel_first_images():
     net = UNet(UNetConfig(in_channels=2, depth=1, base_channels=2)).eval()
     image = np.random.default_rng(0).random((2, 30, 40), dtype=np.float32)
-    assert drain(segment(net, image)).shape == (30, 40)
-    assert drain(segment(net, np.stack([image, image]))).shape == (2, 30, 40)
+    assert drain(segment(net, image)).labels.shape == (30, 40)
+    assert drain(segment(net, np.stack([image, image]))).labels.shape == (2, 30, 40)

@@ -21,7 +21,8 @@ def segment_with_file(
 ) -> Generator[TilesDone | PlaneDone, None, np.ndarray]:
     """Load the model at ``model_path`` and label the cells of ``image`` (2D or a stack)."""
     loaded = load_model(model_path)
-    return (yield from segment(loaded.model, image, loaded.normalization))
+    result = yield from segment(loaded.model, image, loaded.normalization)
+    return result.labels
 
 
 class SegmentWidget(Container):

@@ -10,6 +10,7 @@ one object in one plane.
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -20,7 +21,16 @@ from .instances import label_instances
 from .model import UNet
 from .predict import predict_tiled
 
-__all__ = ["segment", "stack_planes"]
+__all__ = ["Segmentation", "segment", "stack_planes"]
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """labels: (H, W) or (Z, H, W), uint16/uint32, 0 = background.
+    cell_probability: float32 of the same shape, when asked for (else None)."""
+
+    labels: np.ndarray
+    cell_probability: np.ndarray | None = None
 
 
 def stack_planes(image_shape: tuple[int, ...], in_channels: int) -> int:
@@ -59,17 +69,20 @@ def segment(
     tile_size: int | None = None,
     batch_size: int = 4,
     device: str | torch.device | None = None,
-) -> Generator[TilesDone | PlaneDone, None, np.ndarray]:
+    keep_probability: bool = False,
+) -> Generator[TilesDone | PlaneDone, None, Segmentation]:
     """Instance labels for an image or a stack, plane by plane, tile by tile.
 
     Yields :class:`TilesDone` per batch of tiles and :class:`PlaneDone` per plane; returns
-    labels of the image's spatial shape ((H, W) or (Z, H, W)), uint16 or uint32 as the
-    number of objects needs. Each plane is normalised on its own.
+    a :class:`Segmentation` whose labels have the image's spatial shape ((H, W) or
+    (Z, H, W)), uint16 or uint32 as the number of objects needs, and, with
+    ``keep_probability``, the cell probability. Each plane is normalised on its own.
     """
     planes = stack_planes(image.shape, model.config.in_channels)
     single = image.ndim == 2 + (model.config.in_channels > 1)
     stack = image[None] if single else image
     labels = np.zeros((planes, *image.shape[-2:]), np.uint32)
+    kept = np.zeros(labels.shape, np.float32) if keep_probability else None
     count = 0
     for z in range(planes):
         probabilities = yield from predict_tiled(
@@ -81,8 +94,12 @@ def segment(
             device=device,
         )
         plane = label_instances(probabilities[1], threshold=threshold, min_size=min_size)
+        if kept is not None:
+            kept[z] = probabilities[1]
         labels[z] = np.where(plane > 0, plane.astype(np.uint32) + count, 0)
         count += int(plane.max())
         yield PlaneDone(done=z + 1, total=planes)
     labels = labels.astype(np.uint16) if count < 2**16 else labels
-    return labels[0] if single else labels
+    if single:
+        return Segmentation(labels[0], None if kept is None else kept[0])
+    return Segmentation(labels, kept)
