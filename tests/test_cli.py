@@ -113,3 +113,25 @@ def test_segment_fails_in_one_line_on_bad_input(tmp_path, threshold_model, capsy
     assert main(["segment", str(rgb_model), str(tiff), "--out", str(out)]) == 1
     err = capsys.readouterr().err.strip()
     assert "grey.tif: this model takes images of shape (3, H, W)" in err and "\n" not in err
+
+
+def test_segment_can_split_merged_cells_with_a_watershed(tmp_path, threshold_model):
+    yy, xx = np.mgrid[:40, :60]
+    discs = ((yy - 20) ** 2 + (xx - 20) ** 2 < 121) | ((yy - 20) ** 2 + (xx - 38) ** 2 < 121)
+    tifffile.imwrite(tmp_path / "pair.tif", (discs * 200 + 10).astype(np.uint16))
+    for flags, objects in (([], 1), (["--watershed"], 2)):
+        out = tmp_path / f"out{len(flags)}"
+        assert (
+            main(
+                [
+                    "segment",
+                    str(threshold_model),
+                    str(tmp_path / "pair.tif"),
+                    "--out",
+                    str(out),
+                    *flags,
+                ]
+            )
+            == 0
+        )
+        assert tifffile.imread(out / "pair_labels.tif").max() == objects

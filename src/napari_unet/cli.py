@@ -67,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
     seg.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     seg.add_argument("--tile-size", type=int, default=None, help="input tile size in px")
     seg.add_argument("--probabilities", action="store_true", help="also write NAME_probability.tif")
+    seg.add_argument(
+        "--watershed",
+        action="store_true",
+        help="split cells the network merged (distance-transform watershed)",
+    )
     seg.set_defaults(run=_segment)
 
     info = commands.add_parser(
@@ -161,6 +166,7 @@ def _segment(args: argparse.Namespace) -> int:
                     tile_size=args.tile_size,
                     device=device,
                     keep_probability=args.probabilities,
+                    method="watershed" if args.watershed else "components",
                 ),
                 progress,
             )

@@ -122,3 +122,29 @@ def test_pick_device_prefers_accelerators_and_checks_requests(monkeypatch):
         pick_device("gpu")
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
     assert pick_device("auto") == torch.device("mps")
+
+
+def two_overlapping_discs():
+    yy, xx = np.mgrid[:40, :60]
+    return (
+        ((yy - 20) ** 2 + (xx - 20) ** 2 < 121) | ((yy - 20) ** 2 + (xx - 38) ** 2 < 121)
+    ).astype(np.float32)
+
+
+def test_watershed_splits_cells_the_network_merged():
+    probability = two_overlapping_discs()
+    assert label_instances(probability).max() == 1
+    split = label_instances(probability, method="watershed")
+    assert split.max() == 2
+    assert split[20, 12] != split[20, 46] and split[20, 12] > 0 and split[20, 46] > 0
+    assert ((split > 0) == (probability > 0.5)).all()  # the cells keep their pixels
+
+
+def test_holes_are_filled_unless_asked_not_to():
+    ring = np.zeros((30, 30), np.float32)
+    ring[5:25, 5:25] = 1.0
+    ring[10:20, 10:20] = 0.0
+    assert (label_instances(ring)[10:20, 10:20] == 1).all()
+    assert (label_instances(ring, fill_holes=False)[10:20, 10:20] == 0).all()
+    with pytest.raises(ValueError, match="use one of components, watershed"):
+        label_instances(ring, method="magic")

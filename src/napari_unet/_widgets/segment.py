@@ -7,7 +7,15 @@ from pathlib import Path
 
 import napari
 import numpy as np
-from magicgui.widgets import Container, FileEdit, Label, ProgressBar, PushButton, create_widget
+from magicgui.widgets import (
+    CheckBox,
+    Container,
+    FileEdit,
+    Label,
+    ProgressBar,
+    PushButton,
+    create_widget,
+)
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
@@ -17,11 +25,11 @@ from ..model_io import load_model
 
 
 def segment_with_file(
-    image: np.ndarray, model_path: Path
+    image: np.ndarray, model_path: Path, method: str = "components"
 ) -> Generator[TilesDone | PlaneDone, None, np.ndarray]:
     """Load the model at ``model_path`` and label the cells of ``image`` (2D or a stack)."""
     loaded = load_model(model_path)
-    result = yield from segment(loaded.model, image, loaded.normalization)
+    result = yield from segment(loaded.model, image, loaded.normalization, method=method)
     return result.labels
 
 
@@ -40,12 +48,24 @@ class SegmentWidget(Container):
         self._viewer = viewer
         self._image = create_widget(label="Image", annotation="napari.layers.Image")
         self._model_path = FileEdit(label="Model", mode="r", filter="*.safetensors")
+        self._watershed = CheckBox(
+            text="Split merged cells (watershed)",
+            tooltip="Split cells the network left joined, by a distance-transform watershed",
+        )
         self._run = PushButton(text="Segment")
         self._cancel = PushButton(text="Cancel", enabled=False)
         self._progress = ProgressBar(min=0, max=1, value=0, visible=False)
         self._status = Label(value="")
         self.extend(
-            [self._image, self._model_path, self._run, self._cancel, self._progress, self._status]
+            [
+                self._image,
+                self._model_path,
+                self._watershed,
+                self._run,
+                self._cancel,
+                self._progress,
+                self._status,
+            ]
         )
         self._run.changed.connect(self._start)
         self._cancel.changed.connect(self._stop)
@@ -77,6 +97,7 @@ class SegmentWidget(Container):
             segment_with_file,
             image,
             model_path,
+            "watershed" if self._watershed.value else "components",
             _connect={
                 "yielded": self._show_progress,
                 "returned": lambda labels: self._add_labels(layer, labels),

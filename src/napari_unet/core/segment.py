@@ -66,6 +66,7 @@ def segment(
     *,
     threshold: float = 0.5,
     min_size: int = 10,
+    method: str = "components",
     tile_size: int | None = None,
     batch_size: int = 4,
     device: str | torch.device | None = None,
@@ -77,6 +78,8 @@ def segment(
     a :class:`Segmentation` whose labels have the image's spatial shape ((H, W) or
     (Z, H, W)), uint16 or uint32 as the number of objects needs, and, with
     ``keep_probability``, the cell probability. Each plane is normalised on its own.
+    ``threshold``, ``min_size`` and ``method`` ("components" or "watershed") go to
+    :func:`~napari_unet.core.instances.label_instances`.
     """
     planes = stack_planes(image.shape, model.config.in_channels)
     single = image.ndim == 2 + (model.config.in_channels > 1)
@@ -93,7 +96,9 @@ def segment(
             batch_size=batch_size,
             device=device,
         )
-        plane = label_instances(probabilities[1], threshold=threshold, min_size=min_size)
+        plane = label_instances(
+            probabilities[1], threshold=threshold, min_size=min_size, method=method
+        )
         if kept is not None:
             kept[z] = probabilities[1]
         labels[z] = np.where(plane > 0, plane.astype(np.uint32) + count, 0)
