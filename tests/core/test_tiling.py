@@ -115,3 +115,41 @@ def test_padded_networks_are_not_tiled_silently():
     net = UNet(UNetConfig(depth=2, base_channels=2, padding="same"))
     with pytest.raises(ValueError, match="seamless only for networks with valid convolutions"):
         drain(predict_tiled(net, np.random.default_rng(0).random((40, 40))))
+
+
+def test_bfloat16_makes_the_same_class_decisions_as_float32(random_net):
+    image = np.random.default_rng(4).random((120, 130), dtype=np.float32)
+    full, _ = run(predict_tiled(random_net, image, tile_size=132, precision="float32"))
+    half, _ = run(predict_tiled(random_net, image, tile_size=132, precision="bfloat16"))
+    assert half.dtype == np.float32
+    assert np.abs(half - full).max() < 0.05
+    assert ((half[1] > 0.5) == (full[1] > 0.5)).mean() > 0.99
+    with pytest.raises(ValueError, match="precision 'double' is not known"):
+        drain(predict_tiled(random_net, image, precision="double"))
+
+
+class RunsOutOfMemory(torch.nn.Module):
+    """Wraps a U-Net; raises OutOfMemoryError for batches above a pixel budget."""
+
+    def __init__(self, net, budget):
+        super().__init__()
+        self.net, self.config, self.budget, self.seen = net, net.config, budget, []
+
+    def forward(self, x):
+        self.seen.append(tuple(x.shape))
+        if x.numel() > self.budget:
+            raise torch.OutOfMemoryError("simulated")
+        return self.net(x)
+
+
+def test_out_of_memory_halves_the_batch_then_the_tile_and_still_matches(random_net):
+    image = np.random.default_rng(5).random((300, 280), dtype=np.float32)
+    whole = predict_image(random_net, image)
+    model = RunsOutOfMemory(random_net, budget=2 * 140 * 140)
+    tiled, events = run(predict_tiled(model, image, tile_size=276, batch_size=4))
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    assert model.seen[:3] == [(4, 1, 276, 276), (2, 1, 276, 276), (1, 1, 276, 276)]
+    assert model.seen[3] == (1, 1, 140, 140)  # then the tile is halved, batches of one
+    assert events[-1].done == events[-1].total
+    with pytest.raises(MemoryError, match="even with one tile"):
+        drain(predict_tiled(RunsOutOfMemory(random_net, budget=10), image))

@@ -24,7 +24,7 @@ import numpy as np
 from .config import UNetConfig
 from .model import halo, nearest_valid_input_sizes, output_size
 
-__all__ = ["Tile", "plan_tiles", "read_window"]
+__all__ = ["Tile", "plan_tiles", "read_window", "smallest_tile"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,15 @@ class Tile:
     crop: tuple[slice, slice]
 
 
+def smallest_tile(config: UNetConfig) -> int:
+    """The smallest input size that can tile an image: its output spans the pooling grid."""
+    grid = 2**config.poolings
+    size = nearest_valid_input_sizes(config, 1)[1]
+    while output_size(config, size) < grid:
+        size += grid
+    return size
+
+
 def _axis_plan(
     length: int, config: UNetConfig, tile: int
 ) -> tuple[int, list[tuple[int, int, int]]]:
@@ -56,12 +65,9 @@ def _axis_plan(
         return fits, [(-margin, 0, length)]
     step = output_size(config, tile) // grid * grid
     if step < grid:
-        smallest = nearest_valid_input_sizes(config, 1)[1]
-        while output_size(config, smallest) < grid:
-            smallest += grid
         raise ValueError(
             f"tile size {tile} is too small to tile with: its output is under {grid} px; "
-            f"use {smallest} or more"
+            f"use {smallest_tile(config)} or more"
         )
     starts = range(0, length, step)
     return tile, [(s - margin, s, min(s + step, length)) for s in starts]
