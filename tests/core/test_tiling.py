@@ -8,7 +8,13 @@ from napari_unet.core.config import NormalizationConfig, UNetConfig, preset
 from napari_unet.core.events import TilesDone, drain
 from napari_unet.core.model import UNet, halo, output_size
 from napari_unet.core.predict import predict_image, predict_tiled
-from napari_unet.core.tiling import plan_tiles, read_window
+from napari_unet.core.tiling import (
+    choose_tile_size,
+    plan_tiles,
+    read_window,
+    smallest_tile,
+    tile_memory,
+)
 
 LIGHT = preset("light")  # 3 poolings: outputs are 4 px off the 8 px grid
 SMALL = UNetConfig(depth=4, base_channels=4, dropout=0.0)  # same arithmetic, cheaper
@@ -153,3 +159,34 @@ def test_out_of_memory_halves_the_batch_then_the_tile_and_still_matches(random_n
     assert events[-1].done == events[-1].total
     with pytest.raises(MemoryError, match="even with one tile"):
         drain(predict_tiled(RunsOutOfMemory(random_net, budget=10), image))
+
+
+@pytest.mark.parametrize("length", [50, 256, 700, 1024, 3000])
+def test_the_chosen_tile_wastes_least_and_fits_the_memory(length):
+    budget = tile_memory(LIGHT, 700, batch_size=4)
+    chosen = choose_tile_size(length, LIGHT, memory=budget, batch_size=4)
+    assert (
+        tile_memory(LIGHT, chosen, 4) <= budget
+        or chosen == plan_tiles((length, 1), LIGHT, 700)[0].size[0]
+    )
+
+    def cost(size):
+        tiles = plan_tiles((length, 1), LIGHT, size)
+        return tiles[0].size[0] * len(tiles)
+
+    candidates = range(smallest_tile(LIGHT), 701, 8)
+    assert cost(chosen) == min(cost(s) for s in candidates)
+    assert cost(chosen) <= cost(572)
+
+
+def test_no_tile_fits_in_too_little_memory():
+    with pytest.raises(MemoryError, match="only 0 MiB are available"):
+        choose_tile_size(1000, LIGHT, memory=1000)
+
+
+def test_automatic_tiles_give_the_whole_image_result(random_net):
+    image = np.random.default_rng(6).random((333, 250), dtype=np.float32)
+    budget = tile_memory(SMALL, 160, batch_size=2)
+    tiled, events = run(predict_tiled(random_net, image, batch_size=2, memory=budget))
+    np.testing.assert_allclose(tiled, predict_image(random_net, image), atol=1e-5)
+    assert events[-1].total > 1

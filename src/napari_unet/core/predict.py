@@ -7,6 +7,7 @@ tiled prediction must reproduce.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
 
 import numpy as np
@@ -16,11 +17,12 @@ from .config import NormalizationConfig
 from .events import TilesDone
 from .model import UNet, halo, nearest_valid_input_sizes
 from .normalization import normalize
-from .tiling import plan_tiles, read_window, smallest_tile
+from .tiling import choose_tile_size, plan_tiles, read_window, smallest_tile
 
 __all__ = ["predict_image", "predict_tiled"]
 
-DEFAULT_TILE = 572  # input pixels per axis; rounded to the network's nearest valid size
+MAX_TILE = 1100  # px per axis: the largest tile chosen automatically
+CPU_MEMORY = 2 * 2**30  # bytes a batch of tiles may take on the CPU (less on small machines)
 
 
 @torch.no_grad()
@@ -74,12 +76,17 @@ def predict_tiled(
     batch_size: int = 4,
     device: str | torch.device | None = None,
     precision: str = "auto",
+    memory: int | None = None,
 ) -> Generator[TilesDone, None, np.ndarray]:
     """Class probabilities for a 2D image, tile by tile; equal to :func:`predict_image`.
 
     image: (H, W) or (C, H, W) as for :func:`predict_image`.
-    tile_size: input pixels per axis, rounded up to the next valid size (default 572);
-        images smaller than a tile get one tile that just covers them.
+    tile_size: input pixels per axis, rounded up to the next valid size. By default each
+        axis gets the tile size that wastes the fewest pixels on halo and overhang
+        (:func:`~napari_unet.core.tiling.choose_tile_size`) within ``memory`` bytes per
+        batch: by default 60 % of the free memory of a CUDA device, else 2 GiB (at most a
+        quarter of the machine's memory). Images smaller than a tile get one tile that
+        just covers them.
     device: where to compute (default: where the model is); the model is moved there.
     precision: "auto" = float32 on the CPU (where bfloat16 was measured 10x slower on
         CPUs without native support, docs/benchmarks.md), bfloat16 autocast on CUDA
@@ -104,7 +111,14 @@ def predict_tiled(
     x = normalize(image, normalization)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     dtype = _autocast_dtype(device, precision)
-    tile = nearest_valid_input_sizes(config, tile_size or DEFAULT_TILE)[1]
+    if tile_size is None:
+        budget = memory if memory is not None else _memory_budget(device)
+        tile = tuple(
+            choose_tile_size(n, config, memory=budget, batch_size=batch_size, largest=MAX_TILE)
+            for n in x.shape[-2:]
+        )
+    else:
+        tile = (nearest_valid_input_sizes(config, tile_size)[1],) * 2
     smallest = smallest_tile(config)
     out = np.empty((config.classes, *x.shape[-2:]), np.float32)
     was_training = model.training
@@ -126,15 +140,28 @@ def predict_tiled(
                     torch.cuda.empty_cache()
                 if batch_size > 1:
                     batch_size //= 2
-                elif tile > smallest:
-                    tile = max(nearest_valid_input_sizes(config, tile // 2)[1], smallest)
+                elif max(tile) > smallest:
+                    tile = tuple(
+                        max(nearest_valid_input_sizes(config, t // 2)[1], smallest) for t in tile
+                    )
                 else:
                     raise MemoryError(
-                        f"out of memory on {device} even with one tile of {tile} px; "
+                        f"out of memory on {device} even with one tile of {tile[0]} px; "
                         "free memory or use another device (e.g. cpu)"
                     ) from None
     finally:
         model.train(was_training)
+
+
+def _memory_budget(device: torch.device) -> int:
+    """Bytes a batch of tiles may use on ``device``."""
+    if device.type == "cuda":
+        return int(0.6 * torch.cuda.mem_get_info(device)[0])
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not a POSIX system
+        return CPU_MEMORY
+    return min(CPU_MEMORY, total // 4)
 
 
 def _autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:

@@ -24,7 +24,18 @@ import numpy as np
 from .config import UNetConfig
 from .model import halo, nearest_valid_input_sizes, output_size
 
-__all__ = ["Tile", "plan_tiles", "read_window", "smallest_tile"]
+__all__ = [
+    "Tile",
+    "choose_tile_size",
+    "plan_tiles",
+    "read_window",
+    "smallest_tile",
+    "tile_memory",
+]
+
+# Peak memory of a forward pass, measured for the presets on the CPU with torch 2.13
+# (no_grad, float32, channels_last): about 6 x base_channels x 4 bytes per input pixel.
+_BYTES_PER_PIXEL_AND_CHANNEL = 6 * 4
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,40 @@ def smallest_tile(config: UNetConfig) -> int:
     while output_size(config, size) < grid:
         size += grid
     return size
+
+
+def tile_memory(config: UNetConfig, tile: int, batch_size: int = 1) -> int:
+    """Estimated peak bytes of a forward pass over ``batch_size`` square tiles of ``tile``."""
+    return batch_size * _BYTES_PER_PIXEL_AND_CHANNEL * config.base_channels * tile * tile
+
+
+def choose_tile_size(
+    length: int, config: UNetConfig, *, memory: int, batch_size: int = 1, largest: int = 1100
+) -> int:
+    """The tile size for an axis of ``length`` px that computes the fewest input pixels.
+
+    Candidates are the valid sizes from :func:`smallest_tile` up to ``largest`` whose
+    batch fits in ``memory`` bytes (:func:`tile_memory`); among them the one with the
+    least ``tiles x size`` along the axis wins (halo and overhang are waste), the smaller
+    on ties. Raises ``MemoryError`` when not even the smallest tile fits.
+    """
+    grid = 2**config.poolings
+    smallest = smallest_tile(config)
+    if tile_memory(config, smallest, batch_size) > memory:
+        raise MemoryError(
+            f"a batch of {batch_size} tiles of {smallest} px needs about "
+            f"{tile_memory(config, smallest, batch_size) / 2**20:.0f} MiB; only "
+            f"{memory / 2**20:.0f} MiB are available"
+        )
+    best, best_cost = smallest, None
+    for size in range(smallest, largest + 1, grid):
+        if tile_memory(config, size, batch_size) > memory:
+            break
+        tile_size, tiles = _axis_plan(length, config, size)
+        cost = tile_size * len(tiles)
+        if best_cost is None or cost < best_cost:
+            best, best_cost = tile_size, cost
+    return best
 
 
 def _axis_plan(
