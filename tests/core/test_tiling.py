@@ -190,3 +190,45 @@ def test_automatic_tiles_give_the_whole_image_result(random_net):
     tiled, events = run(predict_tiled(random_net, image, batch_size=2, memory=budget))
     np.testing.assert_allclose(tiled, predict_image(random_net, image), atol=1e-5)
     assert events[-1].total > 1
+
+
+class LazyImage:
+    """An image that can only be read by slicing; records the size of every read."""
+
+    def __init__(self, data):
+        self.data, self.shape, self.dtype, self.reads = data, data.shape, data.dtype, []
+
+    def __getitem__(self, key):
+        block = self.data[key]
+        self.reads.append(block.size)
+        return block
+
+    def __array__(self, *args, **kwargs):
+        raise AssertionError("the whole image was loaded")
+
+
+def test_lazy_images_are_read_window_by_window_into_a_zarr_output(random_net, tmp_path):
+    import zarr
+
+    data = (np.random.default_rng(7).random((400, 380)) * 1000).astype(np.uint16)
+    lazy = LazyImage(data)
+    out = zarr.open(
+        str(tmp_path / "p.zarr"), mode="w", shape=(2, 400, 380), chunks=(2, 128, 128), dtype="f4"
+    )
+    tiled, _ = run(predict_tiled(random_net, lazy, tile_size=132, out=out))
+    assert tiled is out
+    percentile_sample, *windows = lazy.reads  # small image: the sample is all of it
+    assert percentile_sample == data.size
+    assert len(windows) > 4 and max(windows) <= 132 * 132
+    np.testing.assert_allclose(out[:], predict_image(random_net, data), atol=1e-5)
+
+
+def test_large_images_take_their_percentiles_from_a_subsample():
+    from napari_unet.core.normalization import intensity_range
+
+    image = np.random.default_rng(8).normal(100, 10, (2000, 3000)).astype(np.float32)
+    exact = np.percentile(image, [1, 99.8])
+    sampled = intensity_range(image, max_samples=100_000)
+    np.testing.assert_allclose(sampled, exact, rtol=0.01)
+    with pytest.raises(ValueError, match="expected"):
+        run(predict_tiled(UNet(SMALL), image[:50, :50], out=np.zeros((2, 10, 10))))

@@ -16,7 +16,7 @@ import torch
 from .config import NormalizationConfig
 from .events import TilesDone
 from .model import UNet, halo, nearest_valid_input_sizes
-from .normalization import normalize
+from .normalization import check_finite, intensity_range, normalize
 from .tiling import choose_tile_size, plan_tiles, read_window, smallest_tile
 
 __all__ = ["predict_image", "predict_tiled"]
@@ -77,10 +77,17 @@ def predict_tiled(
     device: str | torch.device | None = None,
     precision: str = "auto",
     memory: int | None = None,
+    out=None,
 ) -> Generator[TilesDone, None, np.ndarray]:
     """Class probabilities for a 2D image, tile by tile; equal to :func:`predict_image`.
 
-    image: (H, W) or (C, H, W) as for :func:`predict_image`.
+    image: (H, W) or (C, H, W) as for :func:`predict_image`: numpy, or a lazy array (dask,
+        zarr) of which only each tile's window is read; the normalisation percentiles of
+        large images come from a regular subsample
+        (:func:`~napari_unet.core.normalization.intensity_range`).
+    out: where to write the probabilities, any array of shape (classes, H, W) that takes
+        slice assignment (a zarr array keeps memory bounded for huge images); by default
+        a new float32 numpy array.
     tile_size: input pixels per axis, rounded up to the next valid size. By default each
         axis gets the tile size that wastes the fewest pixels on halo and overhang
         (:func:`~napari_unet.core.tiling.choose_tile_size`) within ``memory`` bytes per
@@ -107,29 +114,33 @@ def predict_tiled(
         )
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not known; use one of {PRECISIONS}")
-    image = _with_channel_axis(model, np.asarray(image))
-    x = normalize(image, normalization)
+    _check_channels(model, image.shape)
+    low, high = intensity_range(image, normalization)
+    shape = tuple(image.shape[-2:])
     device = torch.device(device) if device is not None else next(model.parameters()).device
     dtype = _autocast_dtype(device, precision)
     if tile_size is None:
         budget = memory if memory is not None else _memory_budget(device)
         tile = tuple(
             choose_tile_size(n, config, memory=budget, batch_size=batch_size, largest=MAX_TILE)
-            for n in x.shape[-2:]
+            for n in shape
         )
     else:
         tile = (nearest_valid_input_sizes(config, tile_size)[1],) * 2
     smallest = smallest_tile(config)
-    out = np.empty((config.classes, *x.shape[-2:]), np.float32)
+    if out is None:
+        out = np.empty((config.classes, *shape), np.float32)
+    elif tuple(out.shape) != (config.classes, *shape):
+        raise ValueError(f"out has shape {tuple(out.shape)}; expected {(config.classes, *shape)}")
     was_training = model.training
     model.to(device=device, memory_format=torch.channels_last).eval()
     try:
         while True:
-            tiles = plan_tiles(x.shape[-2:], config, tile)
+            tiles = plan_tiles(shape, config, tile)
             try:
                 for first in range(0, len(tiles), batch_size):
                     batch = tiles[first : first + batch_size]
-                    windows = np.stack([read_window(x, t.start, t.size) for t in batch])
+                    windows = np.stack([_window(image, t, low, high) for t in batch])
                     probabilities = _run(model, windows, device, dtype)
                     for t, p in zip(batch, probabilities, strict=True):
                         out[(slice(None), *t.write)] = p[(slice(None), *t.crop)]
@@ -151,6 +162,14 @@ def predict_tiled(
                     ) from None
     finally:
         model.train(was_training)
+
+
+def _window(image, tile, low: float, high: float) -> np.ndarray:
+    """The tile's normalised (C, h, w) float32 input window."""
+    window = read_window(image, tile.start, tile.size).astype(np.float32)
+    check_finite(window)
+    window = (window - low) / (high - low)
+    return window[None] if window.ndim == 2 else window
 
 
 def _memory_budget(device: torch.device) -> int:
@@ -181,12 +200,15 @@ def _run(model: UNet, windows: np.ndarray, device: torch.device, dtype) -> np.nd
     return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
 
+def _check_channels(model: UNet, shape: tuple[int, ...]) -> None:
+    """Raise ``ValueError`` unless ``shape`` is (H, W) or (C, H, W) for the model's C."""
+    channels = model.config.in_channels
+    if not ((len(shape) == 2 and channels == 1) or (len(shape) == 3 and shape[0] == channels)):
+        want = "(H, W)" if channels == 1 else f"({channels}, H, W)"
+        raise ValueError(f"this model takes images of shape {want}; got shape {tuple(shape)}")
+
+
 def _with_channel_axis(model: UNet, image: np.ndarray) -> np.ndarray:
     """(C, H, W) view of an (H, W) or (C, H, W) image; checks the channel count."""
-    channels = model.config.in_channels
-    if image.ndim == 2:
-        image = image[None]
-    if image.ndim != 3 or image.shape[0] != channels:
-        want = "(H, W)" if channels == 1 else f"({channels}, H, W)"
-        raise ValueError(f"this model takes images of shape {want}; got shape {image.shape}")
-    return image
+    _check_channels(model, image.shape)
+    return image[None] if image.ndim == 2 else image
