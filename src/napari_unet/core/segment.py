@@ -68,7 +68,7 @@ def segment(
     min_size: int = 10,
     method: str = "components",
     tile_size: int | None = None,
-    batch_size: int = 4,
+    batch_size: int | None = None,
     device: str | torch.device | None = None,
     keep_probability: bool = False,
 ) -> Generator[TilesDone | PlaneDone, None, Segmentation]:
