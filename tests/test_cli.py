@@ -135,3 +135,17 @@ def test_segment_can_split_merged_cells_with_a_watershed(tmp_path, threshold_mod
             == 0
         )
         assert tifffile.imread(out / "pair_labels.tif").max() == objects
+
+
+def test_terminal_progress_names_the_plane_and_the_tiles(capsys):
+    from napari_unet.cli import _TerminalProgress
+    from napari_unet.core.events import PlaneDone, TilesDone
+
+    progress = _TerminalProgress("stack", planes=2)
+    for event in (TilesDone(1, 3), TilesDone(3, 3), PlaneDone(1, 2), TilesDone(2, 3)):
+        progress(event)
+    assert capsys.readouterr().err.split("\r")[1:] == [
+        "stack: plane 1/2, tiles 1/3",
+        "stack: plane 1/2, tiles 3/3",
+        "stack: plane 2/2, tiles 2/3",
+    ]

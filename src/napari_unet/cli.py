@@ -130,8 +130,8 @@ def _segment(args: argparse.Namespace) -> int:
     import tifffile
 
     from .core.device import pick_device
-    from .core.events import PlaneDone, TilesDone, drain
-    from .core.segment import segment
+    from .core.events import drain
+    from .core.segment import segment, stack_planes
     from .model_io import load_model
 
     missing = [str(p) for p in args.images if not p.exists()]
@@ -143,21 +143,10 @@ def _segment(args: argparse.Namespace) -> int:
     for path in args.images:
         image = read_image(path)
         name = path.name.split(".")[0]
-        show = sys.stderr.isatty()
-        plane = [1, 1]
-
-        def progress(event, name=name, show=show, plane=plane):
-            if isinstance(event, PlaneDone):
-                plane[:] = [min(event.done + 1, event.total), event.total]
-            elif show and isinstance(event, TilesDone):
-                print(
-                    f"\r{name}: plane {plane[0]}/{plane[1]}, tiles {event.done}/{event.total}",
-                    end="",
-                    file=sys.stderr,
-                )
-
         start = time.perf_counter()
         try:
+            planes = stack_planes(image.shape, loaded.model.config.in_channels)
+            progress = _TerminalProgress(name, planes) if sys.stderr.isatty() else None
             result = drain(
                 segment(
                     loaded.model,
@@ -172,7 +161,7 @@ def _segment(args: argparse.Namespace) -> int:
             )
         except ValueError as error:
             raise ValueError(f"{path.name}: {error}") from None
-        if show:
+        if progress is not None:
             print(file=sys.stderr)
         written = [args.out / f"{name}_labels.tif"]
         tifffile.imwrite(written[0], result.labels, compression="zlib")
@@ -185,6 +174,22 @@ def _segment(args: argparse.Namespace) -> int:
             + ", ".join(str(p) for p in written)
         )
     return 0
+
+
+class _TerminalProgress:
+    """One line on the terminal, rewritten in place: the plane and the tiles done."""
+
+    def __init__(self, name: str, planes: int) -> None:
+        self.name, self.planes, self.plane = name, planes, 1
+
+    def __call__(self, event) -> None:
+        from .core.events import PlaneDone
+
+        if isinstance(event, PlaneDone):
+            self.plane = min(event.done + 1, self.planes)
+            return
+        line = f"{self.name}: plane {self.plane}/{self.planes}, tiles {event.done}/{event.total}"
+        print(f"\r{line}", end="", file=sys.stderr)
 
 
 def read_image(path: Path):
