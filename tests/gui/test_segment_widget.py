@@ -121,3 +121,25 @@ def test_a_stack_is_segmented_plane_by_plane(
     labels = viewer.layers["stack labels"].data
     assert labels.shape == (3, 64, 80)
     assert [sorted(set(np.unique(p)) - {0}) for p in labels] == [[1, 2], [3, 4], []]
+
+
+def test_multiscale_and_dask_layers_are_segmented_at_full_resolution(
+    make_napari_viewer, qtbot, tmp_path, make_threshold_unet
+):
+    import dask.array as da
+
+    viewer = make_napari_viewer()
+    image = two_cells_image()
+    viewer.add_image([image, image[::2, ::2]], multiscale=True, name="pyramid")
+    viewer.add_image(da.from_array(image, chunks=(32, 32)), name="lazy")
+    widget = dock(viewer)
+    widget._model_path.value = save_model(tmp_path / "t.safetensors", make_threshold_unet(2))
+    for name in ("pyramid", "lazy"):
+        widget._image.value = viewer.layers[name]
+        widget._run.native.click()
+        qtbot.waitUntil(
+            lambda name=name: f"{name} labels" in viewer.layers and widget._run.enabled,
+            timeout=20_000,
+        )
+        labels = np.asarray(viewer.layers[f"{name} labels"].data)
+        assert labels.shape == image.shape and labels.max() == 2

@@ -37,10 +37,10 @@ class SegmentWidget(Container):
     """Pick an image layer and a model file; Segment adds the cells as a new Labels layer.
 
     2D images and stacks ((Z, H, W) for a one-channel model; (C, H, W), (Z, C, H, W) for
-    multichannel models). The model runs in a worker thread, plane by plane and tile by
-    tile; the progress bar follows the tiles and Cancel stops after the current batch. The
-    new layer is added on the GUI thread when the worker returns. The image layer is never
-    changed.
+    multichannel models), numpy, dask or multiscale (the highest resolution is
+    segmented). The model runs in a worker thread, plane by plane and tile by tile; the
+    progress bar follows the tiles and Cancel stops after the current batch. The new layer
+    is added on the GUI thread when the worker returns. The image layer is never changed.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -86,7 +86,9 @@ class SegmentWidget(Container):
                 "(Layers > Data > Split RGB) and segment one, or use a 3-channel model."
             )
             return
-        image = np.asarray(layer.data)
+        # the full resolution of a multiscale layer; dask or zarr data stay lazy and are
+        # read tile by tile in the worker
+        image = layer.data[0] if layer.multiscale else layer.data
         self._run.enabled = False
         self._cancel.enabled = True
         self._progress.value = 0
