@@ -244,9 +244,8 @@ def _demo_headless(out: Path, device_name: str) -> int:
     from .core.config import preset
     from .core.device import pick_device
     from .core.events import drain
-    from .core.instances import label_instances
     from .core.model import UNet
-    from .core.predict import predict_tiled
+    from .core.segment import segment
     from .model_io import load_model, save_model
 
     device = pick_device(device_name)
@@ -258,15 +257,15 @@ def _demo_headless(out: Path, device_name: str) -> int:
     model_path = save_model(out / "light-untrained.safetensors", model)
     loaded = load_model(model_path, device=device)
 
-    drain(predict_tiled(loaded.model, image[:64, :64], loaded.normalization))  # warm-up
+    drain(segment(loaded.model, image[:64, :64], loaded.normalization))  # warm-up
     start = time.perf_counter()
-    probabilities = drain(predict_tiled(loaded.model, image, loaded.normalization))
+    result = drain(segment(loaded.model, image, loaded.normalization, keep_probability=True))
     seconds = time.perf_counter() - start
-    labels = label_instances(probabilities[1])
+    labels = result.labels
 
     tifffile.imwrite(out / "image.tif", image)
     tifffile.imwrite(out / "painted.tif", annotation)
-    tifffile.imwrite(out / "cell-probability.tif", probabilities[1])
+    tifffile.imwrite(out / "cell-probability.tif", result.cell_probability)
     tifffile.imwrite(out / "labels.tif", labels)
     _write_overlay_png(out / "overlay.png", image, labels)
 
@@ -280,7 +279,7 @@ def _demo_headless(out: Path, device_name: str) -> int:
         f"  network           preset light, {sum(p.numel() for p in model.parameters()):,} "
         "parameters, untrained (He initialisation)"
     )
-    print(f"  prediction        {seconds:.3f} s ({seconds / megapixels:.2f} s per megapixel)")
+    print(f"  segmentation      {seconds:.3f} s ({seconds / megapixels:.2f} s per megapixel)")
     print(
         f"  objects           {int(labels.max())} (an untrained network: a pipeline check, "
         "not a segmentation)"

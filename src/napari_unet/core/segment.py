@@ -83,14 +83,13 @@ def segment(
     """
     planes = stack_planes(image.shape, model.config.in_channels)
     single = image.ndim == 2 + (model.config.in_channels > 1)
-    stack = image
     labels = np.zeros((planes, *image.shape[-2:]), np.uint32)
     kept = np.zeros(labels.shape, np.float32) if keep_probability else None
     count = 0
     for z in range(planes):
         probabilities = yield from predict_tiled(
             model,
-            image if single else stack[z],
+            image if single else image[z],
             normalization,
             tile_size=tile_size,
             batch_size=batch_size,
