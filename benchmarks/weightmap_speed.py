@@ -43,7 +43,7 @@ def reference_weight(labels: np.ndarray, config: WeightMapConfig, max_cells: int
     if max_cells and max_cells < len(ids):
         return None, per_cell
     is_cell = cells > 0
-    w_bg, w_cell = class_weights(int((~is_cell).sum()), int(is_cell.sum()), config)
+    w_bg, w_cell = class_weights([int((~is_cell).sum()), int(is_cell.sum())], config)
     border = config.w0 * np.exp(-((d1 + d2) ** 2) / (2 * config.sigma**2))
     return np.where(is_cell, w_cell, w_bg + border), per_cell
 

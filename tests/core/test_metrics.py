@@ -5,7 +5,13 @@ import itertools
 import numpy as np
 import pytest
 
-from napari_unet.core.metrics import match_instances, pixel_error, rand_error
+from napari_unet.core.metrics import (
+    match_instances,
+    pixel_error,
+    rand_error,
+    split_touching_pairs,
+    touching_pairs,
+)
 
 
 def squares(*boxes, shape=(20, 20)):
@@ -67,3 +73,21 @@ def test_rand_error_matches_counting_pixel_pairs():
 def test_shapes_must_match():
     with pytest.raises(ValueError, match="differ in shape"):
         match_instances(np.zeros((3, 3)), np.zeros((3, 4)))
+
+
+def test_touching_pairs_within_a_distance():
+    truth = squares((2, 6, 2, 6), (2, 6, 6, 10), (2, 6, 13, 17), (12, 16, 2, 6))
+    # 1 and 2 share an edge; 2 and 3 are 3 px apart (columns 10-12 empty); 4 is 6 px away
+    assert touching_pairs(truth, distance=1) == [(1, 2)]
+    assert touching_pairs(truth, distance=4) == [(1, 2), (2, 3)]
+
+
+def test_split_touching_pairs_counts_pairs_kept_apart():
+    truth = squares((2, 6, 2, 6), (2, 6, 6, 10), (12, 16, 2, 6), (12, 16, 6, 10))
+    merged_bottom = truth.copy()
+    merged_bottom[truth == 4] = 3  # the second pair predicted as one object
+    assert split_touching_pairs(truth, truth) == (2, 2)
+    assert split_touching_pairs(truth, merged_bottom) == (1, 2)
+    missing = np.where(truth == 1, 0, truth)  # a missed cell keeps its pair from counting
+    assert split_touching_pairs(truth, missing) == (1, 2)
+    assert split_touching_pairs(np.zeros((5, 5), int), np.zeros((5, 5), int)) == (0, 0)

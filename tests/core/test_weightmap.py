@@ -186,3 +186,64 @@ def test_float_labels_with_whole_numbers_are_accepted():
     a = targets_and_weights(labels.astype(np.float32))
     b = targets_and_weights(labels)
     np.testing.assert_array_equal(a.weight, b.weight)
+
+
+def contour_reference(labels, w0=10.0, sigma=5.0):
+    """Literal three-class targets: outline = cell pixels with an 8-neighbour of another
+    value inside the image; each class an equal share of the weight; eq. 2's border term
+    on background and outline pixels."""
+    labels = np.asarray(labels).astype(np.int64)
+    annotated, cells = labels != 0, np.where(labels == 1, 0, labels)
+    height, width = labels.shape
+    target = np.zeros(labels.shape, np.uint8)
+    for y in range(height):
+        for x in range(width):
+            if cells[y, x] == 0:
+                continue
+            neighbours = [
+                cells[y + dy, x + dx]
+                for dy in (-1, 0, 1)
+                for dx in (-1, 0, 1)
+                if 0 <= y + dy < height and 0 <= x + dx < width
+            ]
+            target[y, x] = 2 if any(n != cells[y, x] for n in neighbours) else 1
+    counts = [int((annotated & (target == k)).sum()) for k in range(3)]
+    present = sum(n > 0 for n in counts)
+    weight = np.zeros(labels.shape)
+    for k, n in enumerate(counts):
+        weight[annotated & (target == k)] = sum(counts) / (present * n) if n else 0.0
+    ids = np.unique(cells[cells > 0])
+    if len(ids) >= 2:
+        distances = np.sort(np.stack([ndi.distance_transform_edt(cells != i) for i in ids]), axis=0)
+        border = w0 * np.exp(-((distances[0] + distances[1]) ** 2) / (2 * sigma**2))
+        bordering = annotated & (target != 1)
+        weight[bordering] += border[bordering]
+    return target, weight
+
+
+@pytest.mark.parametrize("dense", [False, True])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_contour_targets_match_the_reference(seed, dense):
+    cells = synthetic(seed, shape=(64, 72))
+    labels = cells.truth if dense else cells.annotation
+    fast = targets_and_weights(labels, label_config=LabelConfig(dense=dense), contours=True)
+    if dense:  # the reference reads the sparse convention: 0 -> 1 (background), v -> v + 1
+        labels = np.where(labels > 0, labels + 1, 1)
+    target, weight = contour_reference(labels)
+    np.testing.assert_array_equal(fast.target, target)
+    np.testing.assert_allclose(fast.weight, weight, rtol=1e-4, atol=1e-6)
+    # the gaps are the outline pixels where two cells touch
+    np.testing.assert_array_equal(fast.gaps, touching_pixels(np.where(labels == 1, 0, labels)))
+    assert (target[fast.gaps] == 2).all()
+
+
+def test_touching_cells_have_an_outline_between_them():
+    labels = np.ones((9, 12), np.int32)
+    labels[2:7, 2:6], labels[2:7, 6:10] = 5, 7  # touching along columns 5 | 6
+    fast = targets_and_weights(labels, contours=True)
+    assert (fast.target[3:6, 5:7] == 2).all()  # the contact is outline on both sides
+    assert (fast.target[3:6, 3:5] == 1).all() and (fast.target[3:6, 7:9] == 1).all()
+    # d1 = 0 (inside one cell), d2 = 1 (the other cell next door): w = w_c + w0 exp(-1/50)
+    counts = np.bincount(fast.target.ravel(), minlength=3)
+    w_outline = counts.sum() / (3 * counts[2])
+    assert fast.weight[4, 5] == pytest.approx(w_outline + 10 * np.exp(-1 / 50), rel=1e-4)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
-from skimage.segmentation import watershed
+from skimage.segmentation import relabel_sequential, watershed
 
 __all__ = ["label_instances"]
 
@@ -20,10 +20,16 @@ def label_instances(
     fill_holes: bool = True,
     method: str = "components",
     min_distance: int = 4,
+    outline_probability: np.ndarray | None = None,
 ) -> np.ndarray:
     """Label the cells in a probability map.
 
     cell_probability: (H, W) floats in [0, 1]. Pixels above ``threshold`` are cell.
+    outline_probability: (H, W), for networks with an outline class (three classes): the
+        probability of a cell's outline, included in ``cell_probability``. Then cells
+        grow by a watershed on the outline probability from seeds where the interior
+        (cell minus outline) is above ``threshold``; cell regions without a seed stay
+        whole. ``method`` applies to networks with two classes only.
     method: "components" (default): each 4-connected region is a cell, which is right when
         the network has learned the gaps between touching cells; "watershed": regions are
         further split by a watershed of their distance transform seeded at its maxima
@@ -41,7 +47,16 @@ def label_instances(
     if fill_holes:
         foreground = ndi.binary_fill_holes(foreground)
     labels, count = ndi.label(foreground)
-    if method == "watershed" and count:
+    if outline_probability is not None and count:
+        interior = foreground & (probability - outline_probability > threshold)
+        seeds, n_seeds = ndi.label(interior)
+        grown = watershed(outline_probability, seeds, mask=foreground)
+        unseeded = (grown == 0) & foreground  # regions the watershed could not reach
+        rest, _ = ndi.label(unseeded)
+        labels = np.where(unseeded, rest + n_seeds, grown)
+        labels = relabel_sequential(labels)[0]
+        count = int(labels.max())
+    elif method == "watershed" and count:
         distance = ndi.distance_transform_edt(foreground)
         peaks = peak_local_max(distance, min_distance=min_distance, labels=labels)
         markers = np.zeros(labels.shape, np.int32)

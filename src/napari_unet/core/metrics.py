@@ -9,9 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage as ndi
 from scipy.optimize import linear_sum_assignment
 
-__all__ = ["InstanceScores", "match_instances", "pixel_error", "rand_error"]
+__all__ = [
+    "InstanceScores",
+    "match_instances",
+    "pixel_error",
+    "rand_error",
+    "split_touching_pairs",
+    "touching_pairs",
+]
 
 
 @dataclass(frozen=True)
@@ -94,3 +102,47 @@ def rand_error(truth: np.ndarray, prediction: np.ndarray) -> float:
     both = pairs(counts)
     disagree = pairs(counts.sum(1)) + pairs(counts.sum(0)) - 2 * both
     return float(disagree / total)
+
+
+def touching_pairs(truth: np.ndarray, distance: int = 3) -> list[tuple[int, int]]:
+    """Pairs (a, b), a < b, of objects in a label image that touch or come within
+    ``distance`` pixels (Euclidean) of each other."""
+    truth = np.asarray(truth)
+    disk = ndi.distance_transform_edt(np.pad([[0]], distance, constant_values=1)) <= distance
+    pairs = set()
+    for value, box in enumerate(ndi.find_objects(truth.astype(np.int64)), start=1):
+        if box is None:
+            continue
+        grown = tuple(
+            slice(max(b.start - distance, 0), min(b.stop + distance, n))
+            for b, n in zip(box, truth.shape, strict=True)
+        )
+        crop = truth[grown]
+        near = ndi.binary_dilation(crop == value, structure=disk)
+        pairs.update((value, int(other)) for other in np.unique(crop[near]) if other > value)
+    return sorted(pairs)
+
+
+def split_touching_pairs(
+    truth: np.ndarray, prediction: np.ndarray, distance: int = 3
+) -> tuple[int, int]:
+    """How many of the touching (within ``distance`` px) pairs of true objects the
+    prediction keeps apart, and how many there are.
+
+    A pair is kept apart when each of its two objects is mostly (over half its pixels)
+    covered by one predicted object, and those are two different objects.
+    """
+    pairs = touching_pairs(truth, distance)
+    if not pairs:
+        return 0, 0
+    truth, prediction = np.asarray(truth), np.asarray(prediction)
+    owner = {}
+    for value, box in enumerate(ndi.find_objects(truth.astype(np.int64)), start=1):
+        if box is None:
+            continue
+        inside = prediction[box][truth[box] == value]
+        found, counts = np.unique(inside[inside > 0], return_counts=True)
+        if len(found) and counts.max() * 2 > inside.size:
+            owner[value] = int(found[counts.argmax()])
+    split = sum(a in owner and b in owner and owner[a] != owner[b] for a, b in pairs)
+    return split, len(pairs)

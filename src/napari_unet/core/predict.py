@@ -78,6 +78,7 @@ def predict_tiled(
     precision: str = "auto",
     memory: int | None = None,
     out=None,
+    intensity: tuple[float, float] | None = None,
 ) -> Generator[TilesDone, None, np.ndarray]:
     """Class probabilities for a 2D image, tile by tile; equal to :func:`predict_image`.
 
@@ -102,6 +103,8 @@ def predict_tiled(
         devices that support it, else float16 autocast; or "float32", "bfloat16",
         "float16" to force one. Convolutions run in channels_last memory layout (the
         model's parameters are converted in place).
+    intensity: the (low, high) intensities that map to 0 and 1, instead of the image's
+        percentiles: for a crop of a larger image, pass the whole image's range.
     When the device runs out of memory, the batch and then the tile are halved and the
     plan restarts (the result does not depend on the tiling).
     Yields a :class:`TilesDone` after each batch; returns float32 (classes, H, W).
@@ -117,7 +120,7 @@ def predict_tiled(
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not known; use one of {PRECISIONS}")
     _check_channels(model, image.shape)
-    low, high = intensity_range(image, normalization)
+    low, high = intensity or intensity_range(image, normalization)
     shape = tuple(image.shape[-2:])
     device = torch.device(device) if device is not None else next(model.parameters()).device
     dtype = _autocast_dtype(device, precision)

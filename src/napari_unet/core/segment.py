@@ -21,7 +21,13 @@ from .instances import label_instances
 from .model import UNet
 from .predict import predict_tiled
 
-__all__ = ["Segmentation", "segment", "stack_planes"]
+__all__ = ["Segmentation", "cell_probability", "segment", "stack_planes"]
+
+
+def cell_probability(probabilities: np.ndarray) -> np.ndarray:
+    """(H, W) probability of "cell" from (classes, H, W) class probabilities: class 1, plus
+    the outline class 2 of three-class networks."""
+    return probabilities[1:].sum(axis=0) if len(probabilities) > 2 else probabilities[1]
 
 
 @dataclass(frozen=True)
@@ -95,11 +101,16 @@ def segment(
             batch_size=batch_size,
             device=device,
         )
+        cell = cell_probability(probabilities)
         plane = label_instances(
-            probabilities[1], threshold=threshold, min_size=min_size, method=method
+            cell,
+            threshold=threshold,
+            min_size=min_size,
+            method=method,
+            outline_probability=probabilities[2] if len(probabilities) > 2 else None,
         )
         if kept is not None:
-            kept[z] = probabilities[1]
+            kept[z] = cell
         labels[z] = np.where(plane > 0, plane.astype(np.uint32) + count, 0)
         count += int(plane.max())
         yield PlaneDone(done=z + 1, total=planes)

@@ -8,8 +8,16 @@ Two things teach the network to keep touching cells apart:
   ``w0 * exp(-(d1 + d2)^2 / (2 sigma^2))`` more, d1 and d2 being the distances to the
   nearest and the second-nearest cell, so the loss insists on those gaps.
 
-Plus w_c(x), which balances the two classes over the annotated pixels. Pixels that are not
+Plus w_c(x), which balances the classes over the annotated pixels. Pixels that are not
 annotated weigh 0: the loss ignores them.
+
+With ``contours=True`` there is a third class instead of gap insertion: the outline of
+every cell (its pixels with an 8-neighbour outside it). Where cells touch, the outline is
+the contact; and because every painted cell has an outline, sparse paint teaches it even
+where no neighbour was painted. The border term then also weighs the outline pixels
+(there d1 = 0 and d2 is the distance to the next cell), most of all where cells touch.
+Instances come from the interiors by a seeded watershed
+(:func:`napari_unet.core.instances.label_instances`).
 
 The distances are computed per cell on a crop around it, as far as the border term can
 matter (``border_reach``): beyond it the term is below 1e-5 and counted as 0. This is what
@@ -31,6 +39,7 @@ __all__ = [
     "Targets",
     "border_reach",
     "class_weights",
+    "outline_pixels",
     "targets_and_weights",
     "touching_pixels",
     "two_nearest_cell_distances",
@@ -43,9 +52,11 @@ _NEGLIGIBLE = 1e-5  # border terms below this are counted as 0 (weights are >= 0
 class Targets:
     """Training targets of one label image (all arrays (H, W)).
 
-    target: uint8 class per pixel: 0 = background, 1 = cell (0 where not annotated).
+    target: uint8 class per pixel: 0 = background, 1 = cell (its interior, with contours),
+        2 = cell outline (with contours only); 0 where not annotated.
     weight: float32 loss weight per pixel, >= 0; 0 exactly where not annotated.
-    gaps: bool, the cell pixels that gap insertion turned into background.
+    gaps: bool, the cell pixels that gap insertion turned into background (with contours:
+        the outline pixels where cells touch).
     """
 
     target: np.ndarray
@@ -58,45 +69,68 @@ def targets_and_weights(
     config: WeightMapConfig | None = None,
     label_config: LabelConfig | None = None,
     image_shape: tuple[int, ...] | None = None,
+    *,
+    contours: bool = False,
 ) -> Targets:
     """Class targets and loss weights for a 2D label image, in one call.
 
     labels: (H, W) integer label image in the label convention (``label_config``).
     image_shape: if given, the labels must match its last two axes.
+    contours: three classes (background, cell interior, cell outline) instead of the
+        paper's two with gap insertion.
     Raises ``ValueError`` for labels that break the convention (see
     :func:`napari_unet.core.labels.read_annotation`).
     """
     config = config or WeightMapConfig()
     annotation = read_annotation(labels, label_config, image_shape)
     cells = annotation.cells
-    gaps = touching_pixels(cells) if config.insert_gaps else np.zeros(cells.shape, bool)
-    if gaps.any():
-        cells = np.where(gaps, 0, cells)
-    is_cell = cells > 0
-    is_background = annotation.annotated & ~is_cell
+    if contours:
+        outline = outline_pixels(cells)
+        gaps = outline & touching_pixels(cells)
+        target = np.where(outline, 2, cells > 0).astype(np.uint8)
+    else:
+        gaps = touching_pixels(cells) if config.insert_gaps else np.zeros(cells.shape, bool)
+        if gaps.any():
+            cells = np.where(gaps, 0, cells)
+        target = (cells > 0).astype(np.uint8)
+    target[~annotation.annotated] = 0
 
     weight = np.zeros(cells.shape, np.float32)
-    w_background, w_cell = class_weights(int(is_background.sum()), int(is_cell.sum()), config)
-    weight[is_background] = w_background
-    weight[is_cell] = w_cell
-    if config.w0 > 0 and is_background.any():
+    masks = [annotation.annotated & (target == k) for k in range(2 + contours)]
+    for mask, w_class in zip(
+        masks, class_weights([int(m.sum()) for m in masks], config), strict=True
+    ):
+        weight[mask] = w_class
+    bordering = annotation.annotated & (target != 1) if contours else masks[0]
+    if config.w0 > 0 and bordering.any():
         d1, d2 = two_nearest_cell_distances(cells, border_reach(config))
-        between = is_background & (d2 < np.inf)  # background near two cells
+        between = bordering & (d2 < np.inf)  # near two cells
         total = d1[between] + d2[between]
         weight[between] += config.w0 * np.exp(-(total**2) / (2 * config.sigma**2))
-    return Targets(target=is_cell.astype(np.uint8), weight=weight, gaps=gaps)
+    return Targets(target=target, weight=weight, gaps=gaps)
 
 
-def class_weights(n_background: int, n_cell: int, config: WeightMapConfig) -> tuple[float, float]:
-    """w_c for background and cell pixels: each present class gets an equal share of the
-    total weight, so the mean of w_c over the annotated pixels is 1."""
+def class_weights(counts: list[int], config: WeightMapConfig) -> list[float]:
+    """w_c per class from the annotated pixel count of each: every present class gets an
+    equal share of the total weight, so the mean of w_c over the annotated pixels is 1."""
     if not config.balance_classes:
-        return 1.0, 1.0
-    total = n_background + n_cell
-    present = (n_background > 0) + (n_cell > 0)
-    w_background = total / (present * n_background) if n_background else 0.0
-    w_cell = total / (present * n_cell) if n_cell else 0.0
-    return w_background, w_cell
+        return [1.0] * len(counts)
+    total = sum(counts)
+    present = sum(n > 0 for n in counts)
+    return [total / (present * n) if n else 0.0 for n in counts]
+
+
+def outline_pixels(cells: np.ndarray) -> np.ndarray:
+    """Cell pixels with an 8-neighbour of another value (another cell or no cell); pixels on
+    the image edge count as outline only where a neighbour inside the image differs.
+    cells: (H, W) ints, 0 = none."""
+    same = np.ones(cells.shape, bool)
+    padded = np.pad(cells, 1, mode="edge")
+    height, width = cells.shape
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            same &= padded[dy : dy + height, dx : dx + width] == cells
+    return (cells > 0) & ~same
 
 
 def border_reach(config: WeightMapConfig) -> int:
