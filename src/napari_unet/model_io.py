@@ -31,7 +31,14 @@ from . import __version__
 from .core.config import LabelConfig, NormalizationConfig, UNetConfig
 from .core.model import UNet
 
-__all__ = ["FORMAT_VERSION", "LoadedModel", "ModelFileError", "load_model", "save_model"]
+__all__ = [
+    "FORMAT_VERSION",
+    "LoadedModel",
+    "ModelFileError",
+    "load_model",
+    "save_model",
+    "save_trained",
+]
 
 FORMAT = "napari-unet-model"
 FORMAT_VERSION = 1  # increase when a reader of the old format could misread the new one
@@ -51,6 +58,7 @@ class LoadedModel:
     labels: LabelConfig = field(default_factory=LabelConfig)
     training: dict[str, Any] = field(default_factory=dict)  # settings and history, free JSON
     package_version: str = ""  # the napari-unet version that wrote the file
+    optimizer_state: dict[str, Any] | None = None  # torch optimizer state_dict, to resume
 
 
 def save_model(
@@ -60,11 +68,15 @@ def save_model(
     normalization: NormalizationConfig | None = None,
     labels: LabelConfig | None = None,
     training: dict[str, Any] | None = None,
+    optimizer_state: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``model`` and its description to one file at ``path``, atomically.
 
-    ``training`` is any JSON-serialisable dictionary (settings, history, notes). Returns the
-    path written. The weights are stored as float32 on the CPU whatever the model's device.
+    ``training`` is any JSON-serialisable dictionary (settings, history, notes).
+    ``optimizer_state`` is a torch optimizer's ``state_dict()``, kept so that training can
+    resume where it stopped: its tensors are stored beside the weights (named
+    ``optimizer.<param>.<key>``) and the rest as JSON. Returns the path written. The
+    weights are stored as float32 on the CPU whatever the model's device.
     """
     path = Path(path)
     description = {
@@ -77,6 +89,9 @@ def save_model(
         "labels": (labels or LabelConfig()).to_dict(),
         "training": training or {},
     }
+    optimizer_tensors: dict[str, torch.Tensor] = {}
+    if optimizer_state is not None:
+        description["optimizer"], optimizer_tensors = _flatten_optimizer(optimizer_state)
     try:
         header = json.dumps(description)
     except TypeError as error:
@@ -87,9 +102,24 @@ def save_model(
         name: t.detach().to("cpu", torch.float32 if t.is_floating_point() else t.dtype).contiguous()
         for name, t in model.state_dict().items()
     }
+    tensors.update(optimizer_tensors)
     data = _save_safetensors_bytes(tensors, metadata={_METADATA_KEY: header})
     _write_atomically(path, data)
     return path
+
+
+def save_trained(path: str | os.PathLike, result, *, last: bool = False) -> Path:
+    """Write a :class:`~napari_unet.core.train.TrainResult` to one model file: the best
+    model (``last=True``: the last one), how it was trained and its history, and the
+    optimiser state after the last step, from which training can resume."""
+    return save_model(
+        path,
+        result.last_model if last else result.model,
+        normalization=result.normalization,
+        labels=result.labels,
+        training=result.description(),
+        optimizer_state=result.optimizer_state,
+    )
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
@@ -119,6 +149,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"{path.name} has an invalid description: {error}") from None
     model = UNet(config)
+    optimizer_tensors = {k: tensors.pop(k) for k in list(tensors) if k.startswith(_OPTIMIZER)}
     try:
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as error:
@@ -132,7 +163,39 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
         labels=labels,
         training=description.get("training", {}),
         package_version=str(description.get("package_version", "")),
+        optimizer_state=(
+            _unflatten_optimizer(description["optimizer"], optimizer_tensors)
+            if "optimizer" in description
+            else None
+        ),
     )
+
+
+_OPTIMIZER = "optimizer."
+
+
+def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """An optimizer state_dict as JSON plus flat named tensors (safetensors holds no nesting)."""
+    tensors, scalars = {}, {}
+    for param, values in state["state"].items():
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{_OPTIMIZER}{param}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(param), {})[key] = value
+    return {"param_groups": state["param_groups"], "scalars": scalars}, tensors
+
+
+def _unflatten_optimizer(
+    description: dict[str, Any], tensors: dict[str, torch.Tensor]
+) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, tensor in tensors.items():
+        param, key = name[len(_OPTIMIZER) :].split(".", 1)
+        state.setdefault(int(param), {})[key] = tensor
+    for param, values in description.get("scalars", {}).items():
+        state.setdefault(int(param), {}).update(values)
+    return {"state": state, "param_groups": description["param_groups"]}
 
 
 def _refuse_pickles(path: Path, data: bytes) -> None:

@@ -200,3 +200,46 @@ class AugmentConfig(_JsonRecord):
             object.__setattr__(self, name, (float(low), float(high)))  # JSON lists -> tuples
         if self.image_order not in ("linear", "cubic"):
             raise ValueError(f"image_order {self.image_order!r} must be 'linear' or 'cubic'")
+
+
+@dataclass(frozen=True)
+class TrainConfig(_JsonRecord):
+    """How a model is trained (the settings a user may change; see ``core.train``).
+
+    The defaults are what measured best on real data within a few CPU minutes
+    (docs/benchmarks.md): the light preset, three classes (background, cell, outline),
+    Adam, batches of 4 tiles. ``contours=False`` with ``preset="paper"`` is the paper's
+    two-class network and loss.
+    """
+
+    preset: str = "light"  # architecture of a new model (ignored when fine-tuning)
+    contours: bool = True  # three classes (outline class) instead of gap insertion
+    minutes: float | None = 3.0  # time budget; None = no time limit
+    iterations: int | None = None  # optimiser steps; None = no step limit
+    batch_size: int = 4  # tiles per step
+    tile_size: int | None = None  # input px per side; None: output about 188 px
+    learning_rate: float = 1e-3  # Adam; decays to a tenth along a cosine over the budget
+    validation_fraction: float = 0.2  # painted cells held back (when there are >= 10)
+    validate_every: float = 15.0  # seconds between validations
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        preset(self.preset)  # raises for an unknown name
+        if self.minutes is None and self.iterations is None:
+            raise ValueError("give a time budget (minutes) or a number of iterations")
+        if self.minutes is not None and not (
+            isinstance(self.minutes, (int, float)) and self.minutes > 0
+        ):
+            raise ValueError(f"minutes = {self.minutes!r} must be > 0, e.g. 3")
+        if self.iterations is not None:
+            _check_int("iterations", self.iterations, minimum=1)
+        _check_int("batch_size", self.batch_size, minimum=1)
+        if self.tile_size is not None:
+            _check_int("tile_size", self.tile_size, minimum=1)
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate = {self.learning_rate!r} must be > 0, e.g. 0.001")
+        if not (0.0 <= self.validation_fraction < 1.0):
+            raise ValueError(
+                f"validation_fraction = {self.validation_fraction!r} must be in [0, 1), e.g. 0.2"
+            )
+        _check_int("seed", self.seed, minimum=0)

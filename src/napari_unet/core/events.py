@@ -6,7 +6,19 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["PlaneDone", "TilesDone", "drain"]
+import numpy as np
+
+__all__ = [
+    "Checkpoint",
+    "LabelsIgnored",
+    "PlaneDone",
+    "Preview",
+    "TilesDone",
+    "TrainingStarted",
+    "TrainStep",
+    "Validation",
+    "drain",
+]
 
 _Result = TypeVar("_Result")
 
@@ -39,3 +51,70 @@ class TilesDone:
 
     done: int
     total: int
+
+
+@dataclass(frozen=True)
+class TrainingStarted:
+    """Training has its data ready. ``data`` is the live
+    :class:`~napari_unet.core.trainset.TrainingSet`: hand it new labels while training
+    runs (``data.update_labels``)."""
+
+    device: str
+    cells: int  # painted cells trained on
+    validation_cells: int  # painted cells held back to validate on (0: no validation)
+    input_size: int  # px, training tile (input) size
+    data: Any = None
+
+
+@dataclass(frozen=True)
+class TrainStep:
+    """One optimiser step is done."""
+
+    step: int  # 1, 2, ...
+    loss: float  # weighted cross-entropy of this step's batch
+    learning_rate: float
+    elapsed: float  # seconds since training started
+    progress: float  # fraction of the budget (time or iterations) used, 0-1
+
+
+@dataclass(frozen=True)
+class Validation:
+    """Scores on the held-back painted cells (object F1 at IoU 0.5)."""
+
+    step: int
+    elapsed: float
+    f1: float
+    precision: float
+    recall: float
+    mean_iou: float  # over the matched cells
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """The model after ``step`` is the best so far (by validation F1 x mean matched IoU;
+    without validation, the latest)."""
+
+    step: int
+    f1: float | None  # None without validation
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The cell probability of the current model on a window of one training image.
+
+    pair, plane: which image (plane = index in a stack, 0 for 2D); window: (rows, columns)
+    slices of the image; probability: float32 of the window's shape.
+    """
+
+    pair: int
+    plane: int
+    window: tuple[slice, slice]
+    probability: np.ndarray
+
+
+@dataclass(frozen=True)
+class LabelsIgnored:
+    """Labels handed to a running training were refused (``reason``); it goes on with the
+    labels it had."""
+
+    reason: str

@@ -1,0 +1,338 @@
+"""Training: from painted cells to a model, as a generator of events.
+
+:func:`train` is the one training loop behind the "Train U-Net" widget, ``napari-unet
+train`` and Python. Each step draws a batch of tiles centred on annotated pixels
+(:mod:`~napari_unet.core.sampling`), deforms them (:mod:`~napari_unet.core.augment`),
+and takes one Adam step on the weighted cross-entropy (:mod:`~napari_unet.core.loss`).
+Every few seconds the model is scored on the painted cells held back from training, and
+the best model is kept. Training ends when the time or step budget is spent or when
+``stop`` is set (within one step); the result holds the best and the last model.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import (
+    AugmentConfig,
+    LabelConfig,
+    NormalizationConfig,
+    TrainConfig,
+    WeightMapConfig,
+    preset,
+)
+from .device import pick_device
+from .events import (
+    Checkpoint,
+    LabelsIgnored,
+    Preview,
+    TrainingStarted,
+    TrainStep,
+    Validation,
+    drain,
+)
+from .instances import label_instances
+from .loss import weighted_cross_entropy
+from .metrics import InstanceScores, match_instances
+from .model import UNet, nearest_valid_input_sizes, output_size
+from .predict import predict_tiled
+from .segment import cell_probability
+from .trainset import TrainingSet
+
+__all__ = ["TrainResult", "infer_channels", "train"]
+
+TILE_OUTPUT = 188  # px: default output size of a training tile (TRIALS.md)
+DEFAULT_AUGMENTATION = AugmentConfig()  # elastic deformation and the rest, as in the paper
+PREVIEW_EVERY = 5.0  # seconds between previews, when a preview window is set
+
+
+@dataclass
+class TrainResult:
+    """What training produced.
+
+    model: the best model (by F1 x mean matched IoU on the held-back cells, the
+        "panoptic quality"; the last one without validation), eval mode, on the CPU.
+    last_model: the model after the last step.
+    optimizer_state: the optimiser's state after the last step, to resume from.
+    history: {"steps": [[step, elapsed s, loss], ...], "validations": [[step, elapsed s,
+        f1], ...]}; best_step: the step of ``model``.
+    """
+
+    model: UNet
+    last_model: UNet
+    optimizer_state: dict[str, Any]
+    normalization: NormalizationConfig
+    labels: LabelConfig
+    config: TrainConfig
+    history: dict[str, list] = field(default_factory=dict)
+    best_step: int = 0
+    best_f1: float | None = None
+    stopped: bool = False  # True when ``stop`` ended training before the budget
+
+    def description(self) -> dict[str, Any]:
+        """JSON-friendly record of the training, for the model file."""
+        return {
+            "config": self.config.to_dict(),
+            "best_step": self.best_step,
+            "best_f1": self.best_f1,
+            "steps": len(self.history.get("steps", [])),
+            "stopped": self.stopped,
+            "history": self.history,
+        }
+
+
+def infer_channels(image: np.ndarray, labels: np.ndarray) -> int:
+    """Input channels of an (image, labels) pair: the image has one axis more than its
+    labels when it has a channel axis ((C, H, W) with (H, W), (Z, C, H, W) with (Z, H, W))."""
+    image_ndim, labels_ndim = np.ndim(image), np.ndim(labels)
+    if image_ndim == labels_ndim + 1:
+        return int(np.shape(image)[-3])
+    return 1
+
+
+def train(
+    pairs: list[tuple[np.ndarray, np.ndarray]],
+    config: TrainConfig | None = None,
+    *,
+    model: UNet | None = None,
+    optimizer_state: dict[str, Any] | None = None,
+    normalization: NormalizationConfig | None = None,
+    labels: LabelConfig | None = None,
+    weight_map: WeightMapConfig | None = None,
+    augmentation: AugmentConfig | None = DEFAULT_AUGMENTATION,
+    device: str | torch.device | None = None,
+    stop: threading.Event | None = None,
+) -> Generator[Any, None, TrainResult]:
+    """Train a U-Net on (image, labels) pairs.
+
+    pairs: images (H, W), (C, H, W), (Z, H, W) or (Z, C, H, W) with labels (H, W) or
+        (Z, H, W) in the label convention ``labels`` (sparse by default: 0 = not annotated,
+        1 = background, others cells).
+    model: a model to fine-tune (its architecture and class count are kept); by default a
+        new one from ``config.preset``, He-initialised from ``config.seed``.
+    optimizer_state: an Adam ``state_dict`` to resume from (as saved in a model file).
+    augmentation: None = no augmentation.
+    stop: set it (from any thread) to end training after the current step.
+    Yields :class:`TrainingStarted` once, then :class:`TrainStep` per step,
+    :class:`Validation` and :class:`Checkpoint` when the model is scored, and
+    :class:`Preview` when the data has a preview window. Returns a :class:`TrainResult`.
+    Raises ``ValueError`` for data that cannot be trained on, before any step.
+    Reproducible on the CPU for a given ``config.seed``.
+    """
+    config = config or TrainConfig()
+    labels = labels or LabelConfig()
+    normalization = normalization or NormalizationConfig()
+    device = pick_device(device)
+    rng = np.random.default_rng(config.seed)
+    if model is None:
+        channels = infer_channels(*pairs[0]) if pairs else 1
+        model = UNet(preset(config.preset, in_channels=channels, classes=2 + config.contours))
+        model.reset_parameters(torch.Generator().manual_seed(config.seed))
+    else:
+        model = copy.deepcopy(model)
+    for index, (image, label_image) in enumerate(pairs):
+        if infer_channels(image, label_image) != model.config.in_channels:
+            raise ValueError(
+                f"pair {index + 1}: the image has {infer_channels(image, label_image)} "
+                f"channel(s) but the model takes {model.config.in_channels}"
+            )
+    data = TrainingSet(
+        pairs,
+        in_channels=model.config.in_channels,
+        labels=labels,
+        weight_map=weight_map,
+        normalization=normalization,
+        contours=model.config.classes == 3,
+        validation_fraction=config.validation_fraction,
+        rng=rng,
+    )
+    input_size = nearest_valid_input_sizes(
+        model.config, config.tile_size or TILE_OUTPUT + 2 * model.halo
+    )[1]
+    out_size = output_size(model.config, input_size)
+
+    memory_format = _memory_format(device)
+    model.to(device=device, memory_format=memory_format).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    if optimizer_state is not None:
+        try:
+            optimizer.load_state_dict(optimizer_state)
+        except (ValueError, KeyError) as error:
+            raise ValueError(
+                f"the saved optimiser state does not fit this model: {error}"
+            ) from None
+    autocast = _autocast_dtype(device)
+    scaler = torch.amp.GradScaler(device.type, enabled=autocast == torch.float16)
+    regions = data.validation_regions()
+    yield TrainingStarted(
+        device=str(device),
+        cells=data.cell_count,
+        validation_cells=len(data.held_back),
+        input_size=input_size,
+        data=data,
+    )
+
+    history: dict[str, list] = {"steps": [], "validations": []}
+    best_state, best_step, best_f1, best_quality = None, 0, None, None
+    start = time.perf_counter()
+    last_validation = last_preview = start
+    step, stopped = 0, False
+    torch_state = torch.random.get_rng_state()
+    torch.manual_seed(config.seed)  # dropout; restored at the end
+    try:
+        while True:
+            elapsed = time.perf_counter() - start
+            progress = _progress(config, step, elapsed)
+            if progress >= 1.0:
+                break
+            if stop is not None and stop.is_set():
+                stopped = True
+                break
+            try:
+                if data.refresh():
+                    regions = data.validation_regions()
+            except ValueError as error:  # new paint that breaks the rules: keep the old
+                yield LabelsIgnored(str(error))
+            lr = config.learning_rate * (0.55 + 0.45 * math.cos(math.pi * progress))
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x, y, w = data.sample_batch(config.batch_size, input_size, out_size, rng, augmentation)
+            model.to(memory_format=memory_format)  # (prediction switches to channels_last)
+            x = x.to(device).contiguous(memory_format=memory_format)
+            y, w = y.to(device), w.to(device)
+            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                logits = model(x)
+            loss = weighted_cross_entropy(logits, y, w)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            now = time.perf_counter()
+            loss_value = float(loss.detach())
+            history["steps"].append([step, round(now - start, 3), round(loss_value, 5)])
+            yield TrainStep(step, loss_value, lr, now - start, _progress(config, step, now - start))
+
+            finished = _progress(config, step, now - start) >= 1.0 or (
+                stop is not None and stop.is_set()
+            )
+            if regions and (finished or now - last_validation >= config.validate_every):
+                scores = _validate(model, data, regions, device)
+                last_validation = time.perf_counter()
+                history["validations"].append([step, round(now - start, 3), scores.f1])
+                yield Validation(
+                    step,
+                    now - start,
+                    scores.f1,
+                    scores.precision,
+                    scores.recall,
+                    scores.mean_matched_iou,
+                )
+                quality = scores.f1 * scores.mean_matched_iou  # finer than F1 on few cells
+                if best_quality is None or quality >= best_quality:
+                    best_state, best_step, best_f1 = _cpu_state(model), step, scores.f1
+                    best_quality = quality
+                    yield Checkpoint(step, best_f1)
+            elif not regions and (finished or now - last_validation >= config.validate_every):
+                last_validation = now
+                best_step = step
+                yield Checkpoint(step, None)
+            window = data.preview_window()
+            if window is not None and now - last_preview >= PREVIEW_EVERY:
+                yield _preview(model, data, window, device)
+                last_preview = time.perf_counter()
+    finally:
+        torch.random.set_rng_state(torch_state)
+
+    last_model = _on_cpu(model, _cpu_state(model))
+    best_model = _on_cpu(model, best_state) if best_state is not None else copy.deepcopy(last_model)
+    if best_state is None:
+        best_step = step
+    return TrainResult(
+        model=best_model,
+        last_model=last_model,
+        optimizer_state=optimizer.state_dict(),
+        normalization=normalization,
+        labels=labels,
+        config=config,
+        history=history,
+        best_step=best_step,
+        best_f1=best_f1,
+        stopped=stopped,
+    )
+
+
+def _progress(config: TrainConfig, step: int, elapsed: float) -> float:
+    """Fraction of the budget used: the larger of the time and the step fractions."""
+    fractions = []
+    if config.minutes is not None:
+        fractions.append(elapsed / (60.0 * config.minutes))
+    if config.iterations is not None:
+        fractions.append(step / config.iterations)
+    return min(max(fractions), 1.0)
+
+
+def _autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """bfloat16 (or float16) autocast on CUDA; float32 elsewhere: on CPUs without native
+    bfloat16 it was 10x slower (docs/benchmarks.md), and MPS autocast is not worth it."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _memory_format(device: torch.device) -> torch.memory_format:
+    """channels_last on GPUs; on the CPU, training steps (with their backward pass) were
+    1.1-1.4x faster in the default layout (docs/benchmarks.md)."""
+    return torch.contiguous_format if device.type == "cpu" else torch.channels_last
+
+
+def _cpu_state(model: UNet) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _on_cpu(model: UNet, state: dict[str, torch.Tensor]) -> UNet:
+    copy_ = UNet(model.config)
+    copy_.load_state_dict(state)
+    return copy_.eval()
+
+
+def _probabilities(model: UNet, data: TrainingSet, plane: int, window, device) -> np.ndarray:
+    image = data.planes[plane].image[(slice(None), *window)]
+    return drain(predict_tiled(model, image, intensity=(0.0, 1.0), device=device))
+
+
+def _instances(probabilities: np.ndarray) -> np.ndarray:
+    return label_instances(
+        cell_probability(probabilities),
+        outline_probability=probabilities[2] if len(probabilities) > 2 else None,
+    )
+
+
+def _validate(model: UNet, data: TrainingSet, regions, device) -> InstanceScores:
+    """Object F1 at IoU 0.5 on the held-back cells: predicted objects count only where
+    they overlap a held-back cell (elsewhere nothing is known)."""
+    tp = fp = fn = 0
+    ious = []
+    for region in regions:
+        predicted = _instances(_probabilities(model, data, region.plane, region.window, device))
+        touching = np.unique(predicted[region.truth > 0])
+        predicted = np.where(np.isin(predicted, touching[touching > 0]), predicted, 0)
+        scores = match_instances(region.truth, predicted)
+        tp, fp, fn = tp + scores.tp, fp + scores.fp, fn + scores.fn
+        ious += [scores.mean_matched_iou] * scores.tp
+    return InstanceScores(0.5, tp, fp, fn, float(np.mean(ious)) if ious else 0.0)
+
+
+def _preview(model: UNet, data: TrainingSet, window, device) -> Preview:
+    pair, z, plane, slices = window
+    probability = cell_probability(_probabilities(model, data, plane, slices, device))
+    return Preview(pair, z, slices, probability)

@@ -1,0 +1,278 @@
+"""The training data: images with their labels, ready to cut augmented tiles from.
+
+A :class:`TrainingSet` holds one or more (image, labels) pairs, split into 2D planes (a
+stack gives one sample per plane). Each plane is normalised once, as prediction will
+normalise it (percentiles per plane), and keeps its targets and weight map. Labels may be
+replaced while training runs (:meth:`TrainingSet.update_labels`, safe from any thread);
+the training loop picks the change up at its next step (:meth:`TrainingSet.refresh`).
+
+Internally labels are kept in one sparse convention whatever the user's: 0 = not
+annotated, 1 = background, ``v + 1`` = the user's cell ``v``. Cells held back for
+validation are turned into "not annotated" for training.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .augment import AugmentParams, augment, sample_augmentation
+from .config import AugmentConfig, LabelConfig, NormalizationConfig, WeightMapConfig
+from .labels import check_labels, read_annotation
+from .normalization import intensity_range
+from .sampling import WeightedPixels, hold_back_cells
+from .weightmap import targets_and_weights
+
+__all__ = ["Plane", "TrainingSet", "ValidationRegion"]
+
+_SPARSE = LabelConfig(dense=False, background=1)  # the internal convention
+VALIDATION_MARGIN = 16  # px of context around the held-back cells of a validation region
+
+
+@dataclass
+class Plane:
+    """One 2D training sample."""
+
+    image: np.ndarray  # (C, H, W) float32, normalised
+    intensity: tuple[float, float]  # the raw (low, high) that map to 0 and 1
+    labels: np.ndarray  # (H, W) int64 in the internal convention, held-back cells included
+    target: torch.Tensor = field(init=False)  # (H, W) uint8 classes for training
+    weight: torch.Tensor = field(init=False)  # (H, W) float32, 0 where not annotated
+
+
+@dataclass(frozen=True)
+class ValidationRegion:
+    """One held-back cell: a crop of a plane around it, and the cell (1) in the crop."""
+
+    plane: int
+    window: tuple[slice, slice]  # (rows, columns) of the crop in the plane
+    truth: np.ndarray  # (h, w) int, 1 on the held-back cell, 0 elsewhere
+
+
+class TrainingSet:
+    """Planes to train on, their targets, and the cells held back to validate on.
+
+    pairs: (image, labels) pairs. image: (H, W), (C, H, W), (Z, H, W) or (Z, C, H, W) for
+        ``in_channels`` C (channel axis only when C > 1); labels: (H, W) or (Z, H, W),
+        matching.
+    Raises ``ValueError`` with a message a user can act on for shapes that do not fit,
+    NaN or constant images, and labels without a single cell.
+    """
+
+    def __init__(
+        self,
+        pairs: list[tuple[np.ndarray, np.ndarray]],
+        *,
+        in_channels: int = 1,
+        labels: LabelConfig | None = None,
+        weight_map: WeightMapConfig | None = None,
+        normalization: NormalizationConfig | None = None,
+        contours: bool = True,
+        validation_fraction: float = 0.2,
+        rng: np.random.Generator,
+    ):
+        if not pairs:
+            raise ValueError("no training data: give at least one (image, labels) pair")
+        self.label_config = labels or LabelConfig()
+        self.weight_config = weight_map or WeightMapConfig()
+        self.contours = contours
+        self._lock = threading.Lock()
+        self._pending: dict[int, np.ndarray] = {}
+        self._preview: tuple[int, int, tuple[slice, slice]] | None = None
+        self._pair_planes: list[list[int]] = []
+        self.planes: list[Plane] = []
+        for index, (image, label_image) in enumerate(pairs):
+            images, label_planes = _split_planes(index, image, label_image, in_channels)
+            self._pair_planes.append([])
+            for image_plane, label_plane in zip(images, label_planes, strict=True):
+                self._pair_planes[-1].append(len(self.planes))
+                intensity = intensity_range(image_plane, normalization)
+                normalised = (image_plane.astype(np.float32) - intensity[0]) / (
+                    intensity[1] - intensity[0]
+                )
+                self.planes.append(
+                    Plane(normalised, intensity, self._internal(label_plane, image_plane.shape))
+                )
+        painted = [
+            (p, int(v)) for p, plane in enumerate(self.planes) for v in _cell_values(plane.labels)
+        ]
+        if not painted:
+            raise ValueError(
+                "no cell is painted: paint some cells (each its own label, 2 and up) and some "
+                "background (label 1)"
+                + ("" if self.label_config.dense else "; for complete masks use dense labels")
+            )
+        self.held_back = hold_back_cells(painted, validation_fraction, rng)
+        for p in range(len(self.planes)):
+            self._make_targets(p)
+        self._sampler = self._new_sampler()
+
+    @property
+    def cell_count(self) -> int:
+        """Painted cells used for training (held-back ones excluded)."""
+        return sum(
+            sum((p, int(v)) not in self.held_back for v in _cell_values(plane.labels))
+            for p, plane in enumerate(self.planes)
+        )
+
+    def update_labels(self, pair: int, labels: np.ndarray) -> None:
+        """Replace the labels of pair ``pair`` (same shape as before); thread-safe. The new
+        labels are used from the next :meth:`refresh` on."""
+        with self._lock:
+            self._pending[pair] = np.array(labels, copy=True)
+
+    def refresh(self) -> bool:
+        """Apply label updates; True if anything changed. Raises ``ValueError`` (and keeps
+        the old labels) for labels that break the convention or no longer hold a cell."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        changed = False
+        for pair, labels in pending.items():
+            planes = self._pair_planes[pair]
+            label_planes = labels[None] if labels.ndim == 2 else labels
+            if len(label_planes) != len(planes):
+                raise ValueError(
+                    f"updated labels have {len(label_planes)} planes; expected {len(planes)}"
+                )
+            internals = [  # all checked before any is used
+                self._internal(label_plane, self.planes[p].image.shape)
+                for p, label_plane in zip(planes, label_planes, strict=True)
+            ]
+            for p, internal in zip(planes, internals, strict=True):
+                if not np.array_equal(internal, self.planes[p].labels):
+                    self.planes[p].labels = internal
+                    self._make_targets(p)
+                    changed = True
+        if changed:
+            self._sampler = self._new_sampler()
+        return changed
+
+    def set_preview_window(self, pair: int, plane: int, window: tuple[slice, slice] | None):
+        """Ask for previews of ``window`` (rows, columns) of plane ``plane`` (0 for 2D) of
+        pair ``pair`` during training; None: no previews. Thread-safe."""
+        with self._lock:
+            self._preview = None if window is None else (pair, plane, window)
+
+    def preview_window(self) -> tuple[int, int, int, tuple[slice, slice]] | None:
+        """(pair, plane in the pair, plane index, window) of the preview asked for, or None."""
+        with self._lock:
+            if self._preview is None:
+                return None
+            pair, plane, window = self._preview
+        return pair, plane, self._pair_planes[pair][plane], window
+
+    def validation_regions(self) -> list[ValidationRegion]:
+        """One region per held-back cell: its bounding box plus a margin (small crops,
+        so validating costs little even when the cells are spread over a large image)."""
+        regions = []
+        for p, value in sorted(self.held_back):
+            labels = self.planes[p].labels
+            rows, cols = np.nonzero(labels == value)
+            if not len(rows):  # painted over since
+                continue
+            height, width = labels.shape
+            m = VALIDATION_MARGIN
+            window = (
+                slice(max(rows.min() - m, 0), min(rows.max() + 1 + m, height)),
+                slice(max(cols.min() - m, 0), min(cols.max() + 1 + m, width)),
+            )
+            regions.append(ValidationRegion(p, window, np.where(labels[window] == value, 1, 0)))
+        return regions
+
+    def sample_batch(
+        self,
+        count: int,
+        input_size: int,
+        output_size: int,
+        rng: np.random.Generator,
+        augmentation: AugmentConfig | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``count`` training tiles: images (N, C, input, input) float32, targets (N, output,
+        output) uint8 and weights (N, output, output) float32, each centred on an annotated
+        pixel and augmented (``augmentation=None``: not augmented)."""
+        images, targets, weights = [], [], []
+        margin = (input_size - output_size) // 2
+        crop = slice(margin, margin + output_size)
+        # the drawn pixel lands on tile pixel input_size // 2 (augment centres the tile on
+        # the point between the two middle pixels of an even size)
+        shift = 0.5 if input_size % 2 == 0 else 0.0
+        for p, row, column in self._sampler.draw(count, rng):
+            plane = self.planes[p]
+            params = (
+                sample_augmentation(rng, augmentation)
+                if augmentation is not None
+                else AugmentParams.identity()
+            )
+            image, target, weight = augment(
+                params,
+                torch.from_numpy(plane.image),
+                plane.target,
+                plane.weight,
+                out_shape=(input_size, input_size),
+                center=(row - shift, column - shift),
+                image_order=augmentation.image_order if augmentation else "linear",
+            )
+            images.append(image)
+            targets.append(target[crop, crop])
+            weights.append(weight[crop, crop])
+        return torch.stack(images), torch.stack(targets), torch.stack(weights)
+
+    def _internal(self, labels: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
+        if not self.label_config.dense and not np.any(labels):  # a plane nobody painted
+            check_labels(labels, image_shape)
+            return np.zeros(np.shape(labels), np.int64)
+        annotation = read_annotation(labels, self.label_config, image_shape)
+        internal = np.where(annotation.annotated, 1, 0).astype(np.int64)
+        internal[annotation.cells > 0] = annotation.cells[annotation.cells > 0] + 1
+        return internal
+
+    def _make_targets(self, p: int) -> None:
+        plane = self.planes[p]
+        labels = plane.labels
+        held = [v for q, v in self.held_back if q == p]
+        if held:
+            labels = np.where(np.isin(labels, held), 0, labels)
+        if not labels.any():  # all of this plane's paint is held back
+            target = np.zeros(labels.shape, np.uint8)
+            weight = np.zeros(labels.shape, np.float32)
+        else:
+            targets = targets_and_weights(
+                labels, self.weight_config, _SPARSE, contours=self.contours
+            )
+            target, weight = targets.target, targets.weight
+        plane.target = torch.from_numpy(target)
+        plane.weight = torch.from_numpy(weight)
+
+    def _new_sampler(self) -> WeightedPixels:
+        return WeightedPixels([plane.weight.numpy() for plane in self.planes])
+
+
+def _cell_values(labels: np.ndarray) -> np.ndarray:
+    values = np.unique(labels)
+    return values[values > 1]
+
+
+def _split_planes(
+    index: int, image: np.ndarray, labels: np.ndarray, in_channels: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(C, H, W) image planes and (H, W) label planes of one pair, checked."""
+    image, labels = np.asarray(image), np.asarray(labels)
+    name = f"pair {index + 1}"
+    spatial = 2 + (in_channels > 1)
+    if image.ndim not in (spatial, spatial + 1) or (
+        in_channels > 1 and image.shape[-3] != in_channels
+    ):
+        want = "(H, W) or (Z, H, W)" if in_channels == 1 else f"(Z,) {in_channels}, H, W"
+        raise ValueError(f"{name}: the model takes images of shape {want}; got {image.shape}")
+    stacked = image.ndim == spatial + 1
+    if labels.shape != (image.shape[:1] if stacked else ()) + image.shape[-2:]:
+        raise ValueError(
+            f"{name}: the labels have shape {labels.shape} but the image has shape "
+            f"{image.shape}; paint the labels on a layer made for this image"
+        )
+    images = list(image) if stacked else [image]
+    label_planes = list(labels) if stacked else [labels]
+    return [im[None] if im.ndim == 2 else im for im in images], label_planes
