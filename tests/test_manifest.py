@@ -22,7 +22,10 @@ def manifest():
 
 def test_root_manifest_is_valid_and_names_the_plugin(manifest):
     assert manifest.name == "napari-unet"
-    assert [w.display_name for w in manifest.contributions.widgets] == ["Segment layer"]
+    assert [w.display_name for w in manifest.contributions.widgets] == [
+        "Train U-Net",
+        "Segment layer",
+    ]
     result = subprocess.run(
         [sys.executable, "-m", "npe2", "validate", str(MANIFEST)], capture_output=True, text=True
     )

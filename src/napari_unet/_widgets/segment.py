@@ -1,4 +1,5 @@
-"""The "Segment layer" dock widget: an image layer and a model file in, a Labels layer out."""
+"""The "Segment layer" dock widget: an image layer and a model (a file, or one trained in
+this session) in, a Labels layer out."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import napari
 import numpy as np
 from magicgui.widgets import (
     CheckBox,
+    ComboBox,
     Container,
     FileEdit,
     Label,
@@ -20,21 +22,37 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
 from ..core.events import PlaneDone, TilesDone
-from ..core.segment import segment
+from ..core.segment import Segmentation, segment
 from ..model_io import load_model
+from ._session import TrainedModel, session_models
+
+MODEL_FILE = "model file"
 
 
-def segment_with_file(
-    image: np.ndarray, model_path: Path, method: str = "components"
-) -> Generator[TilesDone | PlaneDone, None, np.ndarray]:
-    """Load the model at ``model_path`` and label the cells of ``image`` (2D or a stack)."""
-    loaded = load_model(model_path)
-    result = yield from segment(loaded.model, image, loaded.normalization, method=method)
-    return result.labels
+def segment_with_model(
+    image: np.ndarray,
+    source: Path | TrainedModel,
+    method: str = "components",
+    keep_probability: bool = False,
+) -> Generator[TilesDone | PlaneDone, None, Segmentation]:
+    """Label the cells of ``image`` (2D or a stack) with a model file or a trained model."""
+    if isinstance(source, TrainedModel):
+        model, normalization = source.model, source.normalization
+    else:
+        loaded = load_model(source)
+        model, normalization = loaded.model, loaded.normalization
+    return (
+        yield from segment(
+            model, image, normalization, method=method, keep_probability=keep_probability
+        )
+    )
 
 
 class SegmentWidget(Container):
-    """Pick an image layer and a model file; Segment adds the cells as a new Labels layer.
+    """Pick an image layer and a model; Segment adds the cells as a new Labels layer.
+
+    The model is a file or one trained with "Train U-Net" in this viewer (listed by name,
+    newest selected when it arrives).
 
     2D images and stacks ((Z, H, W) for a one-channel model; (C, H, W), (Z, C, H, W) for
     multichannel models), numpy, dask or multiscale (the highest resolution is
@@ -47,7 +65,10 @@ class SegmentWidget(Container):
         super().__init__()
         self._viewer = viewer
         self._image = create_widget(label="Image", annotation="napari.layers.Image")
-        self._model_path = FileEdit(label="Model", mode="r", filter="*.safetensors")
+        self._session = session_models(viewer)
+        self._source = ComboBox(label="Model", choices=self._model_choices)
+        self._model_path = FileEdit(label="Model file", mode="r", filter="*.safetensors")
+        self._probability = CheckBox(text="Add the cell probability as an image layer")
         self._watershed = CheckBox(
             text="Split merged cells (watershed)",
             tooltip="Split cells the network left joined, by a distance-transform watershed",
@@ -59,8 +80,10 @@ class SegmentWidget(Container):
         self.extend(
             [
                 self._image,
+                self._source,
                 self._model_path,
                 self._watershed,
+                self._probability,
                 self._run,
                 self._cancel,
                 self._progress,
@@ -69,17 +92,32 @@ class SegmentWidget(Container):
         )
         self._run.changed.connect(self._start)
         self._cancel.changed.connect(self._stop)
+        self._source.changed.connect(
+            lambda v: setattr(self._model_path, "visible", v == MODEL_FILE)
+        )
+        self._session.changed.connect(self._new_session_model)
         self.worker = None
+
+    def _model_choices(self, _widget=None) -> list[str]:
+        return [MODEL_FILE] + [m.name for m in reversed(self._session.models)]
+
+    def _new_session_model(self) -> None:
+        self._source.reset_choices()
+        if self._session.models:
+            self._source.value = self._session.models[-1].name
 
     def _start(self) -> None:
         layer = self._image.value
-        model_path = Path(self._model_path.value)
         if layer is None:
             show_error("Segment layer: open an image first (no image layer is selected).")
             return
-        if not model_path.is_file():
-            show_error(f"Segment layer: choose a model file (.safetensors); {model_path} is none.")
-            return
+        if self._source.value == MODEL_FILE:
+            source = Path(self._model_path.value)
+            if not source.is_file():
+                show_error(f"Segment layer: choose a model file (.safetensors); {source} is none.")
+                return
+        else:
+            source = self._session.get(self._source.value)
         if layer.rgb:
             show_error(
                 f"Segment layer: {layer.name!r} is an RGB image; split its channels "
@@ -96,13 +134,14 @@ class SegmentWidget(Container):
         self._status.value = f"segmenting {layer.name} ..."
         # errored is connected here, so the worker reports errors instead of re-raising them
         self.worker = create_worker(
-            segment_with_file,
+            segment_with_model,
             image,
-            model_path,
+            source,
             "watershed" if self._watershed.value else "components",
+            self._probability.value,
             _connect={
                 "yielded": self._show_progress,
-                "returned": lambda labels: self._add_labels(layer, labels),
+                "returned": lambda result: self._add_layers(layer, result),
                 "errored": lambda error: show_error(f"Segment layer: {error}"),
                 "aborted": lambda: show_info("Segment layer: cancelled"),
                 "finished": self._finished,
@@ -122,11 +161,26 @@ class SegmentWidget(Container):
         self._progress.max = event.total
         self._progress.value = event.done
 
-    def _add_labels(self, layer: napari.layers.Image, labels: np.ndarray) -> None:
-        self._viewer.add_labels(
-            labels, name=f"{layer.name} labels", scale=layer.scale, translate=layer.translate
+    def _add_layers(self, layer: napari.layers.Image, result: Segmentation) -> None:
+        # a multichannel image's channel axis is not in the labels
+        scale, translate = (
+            layer.scale[-result.labels.ndim :],
+            layer.translate[-result.labels.ndim :],
         )
-        show_info(f"Segment layer: {int(labels.max())} cells in {layer.name!r}")
+        if result.cell_probability is not None:
+            self._viewer.add_image(
+                result.cell_probability,
+                name=f"{layer.name} cell probability",
+                colormap="magma",
+                blending="additive",
+                contrast_limits=(0.0, 1.0),
+                scale=scale,
+                translate=translate,
+            )
+        self._viewer.add_labels(
+            result.labels, name=f"{layer.name} labels", scale=scale, translate=translate
+        )
+        show_info(f"Segment layer: {int(result.labels.max())} cells in {layer.name!r}")
 
     def _finished(self) -> None:
         self._run.enabled = True

@@ -1,0 +1,147 @@
+"""The live weight-map overlay: the loss weights of a labels layer, shown over the image
+and recomputed after each brush stroke.
+
+Strokes are debounced (the map is recomputed once painting pauses), the computation runs
+in a worker thread, and the layers are updated on the GUI thread, so painting never lags.
+Two image layers: "weight map" (w(x) of the paper's eq. 2; 0 where nothing is annotated)
+and "gaps" (the pixels where painted cells touch: turned to background, or with outline
+targets the contact outline).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import napari
+import numpy as np
+from napari.qt.threading import create_worker
+from qtpy.QtCore import QTimer
+
+from ..core.config import LabelConfig, WeightMapConfig
+from ..core.weightmap import targets_and_weights
+
+DEBOUNCE_MS = 250
+
+
+def weight_maps(
+    labels: np.ndarray, config: WeightMapConfig, label_config: LabelConfig, contours: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weights (float32) and gaps (uint8) for (H, W) or (Z, H, W) labels; planes without
+    any annotation (or that break the label rules) give zeros."""
+    planes = labels[None] if labels.ndim == 2 else labels
+    weights = np.zeros(planes.shape, np.float32)
+    gaps = np.zeros(planes.shape, np.uint8)
+    for z, plane in enumerate(planes):
+        if not label_config.dense and not plane.any():
+            continue
+        try:
+            targets = targets_and_weights(plane, config, label_config, contours=contours)
+        except ValueError:
+            continue
+        weights[z], gaps[z] = targets.weight, targets.gaps
+    return (weights[0], gaps[0]) if labels.ndim == 2 else (weights, gaps)
+
+
+class WeightMapOverlay:
+    """Shows and refreshes the weight map of one labels layer while it is on.
+
+    settings: called on the GUI thread for the current (WeightMapConfig, LabelConfig,
+        contours) of the training widget.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer, settings: Callable[[], tuple]) -> None:
+        self._viewer = viewer
+        self._settings = settings
+        self._labels: napari.layers.Labels | None = None
+        self._timer = QTimer()
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(DEBOUNCE_MS)
+        self._timer.timeout.connect(self.refresh)
+        self._worker = None
+        self._again = False  # a stroke arrived while computing
+        self.weights_layer: napari.layers.Image | None = None
+        self.gaps_layer: napari.layers.Image | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._labels is not None
+
+    def show(self, labels: napari.layers.Labels) -> None:
+        """Start showing the weight map of ``labels`` (stops following any other layer)."""
+        self.hide()
+        self._labels = labels
+        labels.events.paint.connect(self.schedule)
+        labels.events.data.connect(self.schedule)
+        self.refresh()
+
+    def hide(self) -> None:
+        """Stop following the labels layer and remove the overlay layers."""
+        if self._labels is not None:
+            self._labels.events.paint.disconnect(self.schedule)
+            self._labels.events.data.disconnect(self.schedule)
+        self._labels = None
+        self._timer.stop()
+        for layer in (self.weights_layer, self.gaps_layer):
+            if layer is not None and layer in self._viewer.layers:
+                self._viewer.layers.remove(layer)
+        self.weights_layer = self.gaps_layer = None
+
+    def schedule(self, *_) -> None:
+        """Recompute once painting pauses for DEBOUNCE_MS."""
+        self._timer.start()
+
+    def refresh(self) -> None:
+        if self._labels is None:
+            return
+        if self._worker is not None:
+            self._again = True
+            return
+        labels = np.array(self._labels.data, copy=True)  # the worker never sees the layer
+        config, label_config, contours = self._settings()
+        self._worker = create_worker(
+            weight_maps,
+            labels,
+            config,
+            label_config,
+            contours,
+            _connect={"returned": self._apply, "finished": self._done},
+            _start_thread=True,
+        )
+
+    def _done(self) -> None:
+        self._worker = None
+        if self._again:
+            self._again = False
+            self.refresh()
+
+    def _apply(self, maps: tuple[np.ndarray, np.ndarray]) -> None:
+        if self._labels is None:
+            return
+        weights, gaps = maps
+        source = self._labels
+        name = source.name
+        if self.weights_layer is None or self.weights_layer not in self._viewer.layers:
+            self.weights_layer = self._viewer.add_image(
+                weights,
+                name=f"weight map ({name})",
+                colormap="inferno",
+                blending="additive",
+                opacity=0.8,
+                contrast_limits=(0.0, max(float(weights.max()), 1.0)),
+                scale=source.scale,
+                translate=source.translate,
+            )
+            self.gaps_layer = self._viewer.add_image(
+                gaps,
+                name=f"gaps ({name})",
+                colormap="cyan",
+                blending="additive",
+                contrast_limits=(0, 1),
+                scale=source.scale,
+                translate=source.translate,
+            )
+            self._viewer.layers.selection.active = source  # keep painting on the labels
+        else:
+            self.weights_layer.data = weights
+            self.weights_layer.contrast_limits = (0.0, max(float(weights.max()), 1.0))
+            self.gaps_layer.data = gaps

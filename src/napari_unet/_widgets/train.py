@@ -1,0 +1,549 @@
+"""The "Train U-Net" dock widget: image and labels layers in, a trained model out.
+
+Thin: it reads its widgets into a :class:`~napari_unet.core.config.TrainConfig`, starts
+:func:`napari_unet.core.train.train` in a worker thread and shows what it yields: the
+progress bar, the loss curve, validation F1 and a live prediction of the visible part of
+the image. Strokes painted while training runs are handed to the running training. The
+trained model is offered to "Segment layer" at once and can be saved to one file.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import napari
+import numpy as np
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSpinBox,
+    Label,
+    ProgressBar,
+    PushButton,
+    SpinBox,
+    create_widget,
+)
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QFileDialog
+
+from ..core.config import (
+    PRESETS,
+    AugmentConfig,
+    LabelConfig,
+    TrainConfig,
+    WeightMapConfig,
+)
+from ..core.device import pick_device
+from ..core.events import (
+    Checkpoint,
+    LabelsIgnored,
+    Preview,
+    TrainingStarted,
+    TrainStep,
+    Validation,
+)
+from ..core.train import TrainResult, infer_channels, train
+from ..core.trainset import TrainingSet
+from ..model_io import load_model, save_trained
+from ._overlay import DEBOUNCE_MS, WeightMapOverlay
+from ._plot import LossPlot
+from ._session import TrainedModel, session_models
+
+FINE_TUNE = "fine-tune a model file"
+PREVIEW_SIZE = 512  # px: the largest preview window per axis
+
+
+def _training(pairs, config, init_path, kwargs, stop):
+    """Worker body: load the model to fine-tune (if any), then train."""
+    init = load_model(init_path) if init_path is not None else None
+    if init is not None:
+        kwargs = {
+            **kwargs,
+            "model": init.model,
+            "optimizer_state": init.optimizer_state,
+            "normalization": init.normalization,
+        }
+    return (yield from train(pairs, config, stop=stop, **kwargs))
+
+
+def _augmented_samples(pairs, kwargs, contours, count=4):
+    """Worker body for the augmentation preview: tiles as training would draw them."""
+    data = TrainingSet(
+        pairs,
+        in_channels=kwargs["in_channels"],
+        labels=kwargs["labels"],
+        weight_map=kwargs["weight_map"],
+        contours=contours,
+        validation_fraction=0.0,
+        rng=np.random.default_rng(),
+    )
+    size = 188 + 2 * 44
+    images, targets, _ = data.sample_batch(
+        count, size, size, np.random.default_rng(), AugmentConfig()
+    )
+    return images[:, 0].numpy(), targets.numpy()
+
+
+class TrainWidget(Container):
+    """Pick (image, labels) pairs, press Train; Stop keeps the best model; Save writes it."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self._viewer = viewer
+        self._pairs = Container(layout="vertical", labels=False)
+        self._add_pair_button = PushButton(text="Add image/labels pair")
+        self._model = ComboBox(
+            label="Model", choices=[f"new ({name})" for name in PRESETS] + [FINE_TUNE]
+        )
+        self._model.value = "new (light)"
+        self._init_path = FileEdit(label="Model file", mode="r", filter="*.safetensors")
+        self._init_path.visible = False
+        self._minutes = FloatSpinBox(label="Minutes", value=3.0, min=0.1, max=600.0, step=0.5)
+        self._dense = CheckBox(
+            text="Complete masks (0 = background)",
+            tooltip="Off: 0 = not annotated, 1 = background, 2+ = cells (painted). "
+            "On: every unlabelled pixel is background.",
+        )
+        devices = ["auto", "cpu"] + [d for d in ("cuda", "mps") if _available(d)]
+        self._device = ComboBox(label="Device", choices=devices, value="auto")
+        self._show_weights = CheckBox(text="Show weight map of the labels")
+        self._live_preview = CheckBox(text="Live prediction while training", value=True)
+        self._show_advanced = CheckBox(text="Advanced settings")
+        self._w0 = FloatSpinBox(label="w0 (border weight)", value=10.0, min=0.0, max=100.0)
+        self._sigma = FloatSpinBox(label="sigma (px)", value=5.0, min=0.5, max=50.0)
+        self._elastic = CheckBox(text="Elastic deformation", value=True)
+        self._learning_rate = FloatSpinBox(
+            label="Learning rate", value=1e-3, min=1e-6, max=1.0, step=1e-4
+        )
+        self._tile = SpinBox(label="Tile size (0 = auto)", value=0, min=0, max=2048)
+        self._two_classes = CheckBox(
+            text="Paper's two classes (no outline class)",
+            tooltip="Cell/background with gap insertion, as in the paper; by default a third "
+            "'outline' class separates touching cells better from few painted cells",
+        )
+        self._advanced = Container(
+            widgets=[
+                self._w0,
+                self._sigma,
+                self._elastic,
+                self._learning_rate,
+                self._tile,
+                self._two_classes,
+            ],
+            visible=False,
+        )
+        self._augment_button = PushButton(text="Preview augmentation")
+        self._train_button = PushButton(text="Train")
+        self._stop_button = PushButton(text="Stop", enabled=False)
+        self._save_button = PushButton(text="Save model...", enabled=False)
+        self._progress = ProgressBar(min=0, max=1000, value=0, visible=False)
+        self._status = Label(value="")
+        self.extend(
+            [
+                self._pairs,
+                self._add_pair_button,
+                self._model,
+                self._init_path,
+                self._minutes,
+                self._dense,
+                self._device,
+                self._show_weights,
+                self._live_preview,
+                self._show_advanced,
+                self._advanced,
+                self._augment_button,
+                self._train_button,
+                self._stop_button,
+                self._progress,
+                self._save_button,
+                self._status,
+            ]
+        )
+        self.plot = LossPlot()
+        self.native.layout().addWidget(self.plot)
+        self.add_pair()
+
+        self.overlay = WeightMapOverlay(viewer, self._weight_settings)
+        self._label_timer = QTimer()
+        self._label_timer.setSingleShot(True)
+        self._label_timer.setInterval(DEBOUNCE_MS)
+        self._label_timer.timeout.connect(self._send_labels)
+        self._watched: list[napari.layers.Labels] = []
+
+        self._add_pair_button.changed.connect(self.add_pair)
+        self._model.changed.connect(lambda v: setattr(self._init_path, "visible", v == FINE_TUNE))
+        self._show_advanced.changed.connect(lambda v: setattr(self._advanced, "visible", v))
+        self._show_weights.changed.connect(self._toggle_weights)
+        for setting in (self._w0, self._sigma, self._dense, self._two_classes):
+            setting.changed.connect(lambda *_: self.overlay.schedule())
+        self._augment_button.changed.connect(self.preview_augmentation)
+        self._train_button.changed.connect(self.start)
+        self._stop_button.changed.connect(self.stop)
+        self._save_button.changed.connect(self._ask_where_to_save)
+        # napari >= 0.9 keeps the camera in viewer.scene; older versions in viewer.camera
+        camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+        camera.events.center.connect(self._update_preview_window)
+        camera.events.zoom.connect(self._update_preview_window)
+        self.native.destroyed.connect(lambda *_: self.shutdown())
+
+        self.worker = None
+        self.result: TrainResult | None = None
+        self._stop_event: threading.Event | None = None
+        self._data: TrainingSet | None = None
+        self._preview_layer: napari.layers.Image | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ pairs
+
+    def add_pair(self) -> None:
+        """Add a row to pick one more (image layer, labels layer) pair."""
+        row = Container(
+            layout="horizontal",
+            widgets=[
+                create_widget(label="Image", annotation="napari.layers.Image"),
+                create_widget(label="Labels", annotation="napari.layers.Labels"),
+            ],
+        )
+        self._pairs.append(row)
+        row.reset_choices()
+        row[1].changed.connect(self._labels_changed)
+
+    def pair_layers(self) -> list[tuple[napari.layers.Image, napari.layers.Labels]]:
+        """The chosen (image, labels) layers, one per row that has both."""
+        return [
+            (row[0].value, row[1].value)
+            for row in self._pairs
+            if row[0].value is not None and row[1].value is not None
+        ]
+
+    def set_pair(self, index: int, image, labels) -> None:
+        """Choose the layers of row ``index`` (adding rows as needed)."""
+        while len(self._pairs) <= index:
+            self.add_pair()
+        self._pairs[index][0].value = image
+        self._pairs[index][1].value = labels
+
+    # ------------------------------------------------------------------ settings
+
+    def _label_config(self) -> LabelConfig:
+        return LabelConfig(dense=self._dense.value)
+
+    def _weight_settings(self) -> tuple[WeightMapConfig, LabelConfig, bool]:
+        config = WeightMapConfig(w0=self._w0.value, sigma=self._sigma.value)
+        return config, self._label_config(), not self._two_classes.value
+
+    def _train_config(self) -> TrainConfig:
+        name = self._model.value
+        return TrainConfig(
+            preset=name[len("new (") : -1] if name.startswith("new (") else "light",
+            contours=not self._two_classes.value,
+            minutes=self._minutes.value,
+            learning_rate=self._learning_rate.value,
+            tile_size=self._tile.value or None,
+            seed=int(time.time()) % 2**31,
+        )
+
+    # ------------------------------------------------------------------ weight map
+
+    def _toggle_weights(self, on: bool) -> None:
+        if on:
+            self._labels_changed()
+        else:
+            self.overlay.hide()
+
+    def _labels_changed(self, *_) -> None:
+        if not self._show_weights.value:
+            return
+        pairs = self.pair_layers()
+        if pairs:
+            self.overlay.show(pairs[0][1])
+        else:
+            self.overlay.hide()
+
+    # ------------------------------------------------------------------ checks
+
+    def _read_pairs(self) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """Copies of the chosen layers' data, checked; None (after telling the user) if
+        something is wrong. The user's layers are never changed."""
+        pairs = self.pair_layers()
+        if not pairs:
+            show_error(
+                "Train U-Net: choose an image layer and a labels layer (open an image, add a "
+                "Labels layer and paint a few cells and some background)."
+            )
+            return None
+        read = []
+        for image_layer, labels_layer in pairs:
+            image = image_layer.data[0] if image_layer.multiscale else image_layer.data
+            if image_layer.rgb:
+                show_error(f"Train U-Net: {image_layer.name!r} is RGB; split its channels first.")
+                return None
+            spatial = tuple(image.shape[-labels_layer.data.ndim :])
+            if spatial != tuple(labels_layer.data.shape):
+                show_error(
+                    f"Train U-Net: the labels layer {labels_layer.name!r} has shape "
+                    f"{labels_layer.data.shape} but the image {image_layer.name!r} has "
+                    f"{tuple(image.shape)}; add a Labels layer made for this image."
+                )
+                return None
+            read.append((np.asarray(image), np.array(labels_layer.data, copy=True)))
+        return read
+
+    # ------------------------------------------------------------------ training
+
+    def start(self) -> None:
+        """Start training in a worker thread (does nothing while one runs)."""
+        if self.worker is not None:
+            return
+        pairs = self._read_pairs()
+        if pairs is None:
+            return
+        try:
+            config = self._train_config()
+            device = pick_device(self._device.value)
+            augmentation = AugmentConfig(elastic=self._elastic.value)
+        except ValueError as error:
+            show_error(f"Train U-Net: {error}")
+            return
+        init_path = None
+        if self._model.value == FINE_TUNE:
+            init_path = Path(self._init_path.value)
+            if not init_path.is_file():
+                show_error("Train U-Net: choose the model file to fine-tune.")
+                return
+        kwargs = {
+            "labels": self._label_config(),
+            "weight_map": self._weight_settings()[0],
+            "augmentation": augmentation,
+            "device": device,
+        }
+        self._stop_event = threading.Event()
+        self._image_names = [image.name for image, _ in self.pair_layers()]
+        self._train_button.enabled = False
+        self._stop_button.enabled = True
+        self._save_button.enabled = False
+        self._progress.value = 0
+        self._progress.visible = True
+        self._status.value = "preparing the training data ..."
+        self.plot.clear()
+        self.worker = create_worker(
+            _training,
+            pairs,
+            config,
+            init_path,
+            kwargs,
+            self._stop_event,
+            _connect={
+                "yielded": self._on_event,
+                "returned": self._on_result,
+                "errored": self._on_error,
+                "finished": self._finished,
+            },
+            _start_thread=True,
+        )
+
+    def stop(self) -> None:
+        """End training after the current step; the best model so far is kept."""
+        if self._stop_event is not None:
+            self._stop_event.set()
+            self._status.value = "stopping after this step ..."
+
+    def shutdown(self) -> None:
+        """Stop training and wait for the worker (the widget or the viewer is closing)."""
+        self._closed = True
+        if self._stop_event is not None:
+            self._stop_event.set()
+        worker = self.worker
+        if worker is not None:
+            worker.quit()
+            deadline = time.monotonic() + 30
+            while worker.is_running and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+    def _on_event(self, event) -> None:
+        if self._closed:
+            return
+        if isinstance(event, TrainingStarted):
+            self._data = event.data
+            held = (
+                f"; {event.validation_cells} held back to validate"
+                if event.validation_cells
+                else ""
+            )
+            self._status.value = f"training on {event.device}: {event.cells} painted cells{held}"
+            self._watch_labels()
+            self._update_preview_window()
+        elif isinstance(event, TrainStep):
+            self._progress.value = int(1000 * event.progress)
+            self.plot.add_loss(event.step, event.loss)
+        elif isinstance(event, Validation):
+            self.plot.add_f1(event.step, event.f1)
+        elif isinstance(event, Checkpoint):
+            pass  # the best model travels with the result
+        elif isinstance(event, Preview):
+            self._show_preview(event)
+        elif isinstance(event, LabelsIgnored):
+            show_warning(f"Train U-Net: new paint ignored: {event.reason}")
+
+    def _on_result(self, result: TrainResult) -> None:
+        if self._closed:
+            return
+        self.result = result
+        name = f"trained on {', '.join(self._image_names)} ({time.strftime('%H:%M:%S')})"
+        session_models(self._viewer).add(TrainedModel(name, result.model, result.normalization))
+        self._save_button.enabled = True
+        f1 = "" if result.best_f1 is None else f", validation F1 {result.best_f1:.2f}"
+        message = (
+            f"{len(result.history['steps'])} steps{' (stopped)' if result.stopped else ''}; "
+            f"best at step {result.best_step}{f1}"
+        )
+        self._status.value = message
+        show_info(f"Train U-Net: {message}. The model is ready in Segment layer.")
+
+    def _on_error(self, error: Exception) -> None:
+        if not self._closed:
+            show_error(f"Train U-Net: {error}")
+
+    def _finished(self) -> None:
+        self.worker = None
+        self._data = None
+        self._unwatch_labels()
+        if self._closed:
+            return
+        self._train_button.enabled = True
+        self._stop_button.enabled = False
+        self._progress.visible = False
+
+    # ------------------------------------------------------------------ live updates
+
+    def _watch_labels(self) -> None:
+        self._watched = [labels for _, labels in self.pair_layers()]
+        for labels in self._watched:
+            labels.events.paint.connect(self._labels_painted)
+            labels.events.data.connect(self._labels_painted)
+
+    def _unwatch_labels(self) -> None:
+        for labels in self._watched:
+            labels.events.paint.disconnect(self._labels_painted)
+            labels.events.data.disconnect(self._labels_painted)
+        self._watched = []
+        self._label_timer.stop()
+
+    def _labels_painted(self, *_) -> None:
+        self._label_timer.start()  # sent once painting pauses
+
+    def _send_labels(self) -> None:
+        if self._data is None:
+            return
+        for index, labels in enumerate(self._watched):
+            self._data.update_labels(index, np.array(labels.data, copy=True))
+
+    def _update_preview_window(self, *_) -> None:
+        if self._data is None:
+            return
+        pairs = self.pair_layers()
+        if not self._live_preview.value or not pairs:
+            self._data.set_preview_window(0, 0, None)
+            return
+        image_layer, labels_layer = pairs[0]
+        corners = np.asarray(image_layer.corner_pixels)
+        shape = labels_layer.data.shape[-2:]
+        window = []
+        for axis in (-2, -1):
+            low, high = int(corners[0, axis]), int(corners[1, axis]) + 1
+            low, high = max(low, 0), min(high, shape[axis])
+            if high - low > PREVIEW_SIZE:  # the centre of a large view
+                middle = (low + high) // 2
+                low, high = middle - PREVIEW_SIZE // 2, middle + PREVIEW_SIZE // 2
+            if high <= low:
+                low, high = 0, min(shape[axis], PREVIEW_SIZE)
+            window.append(slice(low, high))
+        plane = int(self._viewer.dims.current_step[0]) if labels_layer.data.ndim == 3 else 0
+        self._data.set_preview_window(0, plane, tuple(window))
+
+    def _show_preview(self, event: Preview) -> None:
+        pairs = self.pair_layers()
+        if not pairs or not self._live_preview.value:
+            return
+        image_layer, labels_layer = pairs[event.pair]
+        shape = labels_layer.data.shape[-2:]
+        layer = self._preview_layer
+        if layer is None or layer not in self._viewer.layers or layer.data.shape != shape:
+            layer = self._viewer.add_image(
+                np.zeros(shape, np.float32),
+                name=f"{image_layer.name} prediction",
+                colormap="magma",
+                blending="additive",
+                opacity=0.6,
+                contrast_limits=(0.0, 1.0),
+                scale=image_layer.scale[-2:],
+                translate=image_layer.translate[-2:],
+            )
+            self._preview_layer = layer
+            self._viewer.layers.selection.active = labels_layer
+        data = layer.data
+        data[event.window] = event.probability
+        layer.data = data
+
+    # ------------------------------------------------------------------ augmentation, saving
+
+    def preview_augmentation(self) -> None:
+        """Show a few deformed training tiles (image and targets) as new layers."""
+        pairs = self._read_pairs()
+        if pairs is None:
+            return
+        config, labels, contours = self._weight_settings()
+        kwargs = {"in_channels": infer_channels(*pairs[0]), "labels": labels, "weight_map": config}
+        create_worker(
+            _augmented_samples,
+            pairs,
+            kwargs,
+            contours,
+            _connect={
+                "returned": self._show_augmented,
+                "errored": lambda error: show_error(f"Train U-Net: {error}"),
+            },
+            _start_thread=True,
+        )
+
+    def _show_augmented(self, samples: tuple[np.ndarray, np.ndarray]) -> None:
+        images, targets = samples
+        self._viewer.add_image(images, name="augmented tiles", colormap="gray")
+        self._viewer.add_labels(targets.astype(np.uint8), name="augmented targets", opacity=0.4)
+
+    def _ask_where_to_save(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self.native, "Save model", "model.safetensors", "napari-unet model (*.safetensors)"
+        )
+        if path:
+            self.save(path)
+
+    def save(self, path: str | Path) -> Path | None:
+        """Write the trained model to ``path`` (one .safetensors file)."""
+        if self.result is None:
+            show_error("Train U-Net: there is no trained model to save yet.")
+            return None
+        path = Path(path)
+        if path.suffix != ".safetensors":
+            path = path.with_name(path.name + ".safetensors")
+        try:
+            written = save_trained(path, self.result)
+        except (OSError, ValueError) as error:
+            show_error(f"Train U-Net: could not save {path}: {error}")
+            return None
+        show_info(f"Train U-Net: model saved to {written}")
+        return written
+
+
+def _available(device: str) -> bool:
+    try:
+        pick_device(device)
+    except ValueError:
+        return False
+    return True

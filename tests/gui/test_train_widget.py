@@ -1,0 +1,184 @@
+""" "Train U-Net" in a real viewer: the weight map follows the paint, training runs in a
+worker with a live loss curve and preview, Stop and closing are clean, the model reaches
+"Segment layer" and can be saved."""
+
+import numpy as np
+import pytest
+from qtpy.QtCore import QThreadPool
+
+from napari_unet._widgets import train as train_module
+from napari_unet.core import train as core_train
+from napari_unet.core.config import TrainConfig
+from napari_unet.model_io import load_model
+
+
+@pytest.fixture
+def messages(monkeypatch):
+    shown = {"error": [], "info": [], "warning": []}
+    for kind in shown:
+        monkeypatch.setattr(train_module, f"show_{kind}", shown[kind].append)
+    return shown
+
+
+def quick(iterations=4, **overrides):
+    """A light network on small tiles: about 0.1 s a step on 2 CPU cores."""
+    settings = {"minutes": None, "iterations": iterations, "batch_size": 1, "tile_size": 92}
+    return TrainConfig(**{**settings, **overrides})
+
+
+@pytest.fixture
+def viewer_with_sample(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-unet", "touching_cells")
+    return viewer
+
+
+def dock_train(viewer, monkeypatch=None, config=None):
+    if config is not None:  # (on the class: magicgui containers treat attributes as widgets)
+        monkeypatch.setattr(train_module.TrainWidget, "_train_config", lambda self: config)
+    _, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Train U-Net")
+    return widget
+
+
+def wait_for_training(qtbot, widget, timeout=60_000):
+    qtbot.waitUntil(lambda: widget.worker is None and widget._train_button.enabled, timeout=timeout)
+
+
+def test_both_widgets_dock_by_their_menu_names_and_find_the_layers(viewer_with_sample):
+    viewer = viewer_with_sample
+    train_widget = dock_train(viewer)
+    _, segment_widget = viewer.window.add_plugin_dock_widget("napari-unet", "Segment layer")
+    image, labels = viewer.layers["touching cells"], viewer.layers["painted cells"]
+    assert train_widget.pair_layers() == [(image, labels)]
+    assert segment_widget._image.value is image
+
+
+def test_the_weight_map_follows_the_paint(viewer_with_sample, qtbot):
+    viewer = viewer_with_sample
+    labels = viewer.layers["painted cells"]
+    before = labels.data.copy()
+    widget = dock_train(viewer)
+    widget._show_weights.value = True
+    qtbot.waitUntil(lambda: widget.overlay.weights_layer is not None, timeout=10_000)
+    weights = widget.overlay.weights_layer.data.copy()
+    assert weights.shape == labels.data.shape
+    assert (weights[before == 0] == 0).all() and (weights[before > 0] > 0).all()
+    assert widget.overlay.gaps_layer.data.any()  # the sample's painted cells touch
+
+    row, column = np.argwhere(before == 0)[0]
+    labels.brush_size = 5
+    labels.paint((row, column), 1)  # a background dab, as the brush does it
+    qtbot.waitUntil(lambda: widget.overlay.weights_layer.data[row, column] > 0, timeout=10_000)
+    assert viewer.layers.selection.active is labels  # painting goes on where it was
+
+    widget._show_weights.value = False
+    assert not any(layer.name.startswith("weight map") for layer in viewer.layers)
+
+
+def test_training_draws_the_loss_curve_and_the_model_reaches_segment_layer(
+    viewer_with_sample, qtbot, monkeypatch, messages, tmp_path
+):
+    viewer = viewer_with_sample
+    monkeypatch.setattr(core_train, "PREVIEW_EVERY", 0.0)
+    widget = dock_train(viewer, monkeypatch, quick(iterations=6))
+    _, segment_widget = viewer.window.add_plugin_dock_widget("napari-unet", "Segment layer")
+    painted = viewer.layers["painted cells"].data.copy()
+
+    widget._train_button.native.click()
+    assert not widget._train_button.enabled and widget._stop_button.enabled
+    wait_for_training(qtbot, widget)
+
+    assert [step for step, _ in widget.plot.losses] == [1, 2, 3, 4, 5, 6]
+    assert messages["error"] == []
+    assert widget.result is not None and widget._save_button.enabled
+    preview = viewer.layers["touching cells prediction"]
+    assert preview.data.max() > 0 and preview.data.max() <= 1
+    np.testing.assert_array_equal(viewer.layers["painted cells"].data, painted)  # untouched
+
+    # the model is offered to Segment layer at once
+    assert segment_widget._source.value.startswith("trained on touching cells")
+    segment_widget._probability.value = True
+    segment_widget._run.native.click()
+    qtbot.waitUntil(lambda: "touching cells labels" in viewer.layers, timeout=30_000)
+    assert viewer.layers["touching cells cell probability"].data.shape == painted.shape
+
+    path = widget.save(tmp_path / "trained")
+    assert path.name == "trained.safetensors"
+    loaded = load_model(path)
+    assert loaded.training["steps"] == 6 and loaded.model.config.classes == 3
+
+
+def test_stop_ends_training_within_a_step_and_keeps_the_model(
+    viewer_with_sample, qtbot, monkeypatch, messages
+):
+    widget = dock_train(viewer_with_sample, monkeypatch, quick(iterations=100_000))
+    widget._train_button.native.click()
+    qtbot.waitUntil(lambda: len(widget.plot.losses) >= 2, timeout=30_000)
+    widget._stop_button.native.click()
+    wait_for_training(qtbot, widget, timeout=10_000)
+    assert widget.result.stopped
+    assert len(widget.result.history["steps"]) < 100_000
+    assert "stopped" in widget._status.value
+
+
+def test_strokes_painted_during_training_reach_the_training(viewer_with_sample, qtbot, monkeypatch):
+    viewer = viewer_with_sample
+    widget = dock_train(viewer, monkeypatch, quick(iterations=100_000))
+    labels = viewer.layers["painted cells"]
+    widget._train_button.native.click()
+    qtbot.waitUntil(
+        lambda: widget._data is not None and len(widget.plot.losses) > 0, timeout=30_000
+    )
+    row, column = np.argwhere(labels.data == 0)[0]
+    data = widget._data
+    assert data.planes[0].weight[row, column] == 0
+    labels.paint((row, column), 1)
+    qtbot.waitUntil(lambda: data.planes[0].weight[row, column] > 0, timeout=10_000)
+    widget.stop()
+    wait_for_training(qtbot, widget)
+
+
+def test_closing_the_viewer_during_training_stops_it_cleanly(
+    viewer_with_sample, qtbot, monkeypatch, messages
+):
+    widget = dock_train(viewer_with_sample, monkeypatch, quick(iterations=100_000))
+    widget._train_button.native.click()
+    qtbot.waitUntil(lambda: len(widget.plot.losses) >= 1, timeout=30_000)
+    viewer_with_sample.close()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=10_000)
+    assert QThreadPool.globalInstance().waitForDone(10_000)
+    assert messages["error"] == []
+
+
+def test_errors_are_explained_and_leave_the_layers_alone(
+    make_napari_viewer, qtbot, monkeypatch, messages
+):
+    viewer = make_napari_viewer()
+    widget = dock_train(viewer, monkeypatch, quick())
+    widget._train_button.native.click()
+    assert "choose an image layer and a labels layer" in messages["error"][-1]
+
+    image = viewer.add_image(np.random.default_rng(0).random((40, 50)), name="img")
+    wrong = viewer.add_labels(np.zeros((30, 50), np.uint8), name="wrong")
+    widget.set_pair(0, image, wrong)
+    widget._train_button.native.click()
+    assert "has shape (30, 50) but the image" in messages["error"][-1]
+
+    unpainted = viewer.add_labels(np.where(np.arange(50) < 5, 1, 0)[None].repeat(40, 0), name="bg")
+    widget.set_pair(0, image, unpainted)
+    widget._train_button.native.click()
+    wait_for_training(qtbot, widget)
+    assert "no cell is painted" in messages["error"][-1]
+    assert widget._train_button.enabled and widget.result is None
+    assert [layer.name for layer in viewer.layers] == ["img", "wrong", "bg"]
+
+
+def test_augmentation_preview_adds_deformed_tiles(viewer_with_sample, qtbot):
+    viewer = viewer_with_sample
+    widget = dock_train(viewer)
+    widget._augment_button.native.click()
+    qtbot.waitUntil(lambda: "augmented targets" in viewer.layers, timeout=20_000)
+    tiles = viewer.layers["augmented tiles"].data
+    targets = viewer.layers["augmented targets"].data
+    assert tiles.shape == targets.shape and tiles.shape[0] == 4
+    assert set(np.unique(targets)) <= {0, 1, 2} and (targets == 2).any()
