@@ -60,6 +60,11 @@ class LoadedModel:
     package_version: str = ""  # the napari-unet version that wrote the file
     optimizer_state: dict[str, Any] | None = None  # torch optimizer state_dict, to resume
 
+    @property
+    def min_size(self) -> int:
+        """Smallest object (px) worth calling a cell, as training measured it (default 10)."""
+        return int(self.training.get("min_size", 10))
+
 
 def save_model(
     path: str | os.PathLike,

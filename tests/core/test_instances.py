@@ -18,12 +18,15 @@ def test_outline_probability_splits_touching_cells():
     assert (labels[cell > 0.5] > 0).all()  # the outline pixels are given to a cell
 
 
-def test_a_cell_region_without_interior_stays_one_object():
-    cell = np.zeros((10, 30), np.float32)
-    cell[2:8, 2:8] = 1.0
+def test_cells_are_their_interiors_grown_by_the_outline_and_regions_without_one_dropped():
+    cell = np.zeros((16, 30), np.float32)
+    cell[2:14, 2:14] = 1.0
     cell[2:8, 20:26] = 1.0
     outline = np.zeros_like(cell)
-    outline[2:8, 20:26] = 1.0  # all outline: no seed, still a cell
+    outline[2:14, 2:14] = 1.0
+    outline[6:10, 6:10] = 0.0  # a 4 x 4 interior in a 12 x 12 cell
+    outline[2:8, 20:26] = 1.0  # all outline: no interior, not a cell
     labels = label_instances(cell, outline_probability=outline, min_size=1)
-    assert labels.max() == 2 and labels.dtype == np.uint16
-    assert (labels[2:8, 20:26] == labels[4, 22]).all() and labels[4, 22] != labels[4, 4]
+    assert labels.max() == 1 and labels.dtype == np.uint16
+    rows, cols = np.nonzero(labels)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (4, 11, 4, 11)  # grown by 2

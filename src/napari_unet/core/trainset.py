@@ -118,6 +118,16 @@ class TrainingSet:
             for p, plane in enumerate(self.planes)
         )
 
+    def median_cell_area(self) -> float:
+        """Median area (px) of the painted cells, held-back ones included."""
+        areas = [
+            count
+            for plane in self.planes
+            for count in np.bincount(plane.labels.ravel())[2:]
+            if count
+        ]
+        return float(np.median(areas)) if areas else 0.0
+
     def update_labels(self, pair: int, labels: np.ndarray) -> None:
         """Replace the labels of pair ``pair`` (same shape as before); thread-safe. The new
         labels are used from the next :meth:`refresh` on."""
