@@ -7,7 +7,7 @@ import tifffile
 from napari_unet.cli import main
 from napari_unet.core.config import preset
 from napari_unet.core.model import UNet
-from napari_unet.model_io import save_model
+from napari_unet.model_io import load_model, save_model
 
 
 def test_info_describes_a_preset(capsys):
@@ -37,22 +37,26 @@ def test_errors_are_one_line_and_exit_non_zero(tmp_path, capsys):
 
 def test_demo_headless_runs_the_pipeline_on_the_sample(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--headless", "--out", str(out), "--device", "cpu"]) == 0
+    assert (
+        main(["demo", "--headless", "--out", str(out), "--device", "cpu", "--minutes", "0.1"]) == 0
+    )
     image = tifffile.imread(out / "image.tif")
     labels = tifffile.imread(out / "labels.tif")
     probability = tifffile.imread(out / "cell-probability.tif")
     assert image.shape == labels.shape == probability.shape == (256, 256)
     assert labels.dtype == np.uint16 and 0.0 <= probability.min() <= probability.max() <= 1.0
-    assert tifffile.imread(out / "painted.tif").max() == 9
+    assert len(np.unique(tifffile.imread(out / "painted.tif"))) == 2 + 12  # 0, 1, 12 cells
     assert (out / "overlay.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "s per megapixel" in capsys.readouterr().out
+    assert load_model(out / "demo-model.safetensors").training["steps"] > 0
+    printed = capsys.readouterr().out
+    assert "steps in 0.1 min" in printed and "cells in" in printed
 
 
 def test_demo_without_a_display_falls_back_to_headless(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.setattr("sys.platform", "linux")
-    assert main(["demo", "--out", str(tmp_path)]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--minutes", "0.02"]) == 0
     assert "no display found" in capsys.readouterr().out
     assert (tmp_path / "labels.tif").exists()
 
@@ -149,3 +153,48 @@ def test_terminal_progress_names_the_plane_and_the_tiles(capsys):
         "stack: plane 1/2, tiles 3/3",
         "stack: plane 2/2, tiles 2/3",
     ]
+
+
+def write_training_pair(folder, cells=True):
+    from napari_unet.core.synthetic import touching_cells
+
+    sample = touching_cells((96, 96), rng=np.random.default_rng(0))
+    labels = sample.annotation if cells else np.minimum(sample.annotation, 1)
+    tifffile.imwrite(folder / "image.tif", sample.image)
+    tifffile.imwrite(folder / "labels.tif", labels)
+    return folder / "image.tif", folder / "labels.tif"
+
+
+def test_train_writes_a_model_that_segment_uses(tmp_path, capsys):
+    image, labels = write_training_pair(tmp_path)
+    model = tmp_path / "model.safetensors"
+    args = ["train", "--image", str(image), "--labels", str(labels), "--out", str(model)]
+    assert main([*args, "--iterations", "3", "--seed", "1"]) == 0
+    loaded = load_model(model)
+    assert loaded.training["steps"] == 3 and loaded.training["config"]["seed"] == 1
+    assert loaded.model.config.classes == 3 and loaded.optimizer_state is not None
+    assert "trained 3 steps" in capsys.readouterr().out
+
+    resumed = tmp_path / "resumed.safetensors"
+    assert main([*args[:-1], str(resumed), "--iterations", "2", "--init", str(model)]) == 0
+    steps = load_model(resumed).optimizer_state["state"][0]["step"]
+    assert float(steps) == 5  # the optimiser went on from step 3
+
+    assert main(["segment", str(model), str(image), "--out", str(tmp_path / "out")]) == 0
+    assert tifffile.imread(tmp_path / "out" / "image_labels.tif").shape == (96, 96)
+
+
+def test_train_errors_are_one_line_and_write_nothing(tmp_path, capsys):
+    image, labels = write_training_pair(tmp_path, cells=False)
+    model = tmp_path / "model.safetensors"
+    base = ["train", "--image", str(image), "--out", str(model), "--iterations", "1"]
+    for args, message in [
+        ([*base, "--labels", str(labels)], "no cell is painted"),
+        ([*base, "--labels", str(tmp_path / "nope.tif")], "no such file"),
+        ([*base, "--labels", str(labels), "--image", str(image)], "give them in pairs"),
+        ([*base, "--labels", str(labels), "--preset", "huge"], "unknown preset"),
+    ]:
+        assert main(args) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert not model.exists()

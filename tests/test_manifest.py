@@ -56,7 +56,7 @@ def test_sample_data_follows_the_label_convention():
     )()
     assert (image_kind, labels_kind) == ("image", "labels")
     assert image.shape == labels.shape == (256, 256)
-    assert set(range(0, 10)) == set(labels.ravel().tolist())  # 0, background 1, 8 cells
+    assert set(range(0, 14)) == set(labels.ravel().tolist())  # 0, background 1, 12 cells
     assert image_meta["name"] and labels_meta["name"]
 
 

@@ -2,6 +2,7 @@
 
     napari-unet demo                 napari with the sample data and the plugin's widgets
     napari-unet demo --headless      the same work without a display; files in --out
+    napari-unet train --image IMG --labels LBL --out MODEL   train (or fine-tune) a model
     napari-unet segment MODEL IMAGE... --out DIR   label TIFFs for TIFF or zarr images
     napari-unet info MODEL|--preset  what a model file or preset holds, and its tile sizes
 
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (ValueError, OSError) as error:  # ModelFileError is a ValueError
+    except (ValueError, OSError, MemoryError) as error:  # ModelFileError: a ValueError
         print(f"napari-unet {args.command}: {error}", file=sys.stderr)
         return 1
 
@@ -53,7 +54,38 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--headless", action="store_true", help="no window: write files to --out")
     demo.add_argument("--out", type=Path, default=Path("napari-unet-demo"), help="output folder")
     demo.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    demo.add_argument(
+        "--minutes", type=float, default=0.5, help="headless training time (default 0.5)"
+    )
     demo.set_defaults(run=_demo)
+
+    tr = commands.add_parser(
+        "train",
+        help="train a model on images and painted labels",
+        description="Train a U-Net on image/labels pairs (TIFF or zarr; 2D or stacks) and "
+        "write one model file. Labels: 0 = not annotated, 1 = background, 2 and up = one cell "
+        "each (or, with --dense, complete masks with 0 = background). Ctrl-C stops training "
+        "early and still writes the best model so far.",
+    )
+    tr.add_argument("--image", type=Path, action="append", required=True, help="an image")
+    tr.add_argument(
+        "--labels", type=Path, action="append", required=True, help="its labels (same order)"
+    )
+    tr.add_argument("--out", type=Path, required=True, help="the model file to write")
+    tr.add_argument("--preset", default="light", help="architecture: light (default) or paper")
+    budget = tr.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, default=None, help="time budget (default 3)")
+    budget.add_argument("--iterations", type=int, default=None, help="optimiser steps")
+    tr.add_argument("--dense", action="store_true", help="complete masks: 0 = background")
+    tr.add_argument("--init", type=Path, default=None, help="a model file to fine-tune/resume")
+    tr.add_argument(
+        "--two-classes",
+        action="store_true",
+        help="the paper's two classes with gap insertion instead of the outline class",
+    )
+    tr.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    tr.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    tr.set_defaults(run=_train)
 
     seg = commands.add_parser(
         "segment",
@@ -123,6 +155,105 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- train
+
+
+def _train(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .core.config import LabelConfig, TrainConfig
+    from .core.events import drain
+    from .core.train import train
+    from .model_io import load_model, save_trained
+
+    if len(args.image) != len(args.labels):
+        raise ValueError(
+            f"{len(args.image)} --image but {len(args.labels)} --labels; give them in pairs"
+        )
+    missing = [str(p) for p in [*args.image, *args.labels] if not p.exists()]
+    if missing:
+        raise ValueError(f"no such file: {', '.join(missing)}")
+    config = TrainConfig(
+        preset=args.preset,
+        contours=not args.two_classes,
+        minutes=args.minutes if args.minutes or args.iterations else 3.0,
+        iterations=args.iterations,
+        seed=args.seed,
+    )
+    init = load_model(args.init) if args.init else None
+    pairs = [
+        (read_image(i), read_image(lab)) for i, lab in zip(args.image, args.labels, strict=True)
+    ]
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    progress = _TrainingProgress(sys.stderr.isatty())
+    try:
+        result = drain(
+            train(
+                pairs,
+                config,
+                model=init.model if init else None,
+                optimizer_state=init.optimizer_state if init else None,
+                normalization=init.normalization if init else None,
+                labels=LabelConfig(dense=args.dense),
+                device=args.device,
+                stop=stop,
+            ),
+            progress,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    progress.finish()
+    path = save_trained(args.out, result)
+    f1 = "" if result.best_f1 is None else f", validation F1 {result.best_f1:.2f}"
+    print(
+        f"trained {len(result.history['steps'])} steps"
+        + (" (stopped)" if result.stopped else "")
+        + f"; best at step {result.best_step}{f1} -> {path}"
+    )
+    return 0
+
+
+class _TrainingProgress:
+    """Training progress on the terminal: one line rewritten in place (or a line every
+    10 % when the output is not a terminal)."""
+
+    def __init__(self, live: bool) -> None:
+        self.live, self.f1, self.reported = live, None, -1
+
+    def __call__(self, event) -> None:
+        from .core.events import LabelsIgnored, TrainingStarted, TrainStep, Validation
+
+        if isinstance(event, TrainingStarted):
+            held = (
+                f", {event.validation_cells} held back to validate"
+                if event.validation_cells
+                else ""
+            )
+            print(f"training on {event.device}: {event.cells} painted cells{held}", file=sys.stderr)
+        elif isinstance(event, Validation):
+            self.f1 = event.f1
+        elif isinstance(event, LabelsIgnored):
+            print(f"\nlabels ignored: {event.reason}", file=sys.stderr)
+        elif isinstance(event, TrainStep):
+            bar = "#" * int(20 * event.progress)
+            f1 = "" if self.f1 is None else f"  validation F1 {self.f1:.2f}"
+            line = (
+                f"[{bar:<20}] {100 * event.progress:3.0f} %  step {event.step}  "
+                f"loss {event.loss:.3f}{f1}  {event.elapsed:.0f} s"
+            )
+            if self.live:
+                print(f"\r{line}", end="", file=sys.stderr)
+            elif int(10 * event.progress) > self.reported:
+                self.reported = int(10 * event.progress)
+                print(line, file=sys.stderr)
+
+    def finish(self) -> None:
+        if self.live:
+            print(file=sys.stderr)
+
+
 # --------------------------------------------------------------------------- segment
 
 
@@ -156,6 +287,7 @@ def _segment(args: argparse.Namespace) -> int:
                     device=device,
                     keep_probability=args.probabilities,
                     method="watershed" if args.watershed else "components",
+                    min_size=loaded.min_size,
                 ),
                 progress,
             )
@@ -225,65 +357,63 @@ def _demo(args: argparse.Namespace) -> int:
         print("napari-unet demo: no display found (DISPLAY is not set); running --headless.")
         args.headless = True
     if args.headless:
-        return _demo_headless(args.out, args.device)
+        return _demo_headless(args.out, args.device, args.minutes)
     import napari
 
     viewer = napari.Viewer(title="napari-unet demo")
     viewer.open_sample("napari-unet", "touching_cells")
-    viewer.window.add_plugin_dock_widget("napari-unet", "Segment layer")
+    viewer.window.add_plugin_dock_widget("napari-unet", "Train U-Net")
+    viewer.window.add_plugin_dock_widget("napari-unet", "Segment layer", tabify=True)
     napari.run()
     return 0
 
 
-def _demo_headless(out: Path, device_name: str) -> int:
-    """Run the pipeline on the sample image and write what it made to ``out``."""
+def _demo_headless(out: Path, device_name: str, minutes: float) -> int:
+    """Train briefly on the sample image, segment it, and write what it made to ``out``."""
     import tifffile
-    import torch
 
     from ._sample_data import touching_cells_sample
-    from .core.config import preset
+    from .core.config import TrainConfig
     from .core.device import pick_device
     from .core.events import drain
-    from .core.model import UNet
     from .core.segment import segment
-    from .model_io import load_model, save_model
+    from .core.train import train
+    from .model_io import save_trained
 
     device = pick_device(device_name)
     out.mkdir(parents=True, exist_ok=True)
     (image, _, _), (annotation, _, _) = touching_cells_sample()
-    config = preset("light")
-    model = UNet(config)
-    model.reset_parameters(torch.Generator().manual_seed(0))
-    model_path = save_model(out / "light-untrained.safetensors", model)
-    loaded = load_model(model_path, device=device)
+    painted = int(np.unique(annotation[annotation > 1]).size)
+    print(f"napari-unet demo (headless) on {device}")
+    print(f"  sample image      {image.shape[0]} x {image.shape[1]}, {painted} painted cells")
+    progress = _TrainingProgress(sys.stderr.isatty())
+    result = drain(
+        train([(image, annotation)], TrainConfig(minutes=minutes), device=device), progress
+    )
+    progress.finish()
+    model_path = save_trained(out / "demo-model.safetensors", result)
+    steps = len(result.history["steps"])
+    print(f"  training          {steps} steps in {minutes:g} min (preset light)")
 
-    drain(segment(loaded.model, image[:64, :64], loaded.normalization))  # warm-up
     start = time.perf_counter()
-    result = drain(segment(loaded.model, image, loaded.normalization, keep_probability=True))
+    segmentation = drain(
+        segment(
+            result.model,
+            image,
+            result.normalization,
+            device=device,
+            min_size=result.min_size,
+            keep_probability=True,
+        )
+    )
     seconds = time.perf_counter() - start
-    labels = result.labels
-
+    labels = segmentation.labels
     tifffile.imwrite(out / "image.tif", image)
     tifffile.imwrite(out / "painted.tif", annotation)
-    tifffile.imwrite(out / "cell-probability.tif", result.cell_probability)
+    tifffile.imwrite(out / "cell-probability.tif", segmentation.cell_probability)
     tifffile.imwrite(out / "labels.tif", labels)
     _write_overlay_png(out / "overlay.png", image, labels)
-
-    megapixels = image.size / 1e6
-    print(f"napari-unet demo (headless) on {device}")
-    print(
-        f"  sample image      {image.shape[0]} x {image.shape[1]}, "
-        f"{int(np.unique(annotation[annotation > 1]).size)} painted cells"
-    )
-    print(
-        f"  network           preset light, {sum(p.numel() for p in model.parameters()):,} "
-        "parameters, untrained (He initialisation)"
-    )
-    print(f"  segmentation      {seconds:.3f} s ({seconds / megapixels:.2f} s per megapixel)")
-    print(
-        f"  objects           {int(labels.max())} (an untrained network: a pipeline check, "
-        "not a segmentation)"
-    )
+    print(f"  segmentation      {int(labels.max())} cells in {seconds:.2f} s")
     print(
         f"  written to        {out}/: image.tif painted.tif cell-probability.tif labels.tif "
         f"overlay.png {model_path.name}"

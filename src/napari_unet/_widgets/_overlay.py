@@ -127,7 +127,7 @@ class WeightMapOverlay:
                 colormap="inferno",
                 blending="additive",
                 opacity=0.8,
-                contrast_limits=(0.0, max(float(weights.max()), 1.0)),
+                contrast_limits=_limits(weights),
                 scale=source.scale,
                 translate=source.translate,
             )
@@ -143,5 +143,11 @@ class WeightMapOverlay:
             self._viewer.layers.selection.active = source  # keep painting on the labels
         else:
             self.weights_layer.data = weights
-            self.weights_layer.contrast_limits = (0.0, max(float(weights.max()), 1.0))
+            self.weights_layer.contrast_limits = _limits(weights)
             self.gaps_layer.data = gaps
+
+
+def _limits(weights: np.ndarray) -> tuple[float, float]:
+    """Contrast limits that show class weights (about 1-3) and saturate only the border
+    term's peaks."""
+    return 0.0, max(float(weights.max()) / 2, 1.0)

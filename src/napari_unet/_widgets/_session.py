@@ -17,6 +17,7 @@ class TrainedModel:
     name: str
     model: UNet
     normalization: NormalizationConfig
+    min_size: int = 10  # px, the smallest object kept (TrainResult.min_size)
 
 
 class SessionModels:

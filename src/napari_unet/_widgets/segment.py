@@ -36,14 +36,17 @@ def segment_with_model(
     keep_probability: bool = False,
 ) -> Generator[TilesDone | PlaneDone, None, Segmentation]:
     """Label the cells of ``image`` (2D or a stack) with a model file or a trained model."""
-    if isinstance(source, TrainedModel):
-        model, normalization = source.model, source.normalization
-    else:
+    if not isinstance(source, TrainedModel):
         loaded = load_model(source)
-        model, normalization = loaded.model, loaded.normalization
+        source = TrainedModel("", loaded.model, loaded.normalization, loaded.min_size)
     return (
         yield from segment(
-            model, image, normalization, method=method, keep_probability=keep_probability
+            source.model,
+            image,
+            source.normalization,
+            method=method,
+            min_size=source.min_size,
+            keep_probability=keep_probability,
         )
     )
 

@@ -396,7 +396,9 @@ class TrainWidget(Container):
             return
         self.result = result
         name = f"trained on {', '.join(self._image_names)} ({time.strftime('%H:%M:%S')})"
-        session_models(self._viewer).add(TrainedModel(name, result.model, result.normalization))
+        session_models(self._viewer).add(
+            TrainedModel(name, result.model, result.normalization, result.min_size)
+        )
         self._save_button.enabled = True
         f1 = "" if result.best_f1 is None else f", validation F1 {result.best_f1:.2f}"
         message = (
@@ -478,10 +480,10 @@ class TrainWidget(Container):
             layer = self._viewer.add_image(
                 np.zeros(shape, np.float32),
                 name=f"{image_layer.name} prediction",
-                colormap="magma",
+                colormap="green",
                 blending="additive",
-                opacity=0.6,
-                contrast_limits=(0.0, 1.0),
+                opacity=0.7,
+                contrast_limits=(0.4, 1.0),  # uncertain background stays dark
                 scale=image_layer.scale[-2:],
                 translate=image_layer.translate[-2:],
             )
