@@ -1,0 +1,93 @@
+"""Take the user guide's screenshots from the real plugin (run under Xvfb):
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshots.py
+
+Opens napari with the sample data, shows the weight map after a brush stroke, trains for
+a short while (loss curve and live prediction), segments with the trained model, and
+writes docs/images/{weightmap-overlay,training,segmented}.png.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import imageio.v3 as iio
+import napari
+import numpy as np
+from qtpy.QtWidgets import QApplication
+
+IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
+
+
+def wait(condition, timeout: float = 300.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        QApplication.processEvents()
+        time.sleep(0.02)
+        if time.monotonic() > end:
+            raise TimeoutError("the plugin did not get there in time")
+    for _ in range(20):
+        QApplication.processEvents()
+        time.sleep(0.02)
+
+
+def save(viewer, name: str) -> None:
+    shot = viewer.screenshot(canvas_only=False, flash=False)
+    iio.imwrite(IMAGES / name, shot)
+    print("written", IMAGES / name)
+
+
+def main() -> int:
+    viewer = napari.Viewer(title="napari-unet")
+    viewer.window._qt_window.resize(1500, 950)
+    viewer.open_sample("napari-unet", "touching_cells")
+    segment_dock, segment = viewer.window.add_plugin_dock_widget("napari-unet", "Segment layer")
+    train_dock, train = viewer.window.add_plugin_dock_widget(
+        "napari-unet", "Train U-Net", tabify=True
+    )
+    train_dock.raise_()
+    viewer.reset_view()
+    labels = viewer.layers["painted cells"]
+    labels.opacity = 0.4
+
+    train._show_weights.value = True
+    wait(lambda: train.overlay.weights_layer is not None)
+    labels.brush_size = 6
+    rows, cols = np.nonzero(labels.data == 0)
+    for r, c in list(zip(rows, cols, strict=True))[5000:5060:4]:
+        labels.paint((r, c), 1)  # a background stroke
+    weights = train.overlay.weights_layer
+    before = weights.data.copy()
+    wait(lambda: not np.array_equal(weights.data, before))
+    viewer.layers.selection.active = labels
+    labels.mode = "paint"
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    zoom = camera.zoom
+    camera.center = tuple(np.argwhere(train.overlay.gaps_layer.data).mean(axis=0))
+    camera.zoom = 2.5 * zoom  # close to the touching painted cells
+    save(viewer, "weightmap-overlay.png")
+    viewer.reset_view()
+
+    train._show_weights.value = False
+    train._minutes.value = 3.0
+    train._train_button.native.click()
+    wait(lambda: len(train.plot.losses) > 150 and "touching cells prediction" in viewer.layers)
+    wait(lambda: len(train.plot.f1) >= 2 or train.worker is None)
+    save(viewer, "training.png")
+    wait(lambda: train.worker is None)
+
+    segment_dock.raise_()
+    segment._run.native.click()
+    wait(lambda: "touching cells labels" in viewer.layers)
+    viewer.layers["touching cells prediction"].visible = False
+    labels.visible = False
+    viewer.layers["touching cells labels"].contour = 0
+    save(viewer, "segmented.png")
+    viewer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
