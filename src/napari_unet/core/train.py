@@ -307,7 +307,8 @@ def _autocast_dtype(device: torch.device) -> torch.dtype | None:
 
 def _memory_format(device: torch.device) -> torch.memory_format:
     """channels_last on GPUs; on the CPU, training steps (with their backward pass) were
-    1.1-1.4x faster in the default layout (docs/benchmarks.md)."""
+    1.2-1.5x faster in the default layout, and equal for batches of small tiles
+    (benchmarks/train_speed.py, docs/benchmarks.md)."""
     return torch.contiguous_format if device.type == "cpu" else torch.channels_last
 
 
