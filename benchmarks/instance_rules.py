@@ -23,6 +23,7 @@ from skimage.segmentation import expand_labels, watershed
 from train_quality import DATASETS, score
 
 from napari_unet.core.events import drain
+from napari_unet.core.instances import split_at_necks
 from napari_unet.core.predict import predict_tiled
 from napari_unet.model_io import load_model
 
@@ -50,11 +51,18 @@ def outline_watershed(p: np.ndarray) -> np.ndarray:
 
 
 def split_interiors(p: np.ndarray) -> np.ndarray:
-    """Interiors further split by a watershed of their distance transform (h = 2 px)."""
+    """Interiors split by a watershed of their distance transform (h = 2 px), every basin
+    a cell."""
     interior = p[1] > 0.5
     distance = ndi.distance_transform_edt(interior)
     seeds = watershed(-distance, ndi.label(h_maxima(distance, 2))[0], mask=interior)
     return grown(p, 2, seeds)
+
+
+def necks(p: np.ndarray, ratio: float) -> np.ndarray:
+    """Interiors cut at necks narrower than ``ratio`` x the thinner side (the default rule
+    with the neck ratio training calibrated)."""
+    return grown(p, 2, split_at_necks(p[1] > 0.5, ratio))
 
 
 def main() -> int:
@@ -75,13 +83,20 @@ def main() -> int:
         "watershed over the outline probability": lambda p: drop_small(outline_watershed(p), size),
         "interiors grown by 1 px": lambda p: drop_small(grown(p, 1), size),
         "interiors grown by 2 px, no size filter": lambda p: drop_small(grown(p, 2), 10),
-        "interiors grown by 2 px (default)": lambda p: drop_small(grown(p, 2), size),
-        "+ distance split of interiors": lambda p: drop_small(split_interiors(p), size),
+        "interiors grown by 2 px": lambda p: drop_small(grown(p, 2), size),
+        "+ every distance-transform basin a cell": lambda p: drop_small(split_interiors(p), size),
+        **{
+            f"+ cut at necks, ratio {r}": (lambda p, r=r: drop_small(necks(p, r), size))
+            for r in (0.6, 0.7, 0.8)
+        },
     }
     rows = []
     for name, rule in rules.items():
         rows.append({"rule": name, **score(truth, np.stack([rule(p) for p in probabilities]))})
-    print(f"{args.dataset}, model {args.model.name}, min_size {size} px")
+    print(
+        f"{args.dataset}, model {args.model.name}, min_size {size} px, "
+        f"calibrated neck ratio {loaded.neck_ratio}"
+    )
     print("| rule | F1 @ 0.5 | mean IoU | pairs within 3 px split |")
     print("|---|---|---|---|")
     for r in rows:

@@ -161,7 +161,13 @@ def main() -> int:
             for which, model in (("best", result.model), ("last", result.last_model)):
                 for variant in variants:
                     predicted = drain(
-                        segment(model, evaluation, method=variant, min_size=result.min_size)
+                        segment(
+                            model,
+                            evaluation,
+                            method=variant,
+                            min_size=result.min_size,
+                            neck_ratio=result.neck_ratio,
+                        )
                     ).labels
                     label = method if method == "ours" else f"{method} ({variant})"
                     rows.append(

@@ -288,6 +288,7 @@ def _segment(args: argparse.Namespace) -> int:
                     keep_probability=args.probabilities,
                     method="watershed" if args.watershed else "components",
                     min_size=loaded.min_size,
+                    neck_ratio=loaded.neck_ratio,
                 ),
                 progress,
             )
@@ -403,6 +404,7 @@ def _demo_headless(out: Path, device_name: str, minutes: float) -> int:
             result.normalization,
             device=device,
             min_size=result.min_size,
+            neck_ratio=result.neck_ratio,
             keep_probability=True,
         )
     )

@@ -65,6 +65,11 @@ class LoadedModel:
         """Smallest object (px) worth calling a cell, as training measured it (default 10)."""
         return int(self.training.get("min_size", 10))
 
+    @property
+    def neck_ratio(self) -> float:
+        """Where to cut cell interiors at necks, as training calibrated it (0 = never)."""
+        return float(self.training.get("neck_ratio", 0.0))
+
 
 def save_model(
     path: str | os.PathLike,

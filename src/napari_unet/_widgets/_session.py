@@ -18,6 +18,7 @@ class TrainedModel:
     model: UNet
     normalization: NormalizationConfig
     min_size: int = 10  # px, the smallest object kept (TrainResult.min_size)
+    neck_ratio: float = 0.0  # TrainResult.neck_ratio
 
 
 class SessionModels:

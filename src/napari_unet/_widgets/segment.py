@@ -38,7 +38,9 @@ def segment_with_model(
     """Label the cells of ``image`` (2D or a stack) with a model file or a trained model."""
     if not isinstance(source, TrainedModel):
         loaded = load_model(source)
-        source = TrainedModel("", loaded.model, loaded.normalization, loaded.min_size)
+        source = TrainedModel(
+            "", loaded.model, loaded.normalization, loaded.min_size, loaded.neck_ratio
+        )
     return (
         yield from segment(
             source.model,
@@ -46,6 +48,7 @@ def segment_with_model(
             source.normalization,
             method=method,
             min_size=source.min_size,
+            neck_ratio=source.neck_ratio,
             keep_probability=keep_probability,
         )
     )

@@ -397,7 +397,9 @@ class TrainWidget(Container):
         self.result = result
         name = f"trained on {', '.join(self._image_names)} ({time.strftime('%H:%M:%S')})"
         session_models(self._viewer).add(
-            TrainedModel(name, result.model, result.normalization, result.min_size)
+            TrainedModel(
+                name, result.model, result.normalization, result.min_size, result.neck_ratio
+            )
         )
         self._save_button.enabled = True
         f1 = "" if result.best_f1 is None else f", validation F1 {result.best_f1:.2f}"

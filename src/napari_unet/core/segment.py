@@ -77,6 +77,7 @@ def segment(
     batch_size: int | None = None,
     device: str | torch.device | None = None,
     keep_probability: bool = False,
+    neck_ratio: float = 0.0,
 ) -> Generator[TilesDone | PlaneDone, None, Segmentation]:
     """Instance labels for an image or a stack, plane by plane, tile by tile.
 
@@ -84,7 +85,8 @@ def segment(
     a :class:`Segmentation` whose labels have the image's spatial shape ((H, W) or
     (Z, H, W)), uint16 or uint32 as the number of objects needs, and, with
     ``keep_probability``, the cell probability. Each plane is normalised on its own.
-    ``threshold``, ``min_size`` and ``method`` ("components" or "watershed") go to
+    ``threshold``, ``min_size``, ``method`` ("components" or "watershed") and
+    ``neck_ratio`` (outline networks) go to
     :func:`~napari_unet.core.instances.label_instances`.
     """
     planes = stack_planes(image.shape, model.config.in_channels)
@@ -108,6 +110,7 @@ def segment(
             min_size=min_size,
             method=method,
             outline_probability=probabilities[2] if len(probabilities) > 2 else None,
+            neck_ratio=neck_ratio,
         )
         if kept is not None:
             kept[z] = cell

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from skimage.measure import regionprops
 
 from .augment import AugmentParams, augment, sample_augmentation
 from .config import AugmentConfig, LabelConfig, NormalizationConfig, WeightMapConfig
@@ -128,6 +129,15 @@ class TrainingSet:
         ]
         return float(np.median(areas)) if areas else 0.0
 
+    def median_elongation(self) -> float:
+        """Median ratio of the major to the minor axis of the painted cells (1 = round)."""
+        ratios = [
+            region.axis_major_length / max(region.axis_minor_length, 1.0)
+            for plane in self.planes
+            for region in regionprops(np.where(plane.labels > 1, plane.labels, 0))
+        ]
+        return float(np.median(ratios)) if ratios else 1.0
+
     def update_labels(self, pair: int, labels: np.ndarray) -> None:
         """Replace the labels of pair ``pair`` (same shape as before); thread-safe. The new
         labels are used from the next :meth:`refresh` on."""
@@ -174,11 +184,19 @@ class TrainingSet:
             pair, plane, window = self._preview
         return pair, plane, self._pair_planes[pair][plane], window
 
-    def validation_regions(self) -> list[ValidationRegion]:
-        """One region per held-back cell: its bounding box plus a margin (small crops,
-        so validating costs little even when the cells are spread over a large image)."""
+    def validation_regions(self, cells: str = "held back") -> list[ValidationRegion]:
+        """One region per held-back cell (``cells="all"``: per painted cell): its
+        bounding box plus a margin (small crops, so validating costs little even when
+        the cells are spread over a large image)."""
         regions = []
-        for p, value in sorted(self.held_back):
+        chosen = self.held_back
+        if cells == "all":
+            chosen = {
+                (p, int(v))
+                for p, plane in enumerate(self.planes)
+                for v in _cell_values(plane.labels)
+            }
+        for p, value in sorted(chosen):
             labels = self.planes[p].labels
             rows, cols = np.nonzero(labels == value)
             if not len(rows):  # painted over since

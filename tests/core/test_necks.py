@@ -1,0 +1,30 @@
+"""Cutting cell interiors at necks: two touching discs are two cells, one disc or one rod
+stays one."""
+
+import numpy as np
+import pytest
+
+from napari_unet.core.instances import split_at_necks
+
+
+def disc(shape, centre, radius):
+    rows, cols = np.ogrid[: shape[0], : shape[1]]
+    return (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= radius**2
+
+
+def test_two_discs_joined_by_a_neck_are_cut_in_two():
+    shape = (40, 70)
+    mask = disc(shape, (20, 20), 12) | disc(shape, (20, 42), 12)  # overlap: a neck
+    labels = split_at_necks(mask, 0.8)
+    assert labels.max() == 2 and labels[20, 15] != labels[20, 47]
+    assert (labels[mask] > 0).all() and (labels[~mask] == 0).all()
+    assert split_at_necks(mask, 0.3).max() == 1  # a gentler ratio keeps them together
+
+
+@pytest.mark.parametrize("ratio", [0.5, 0.8])
+def test_one_disc_and_one_rod_stay_whole(ratio):
+    shape = (40, 90)
+    assert split_at_necks(disc(shape, (20, 20), 12), ratio).max() == 1
+    rod = np.zeros(shape, bool)
+    rod[17:24, 5:85] = True  # 7 px wide, long: a ridge of equal maxima
+    assert split_at_necks(rod, ratio).max() == 1
