@@ -38,6 +38,7 @@ from ..core.config import (
     LabelConfig,
     TrainConfig,
     WeightMapConfig,
+    preset,
 )
 from ..core.device import pick_device
 from ..core.events import (
@@ -48,7 +49,8 @@ from ..core.events import (
     TrainStep,
     Validation,
 )
-from ..core.train import TrainResult, infer_channels, train
+from ..core.model import halo
+from ..core.train import TILE_OUTPUT, TrainResult, infer_channels, train
 from ..core.trainset import TrainingSet
 from ..model_io import load_model, save_trained
 from ._overlay import DEBOUNCE_MS, WeightMapOverlay
@@ -83,7 +85,7 @@ def _augmented_samples(pairs, kwargs, contours, count=4):
         validation_fraction=0.0,
         rng=np.random.default_rng(),
     )
-    size = 188 + 2 * 44
+    size = TILE_OUTPUT + 2 * halo(preset("light"))  # a default training tile
     images, targets, _ = data.sample_batch(
         count, size, size, np.random.default_rng(), AugmentConfig()
     )

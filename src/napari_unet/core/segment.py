@@ -21,13 +21,30 @@ from .instances import label_instances
 from .model import UNet
 from .predict import predict_tiled
 
-__all__ = ["Segmentation", "cell_probability", "segment", "stack_planes"]
+__all__ = [
+    "Segmentation",
+    "cell_probability",
+    "labels_from_probabilities",
+    "segment",
+    "stack_planes",
+]
 
 
 def cell_probability(probabilities: np.ndarray) -> np.ndarray:
     """(H, W) probability of "cell" from (classes, H, W) class probabilities: class 1, plus
     the outline class 2 of three-class networks."""
     return probabilities[1:].sum(axis=0) if len(probabilities) > 2 else probabilities[1]
+
+
+def labels_from_probabilities(probabilities: np.ndarray, **options) -> np.ndarray:
+    """(H, W) instance labels from (classes, H, W) class probabilities of a two- or
+    three-class network; ``options`` (threshold, min_size, method, neck_ratio) go to
+    :func:`~napari_unet.core.instances.label_instances`."""
+    return label_instances(
+        cell_probability(probabilities),
+        outline_probability=probabilities[2] if len(probabilities) > 2 else None,
+        **options,
+    )
 
 
 @dataclass(frozen=True)
@@ -103,17 +120,15 @@ def segment(
             batch_size=batch_size,
             device=device,
         )
-        cell = cell_probability(probabilities)
-        plane = label_instances(
-            cell,
+        plane = labels_from_probabilities(
+            probabilities,
             threshold=threshold,
             min_size=min_size,
             method=method,
-            outline_probability=probabilities[2] if len(probabilities) > 2 else None,
             neck_ratio=neck_ratio,
         )
         if kept is not None:
-            kept[z] = cell
+            kept[z] = cell_probability(probabilities)
         labels[z] = np.where(plane > 0, plane.astype(np.uint32) + count, 0)
         count += int(plane.max())
         yield PlaneDone(done=z + 1, total=planes)

@@ -40,12 +40,11 @@ from .events import (
     Validation,
     drain,
 )
-from .instances import label_instances
 from .loss import weighted_cross_entropy
 from .metrics import InstanceScores, match_instances
 from .model import UNet, nearest_valid_input_sizes, output_size
 from .predict import predict_tiled
-from .segment import cell_probability
+from .segment import cell_probability, labels_from_probabilities
 from .trainset import TrainingSet
 
 __all__ = ["TrainResult", "infer_channels", "train"]
@@ -236,12 +235,16 @@ def train(
             now = time.perf_counter()
             loss_value = float(loss.detach())
             history["steps"].append([step, round(now - start, 3), round(loss_value, 5)])
-            yield TrainStep(step, loss_value, lr, now - start, _progress(config, step, now - start))
+            progress = _progress(config, step, now - start)
+            yield TrainStep(step, loss_value, lr, now - start, progress)
 
-            finished = _progress(config, step, now - start) >= 1.0 or (
-                stop is not None and stop.is_set()
-            )
-            if regions and (finished or now - last_validation >= config.validate_every):
+            finished = progress >= 1.0 or (stop is not None and stop.is_set())
+            due = finished or now - last_validation >= config.validate_every
+            if due and not regions:  # nothing to validate on: the latest model is the best
+                last_validation = now
+                best_step = step
+                yield Checkpoint(step, None)
+            elif due:
                 scores = _validate(model, data, regions, device)
                 last_validation = time.perf_counter()
                 history["validations"].append([step, round(now - start, 3), scores.f1])
@@ -260,10 +263,6 @@ def train(
                     best_state, best_step, best_f1 = _cpu_state(model), step, scores.f1
                     best_quality = max(quality, best_quality or 0.0)
                     yield Checkpoint(step, best_f1)
-            elif not regions and (finished or now - last_validation >= config.validate_every):
-                last_validation = now
-                best_step = step
-                yield Checkpoint(step, None)
             window = data.preview_window()
             if window is not None and now - last_preview >= PREVIEW_EVERY:
                 yield _preview(model, data, window, device)
@@ -312,12 +311,7 @@ def _calibrate_necks(model: UNet, data: TrainingSet, min_size: int) -> float:
     for ratio in NECK_RATIOS:
         cut = 0
         for probabilities, cell in crops:
-            labels = label_instances(
-                cell_probability(probabilities),
-                outline_probability=probabilities[2],
-                min_size=min_size,
-                neck_ratio=ratio,
-            )
+            labels = labels_from_probabilities(probabilities, min_size=min_size, neck_ratio=ratio)
             counts = np.bincount(labels[cell])[1:]
             cut += int((counts >= 0.25 * cell.sum()).sum() >= 2)
         if cut > NECK_TOLERANCE * len(crops):
@@ -372,14 +366,6 @@ def _probabilities(model: UNet, data: TrainingSet, plane: int, window, device) -
     return drain(predict_tiled(model, image, intensity=(0.0, 1.0), device=device))
 
 
-def _instances(probabilities: np.ndarray, min_size: int) -> np.ndarray:
-    return label_instances(
-        cell_probability(probabilities),
-        outline_probability=probabilities[2] if len(probabilities) > 2 else None,
-        min_size=min_size,
-    )
-
-
 def _validate(model: UNet, data: TrainingSet, regions, device) -> InstanceScores:
     """Object F1 at IoU 0.5 on the held-back cells: predicted objects count only where
     they overlap a held-back cell (elsewhere nothing is known)."""
@@ -387,7 +373,7 @@ def _validate(model: UNet, data: TrainingSet, regions, device) -> InstanceScores
     ious = []
     for region in regions:
         probabilities = _probabilities(model, data, region.plane, region.window, device)
-        predicted = _instances(probabilities, _min_size(data))
+        predicted = labels_from_probabilities(probabilities, min_size=_min_size(data))
         touching = np.unique(predicted[region.truth > 0])
         predicted = np.where(np.isin(predicted, touching[touching > 0]), predicted, 0)
         scores = match_instances(region.truth, predicted)
