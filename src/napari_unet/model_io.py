@@ -210,6 +210,11 @@ def _unflatten_optimizer(
 
 def _refuse_pickles(path: Path, data: bytes) -> None:
     # torch.save writes a zip archive holding a pickle; plain pickles start with PROTO 0x80.
+    # A safetensors file starts with its header's length, whose first byte may be 0x80 too:
+    # what follows the length (a JSON object) tells the two apart.
+    length = int.from_bytes(data[:8], "little")
+    if data[8:9] == b"{" and 8 + length <= len(data):
+        return
     if data[:4] == b"PK\x03\x04" or data[:1] == b"\x80":
         raise ModelFileError(
             f"{path.name} is a pickle (for example a torch.save checkpoint). napari-unet does "
