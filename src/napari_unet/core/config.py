@@ -214,6 +214,7 @@ class TrainConfig(_JsonRecord):
 
     preset: str = "light"  # architecture of a new model (ignored when fine-tuning)
     contours: bool = True  # three classes (outline class) instead of gap insertion
+    paste_neighbours: bool = True  # also train on copies with painted cells made to touch
     minutes: float | None = 3.0  # time budget; None = no time limit
     iterations: int | None = None  # optimiser steps; None = no step limit
     batch_size: int = 4  # tiles per step

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from skimage.measure import regionprops
 
+from . import contacts
 from .augment import AugmentParams, augment, sample_augmentation
 from .config import AugmentConfig, LabelConfig, NormalizationConfig, WeightMapConfig
 from .labels import check_labels, read_annotation
@@ -30,6 +31,12 @@ from .weightmap import targets_and_weights
 __all__ = ["Plane", "TrainingSet", "ValidationRegion"]
 
 _SPARSE = LabelConfig(dense=False, background=1)  # the internal convention
+# Painted cells more elongated than this (median major / minor axis) are rods: they get no
+# pasted neighbours and are never cut at necks (train.py), since an end-to-end contact of
+# two rods looks like a dividing rod, which counts as one cell.
+MAX_ELONGATION = 2.0
+PASTE_GAP = (0, 2)  # px between pasted neighbours and their host (< 0: overlap)
+PASTE_CONTRAST = (0.1, 1.0)  # range of the contrast factor of pasted neighbours
 VALIDATION_MARGIN = 16  # px of context around the held-back cells of a validation region
 
 
@@ -72,6 +79,7 @@ class TrainingSet:
         weight_map: WeightMapConfig | None = None,
         normalization: NormalizationConfig | None = None,
         contours: bool = True,
+        paste_neighbours: bool = True,
         validation_fraction: float = 0.2,
         rng: np.random.Generator,
     ):
@@ -80,6 +88,8 @@ class TrainingSet:
         self.label_config = labels or LabelConfig()
         self.weight_config = weight_map or WeightMapConfig()
         self.contours = contours
+        self.paste_neighbours = paste_neighbours
+        self._rng = rng
         self._lock = threading.Lock()
         self._pending: dict[int, np.ndarray] = {}
         self._preview: tuple[int, int, tuple[slice, slice]] | None = None
@@ -109,7 +119,7 @@ class TrainingSet:
         self.held_back = hold_back_cells(painted, validation_fraction, rng)
         for p in range(len(self.planes)):
             self._make_targets(p)
-        self._sampler = self._new_sampler()
+        self.paste_new_neighbours()
 
     @property
     def cell_count(self) -> int:
@@ -167,7 +177,7 @@ class TrainingSet:
                     self._make_targets(p)
                     changed = True
         if changed:
-            self._sampler = self._new_sampler()
+            self.paste_new_neighbours()
         return changed
 
     def set_preview_window(self, pair: int, plane: int, window: tuple[slice, slice] | None):
@@ -227,8 +237,9 @@ class TrainingSet:
         # the drawn pixel lands on tile pixel input_size // 2 (augment centres the tile on
         # the point between the two middle pixels of an even size)
         shift = 0.5 if input_size % 2 == 0 else 0.0
+        planes = self.planes + self.contact_planes
         for p, row, column in self._sampler.draw(count, rng):
-            plane = self.planes[p]
+            plane = planes[p]
             params = (
                 sample_augmentation(rng, augmentation)
                 if augmentation is not None
@@ -257,25 +268,58 @@ class TrainingSet:
         internal[annotation.cells > 0] = annotation.cells[annotation.cells > 0] + 1
         return internal
 
-    def _make_targets(self, p: int) -> None:
-        plane = self.planes[p]
-        labels = plane.labels
+    def _training_labels(self, p: int) -> np.ndarray:
+        """Plane ``p``'s labels with its held-back cells turned into "not annotated"."""
+        labels = self.planes[p].labels
         held = [v for q, v in self.held_back if q == p]
-        if held:
-            labels = np.where(np.isin(labels, held), 0, labels)
-        if not labels.any():  # all of this plane's paint is held back
-            target = np.zeros(labels.shape, np.uint8)
-            weight = np.zeros(labels.shape, np.float32)
-        else:
-            targets = targets_and_weights(
-                labels, self.weight_config, _SPARSE, contours=self.contours
-            )
-            target, weight = targets.target, targets.weight
-        plane.target = torch.from_numpy(target)
-        plane.weight = torch.from_numpy(weight)
+        return np.where(np.isin(labels, held), 0, labels) if held else labels
 
-    def _new_sampler(self) -> WeightedPixels:
-        return WeightedPixels([plane.weight.numpy() for plane in self.planes])
+    def _make_targets(self, p: int) -> None:
+        _set_targets(self.planes[p], self._training_labels(p), self.weight_config, self.contours)
+
+    def paste_new_neighbours(self) -> None:
+        """Draw new planes with pasted neighbours (:mod:`.contacts`; when
+        ``paste_neighbours`` and the painted cells are not rods) and make the sampler over
+        all planes."""
+        self.contact_planes: list[Plane] = []
+        if self.paste_neighbours and self.median_elongation() <= MAX_ELONGATION:
+            training = [self._training_labels(p) for p in range(len(self.planes))]
+            donors = [
+                cell
+                for plane, labels in zip(self.planes, training, strict=True)
+                for cell in contacts.cut_cells(plane.image, labels, _cell_values(labels))
+            ]
+            for plane, labels in zip(self.planes, training, strict=True):
+                hosts = _cell_values(labels)
+                if len(hosts):
+                    image, pasted = contacts.paste_neighbours(
+                        plane.image,
+                        labels,
+                        hosts,
+                        donors,
+                        self._rng,
+                        gap=PASTE_GAP,
+                        contrast=PASTE_CONTRAST,
+                    )
+                    contact = Plane(image, plane.intensity, pasted)
+                    _set_targets(contact, pasted, self.weight_config, self.contours)
+                    self.contact_planes.append(contact)
+        self._sampler = WeightedPixels(
+            [plane.weight.numpy() for plane in self.planes + self.contact_planes]
+        )
+
+
+def _set_targets(
+    plane: Plane, labels: np.ndarray, weight_config: WeightMapConfig, contours: bool
+) -> None:
+    if not labels.any():  # all of this plane's paint is held back
+        target = np.zeros(labels.shape, np.uint8)
+        weight = np.zeros(labels.shape, np.float32)
+    else:
+        targets = targets_and_weights(labels, weight_config, _SPARSE, contours=contours)
+        target, weight = targets.target, targets.weight
+    plane.target = torch.from_numpy(target)
+    plane.weight = torch.from_numpy(weight)
 
 
 def _cell_values(labels: np.ndarray) -> np.ndarray:
