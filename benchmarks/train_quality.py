@@ -12,9 +12,11 @@ the classical baseline (Otsu threshold + distance-transform watershed, no learni
 polarity of the cells is read from the paint).
 
     ../.venv/bin/python train_quality.py /tmp/realdata [--minutes 3] [--seeds 0 1]
-        [--datasets hela bacteria] [--methods ours no-pasting paper-recipe]
+        [--datasets hela bacteria] [--methods ours no-pasting paper-recipe batch-norm]
 
-Each seed paints other cells and trains anew. Prints a table (and the means over the
+Methods: "ours" (the defaults), "no-pasting" (without pasted neighbours), "paper-recipe",
+"batch-norm" (ours with batch normalisation in the network). Each seed paints other
+cells and trains anew. Prints a table (and the means over the
 seeds) and writes results/train_quality.json.
 """
 
@@ -27,16 +29,18 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+import torch
 from _common import RESULTS, write_results
 from scipy import ndimage as ndi
 from skimage.draw import line
 from skimage.filters import threshold_otsu
 from skimage.segmentation import clear_border
 
-from napari_unet.core.config import TrainConfig
+from napari_unet.core.config import TrainConfig, preset
 from napari_unet.core.events import drain
 from napari_unet.core.instances import label_instances
 from napari_unet.core.metrics import match_instances, split_touching_pairs
+from napari_unet.core.model import UNet
 from napari_unet.core.segment import segment
 from napari_unet.core.train import train
 from napari_unet.model_io import save_trained
@@ -56,7 +60,9 @@ METHODS = {  # training settings compared
     "ours": {},
     "no-pasting": {"paste_neighbours": False},
     "paper-recipe": {"contours": False, "paste_neighbours": False},
+    "batch-norm": {},  # ours, with batch normalisation in the network (MODEL_OPTIONS)
 }
+MODEL_OPTIONS = {"batch-norm": {"batch_norm": True}}  # changes to the light preset
 
 
 def paint(truth: np.ndarray, cells: int, rng: np.random.Generator) -> np.ndarray:
@@ -126,7 +132,7 @@ def score(truth: np.ndarray, predicted: np.ndarray) -> dict:
         split6, pairs6 = split6 + k, pairs6 + n
     return {
         "f1": round(2 * tp / max(2 * tp + fp + fn, 1), 3),
-        "f1_inner": round(2 * inner[0] / max(2 * inner[0] + inner[1] + inner[2], 1), 3),
+        "f1_inner": round(float(2 * inner[0] / max(2 * inner[0] + inner[1] + inner[2], 1)), 3),
         "mean_iou": round(float(np.mean(ious)) if ious else 0.0, 3),
         "pairs_split": round(split / pairs, 3) if pairs else None,
         "pairs": pairs,
@@ -159,7 +165,11 @@ def run_dataset(name: str, data: Path, seed: int, minutes: float, methods: list[
     for method in methods:
         config = TrainConfig(minutes=minutes, seed=seed, **METHODS[method])
         start = time.perf_counter()
-        result = drain(train([(images, labels)], config))
+        model = None
+        if method in MODEL_OPTIONS:  # a new network as train() makes one, with changes
+            model = UNet(preset(config.preset, classes=3, **MODEL_OPTIONS[method]))
+            model.reset_parameters(torch.Generator().manual_seed(seed))
+        result = drain(train([(images, labels)], config, model=model))
         seconds = time.perf_counter() - start
         save_trained(RESULTS / f"{name}-{method}-{seed}.safetensors", result)  # to look at
         steps = len(result.history["steps"])

@@ -81,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--two-classes",
         action="store_true",
-        help="the paper's two classes with gap insertion instead of the outline class",
+        help="the paper's recipe: two classes with gap insertion (no outline class, no "
+        "pasted neighbours)",
     )
     tr.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     tr.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -177,6 +178,7 @@ def _train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         preset=args.preset,
         contours=not args.two_classes,
+        paste_neighbours=not args.two_classes,
         minutes=args.minutes if args.minutes or args.iterations else 3.0,
         iterations=args.iterations,
         seed=args.seed,

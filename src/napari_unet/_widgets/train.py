@@ -126,8 +126,9 @@ class TrainWidget(Container):
         self._tile = SpinBox(label="Tile size (0 = auto)", value=0, min=0, max=2048)
         self._two_classes = CheckBox(
             text="Paper's two classes (no outline class)",
-            tooltip="Cell/background with gap insertion, as in the paper; by default a third "
-            "'outline' class separates touching cells better from few painted cells",
+            tooltip="The paper's recipe: cell/background with gap insertion. By default a "
+            "third 'outline' class, and copies of painted cells pasted next to painted "
+            "cells, separate touching cells better from few painted cells",
         )
         self._advanced = Container(
             widgets=[
@@ -245,6 +246,7 @@ class TrainWidget(Container):
         return TrainConfig(
             preset=name[len("new (") : -1] if name.startswith("new (") else "light",
             contours=not self._two_classes.value,
+            paste_neighbours=not self._two_classes.value,
             minutes=self._minutes.value,
             learning_rate=self._learning_rate.value,
             tile_size=self._tile.value or None,

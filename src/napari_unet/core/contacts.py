@@ -9,8 +9,9 @@ painted cell. The pasted cell is annotated like any painted cell, so the targets
 weights of the copy (outline class, border term) come from the same code as for real
 paint. This is copy-paste augmentation (Ghiasi et al., CVPR 2021) aimed at contacts.
 Measured on real data in docs/benchmarks.md: on HeLa nuclei it raised the share of
-touching pairs kept apart; on E. coli rods it split dividing rods, so
-:class:`~napari_unet.core.trainset.TrainingSet` pastes only for roundish cells.
+touching pairs kept apart a little; on E. coli rods it did not help (two rods end to end
+look like one dividing rod), so :class:`~napari_unet.core.trainset.TrainingSet` pastes
+only for roundish cells.
 """
 
 from __future__ import annotations

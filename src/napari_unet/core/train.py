@@ -56,7 +56,9 @@ PREVIEW_EVERY = 5.0  # seconds between previews, when a preview window is set
 MIN_SIZE_FRACTION = 0.2  # of the median painted cell area: the smallest object kept
 NECK_RATIOS = (0.5, 0.6, 0.7, 0.8)  # candidates, gentlest first
 NECK_TOLERANCE = 0.05  # share of painted cells a neck ratio may cut
-QUALITY_TOLERANCE = 0.03  # validation F1 x IoU this close to the best counts as a tie
+# validation F1 x IoU this close to the best counts as a tie (plus what one held-back cell
+# can change: 1 / their number)
+QUALITY_TOLERANCE = 0.03
 
 
 @dataclass
@@ -64,8 +66,9 @@ class TrainResult:
     """What training produced.
 
     model: the best model (by F1 x mean matched IoU on the held-back cells, the
-        "panoptic quality", near-ties going to the later model; the last one without
-        validation), eval mode, on the CPU.
+        "panoptic quality"; differences one held-back cell could make count as ties, and
+        ties go to the later model; the last one without validation), eval mode, on the
+        CPU.
     last_model: the model after the last step.
     optimizer_state: the optimiser's state after the last step, to resume from.
     history: {"steps": [[step, elapsed s, loss], ...], "validations": [[step, elapsed s,
@@ -183,6 +186,7 @@ def train(
     autocast = _autocast_dtype(device)
     scaler = torch.amp.GradScaler(device.type, enabled=autocast == torch.float16)
     regions = data.validation_regions()
+    tolerance = QUALITY_TOLERANCE + 1.0 / max(len(data.held_back), 1)
     yield TrainingStarted(
         device=str(device),
         cells=data.cell_count,
@@ -262,7 +266,7 @@ def train(
                 quality = scores.f1 * scores.mean_matched_iou  # finer than F1 on few cells
                 # near-ties go to the later, longer-trained model: a handful of held-back
                 # cells cannot tell models apart more finely (docs/benchmarks.md)
-                if best_quality is None or quality >= best_quality - QUALITY_TOLERANCE:
+                if best_quality is None or quality >= best_quality - tolerance:
                     best_state, best_step, best_f1 = _cpu_state(model), step, scores.f1
                     best_quality = max(quality, best_quality or 0.0)
                     yield Checkpoint(step, best_f1)
