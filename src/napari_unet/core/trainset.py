@@ -9,6 +9,11 @@ the training loop picks the change up at its next step (:meth:`TrainingSet.refre
 Internally labels are kept in one sparse convention whatever the user's: 0 = not
 annotated, 1 = background, ``v + 1`` = the user's cell ``v``. Cells held back for
 validation are turned into "not annotated" for training.
+
+Each painted plane may also have a copy in which every painted cell got a touching
+neighbour (:mod:`.contacts`; ``contact_planes``, drawn anew by
+:meth:`TrainingSet.paste_new_neighbours`); tiles are drawn from the real planes and
+these copies alike, by loss weight.
 """
 
 from __future__ import annotations
@@ -32,8 +37,8 @@ __all__ = ["Plane", "TrainingSet", "ValidationRegion"]
 
 _SPARSE = LabelConfig(dense=False, background=1)  # the internal convention
 # Painted cells more elongated than this (median major / minor axis) are rods: they get no
-# pasted neighbours and are never cut at necks (train.py), since an end-to-end contact of
-# two rods looks like a dividing rod, which counts as one cell.
+# pasted neighbours (two rods end to end look like one dividing rod, which counts as one
+# cell) and are never cut at necks (train.py).
 MAX_ELONGATION = 2.0
 PASTE_GAP = (0, 2)  # px between pasted neighbours and their host (< 0: overlap)
 PASTE_CONTRAST = (0.1, 1.0)  # range of the contrast factor of pasted neighbours
