@@ -125,4 +125,4 @@ def test_rods_get_no_pasted_neighbours():
     image = np.where(labels > 1, 1.0, 0.1).astype(np.float32)
     data = TrainingSet([(image, labels)], rng=np.random.default_rng(0))
     assert data.median_elongation() > 3
-    assert data.contact_planes == []
+    assert not data.pasting and data.contact_planes == []

@@ -211,7 +211,7 @@ def train(
             if stop is not None and stop.is_set():
                 stopped = True
                 break
-            if config.paste_neighbours and step and step % PASTE_EVERY == 0:
+            if data.pasting and step and step % PASTE_EVERY == 0:
                 data.paste_new_neighbours()
             try:
                 if data.refresh():
@@ -378,9 +378,10 @@ def _validate(model: UNet, data: TrainingSet, regions, device) -> InstanceScores
     they overlap a held-back cell (elsewhere nothing is known)."""
     tp = fp = fn = 0
     ious = []
+    min_size = _min_size(data)
     for region in regions:
         probabilities = _probabilities(model, data, region.plane, region.window, device)
-        predicted = labels_from_probabilities(probabilities, min_size=_min_size(data))
+        predicted = labels_from_probabilities(probabilities, min_size=min_size)
         touching = np.unique(predicted[region.truth > 0])
         predicted = np.where(np.isin(predicted, touching[touching > 0]), predicted, 0)
         scores = match_instances(region.truth, predicted)

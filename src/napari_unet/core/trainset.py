@@ -124,7 +124,7 @@ class TrainingSet:
         self.held_back = hold_back_cells(painted, validation_fraction, rng)
         for p in range(len(self.planes)):
             self._make_targets(p)
-        self.paste_new_neighbours()
+        self._labels_changed()
 
     @property
     def cell_count(self) -> int:
@@ -182,7 +182,7 @@ class TrainingSet:
                     self._make_targets(p)
                     changed = True
         if changed:
-            self.paste_new_neighbours()
+            self._labels_changed()
         return changed
 
     def set_preview_window(self, pair: int, plane: int, window: tuple[slice, slice] | None):
@@ -282,12 +282,17 @@ class TrainingSet:
     def _make_targets(self, p: int) -> None:
         _set_targets(self.planes[p], self._training_labels(p), self.weight_config, self.contours)
 
+    def _labels_changed(self) -> None:
+        """Decide on pasting for the labels as they now are, and draw the planes."""
+        self.pasting = self.paste_neighbours and self.median_elongation() <= MAX_ELONGATION
+        self.paste_new_neighbours()
+
     def paste_new_neighbours(self) -> None:
-        """Draw new planes with pasted neighbours (:mod:`.contacts`; when
-        ``paste_neighbours`` and the painted cells are not rods) and make the sampler over
-        all planes."""
+        """Draw new planes with pasted neighbours (:mod:`.contacts`; when ``pasting``:
+        ``paste_neighbours`` was asked for and the painted cells are not rods) and make
+        the sampler over all planes."""
         self.contact_planes: list[Plane] = []
-        if self.paste_neighbours and self.median_elongation() <= MAX_ELONGATION:
+        if self.pasting:
             training = [self._training_labels(p) for p in range(len(self.planes))]
             donors = [
                 cell
