@@ -174,6 +174,7 @@ def test_train_writes_a_model_that_segment_uses(tmp_path, capsys):
     assert loaded.training["steps"] == 3 and loaded.training["config"]["seed"] == 1
     assert loaded.model.config.classes == 3 and loaded.optimizer_state is not None
     assert loaded.training["config"]["paste_neighbours"] is True
+    assert loaded.model.config.batch_norm  # round synthetic nuclei: batch normalisation
     assert "trained 3 steps" in capsys.readouterr().out
 
     paper = tmp_path / "paper.safetensors"
@@ -181,6 +182,7 @@ def test_train_writes_a_model_that_segment_uses(tmp_path, capsys):
     recipe = load_model(paper)
     assert recipe.model.config.classes == 2
     assert recipe.training["config"]["paste_neighbours"] is False  # the paper's recipe
+    assert not recipe.model.config.batch_norm
 
     resumed = tmp_path / "resumed.safetensors"
     assert main([*args[:-1], str(resumed), "--iterations", "2", "--init", str(model)]) == 0

@@ -163,7 +163,7 @@ def _train(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from .core.config import LabelConfig, TrainConfig
+    from .core.config import PAPER_RECIPE, LabelConfig, TrainConfig
     from .core.events import drain
     from .core.train import train
     from .model_io import load_model, save_trained
@@ -177,11 +177,10 @@ def _train(args: argparse.Namespace) -> int:
         raise ValueError(f"no such file: {', '.join(missing)}")
     config = TrainConfig(
         preset=args.preset,
-        contours=not args.two_classes,
-        paste_neighbours=not args.two_classes,
         minutes=args.minutes if args.minutes or args.iterations else 3.0,
         iterations=args.iterations,
         seed=args.seed,
+        **(PAPER_RECIPE if args.two_classes else {}),
     )
     init = load_model(args.init) if args.init else None
     pairs = [

@@ -30,3 +30,16 @@ def test_cells_are_their_interiors_grown_by_the_outline_and_regions_without_one_
     assert labels.max() == 1 and labels.dtype == np.uint16
     rows, cols = np.nonzero(labels)
     assert (rows.min(), rows.max(), cols.min(), cols.max()) == (4, 11, 4, 11)  # grown by 2
+
+
+def test_interiors_never_sure_of_themselves_are_dropped():
+    cell = np.zeros((12, 40), np.float32)
+    cell[2:10, 2:10] = cell[2:10, 16:24] = cell[2:10, 30:38] = 1.0
+    outline = np.zeros_like(cell)
+    outline[2:10, 16:24] = 0.3  # interior probability 0.7 at best: a faint, unsure blob
+    outline[2:10, 30:38] = 0.3
+    outline[5, 33] = 0.05  # 0.95 at one pixel: a cell with a sure core
+    labels = label_instances(cell, outline_probability=outline, min_size=1)
+    assert labels.max() == 2 and labels[5, 5] > 0 and labels[5, 20] == 0 and labels[5, 34] > 0
+    everything = label_instances(cell, outline_probability=outline, min_size=1, core_threshold=0)
+    assert everything.max() == 3

@@ -271,6 +271,8 @@ def test_train_config_is_checked():
         TrainConfig(preset="huge")
     with pytest.raises(ValueError, match="validation_fraction"):
         TrainConfig(validation_fraction=1.5)
+    with pytest.raises(ValueError, match="batch_norm"):
+        TrainConfig(batch_norm="auto")
     assert TrainConfig.from_dict(TrainConfig().to_dict()) == TrainConfig()
 
 
@@ -283,15 +285,32 @@ def test_augmentation_can_be_switched_off():
     assert AugmentConfig().elastic  # on by default
 
 
+def rods():
+    labels = np.ones((60, 60), np.uint8)
+    for k in range(4):
+        labels[5 + 12 * k : 11 + 12 * k, 5:55] = 2 + k  # 6 x 50 px rods
+    return np.random.default_rng(0).random((60, 60)), labels
+
+
 def test_necks_are_cut_only_for_roundish_painted_cells():
     sample = cells()
     round_cells = TrainingSet([(sample.image, sample.annotation)], rng=np.random.default_rng(0))
-    assert round_cells.median_elongation() < 1.6
-    rods = np.ones((60, 60), np.uint8)
-    for k in range(4):
-        rods[5 + 12 * k : 11 + 12 * k, 5:55] = 2 + k  # 6 x 50 px rods
-    data = TrainingSet(
-        [(np.random.default_rng(0).random((60, 60)), rods)], rng=np.random.default_rng(0)
-    )
-    assert data.median_elongation() > 5
+    assert round_cells.median_elongation() < 1.6 and not round_cells.elongated()
+    data = TrainingSet([rods()], rng=np.random.default_rng(0))
+    assert data.median_elongation() > 5 and data.elongated()
     assert _calibrate_necks(tiny(), data, min_size=10) == 0.0
+
+
+def test_new_networks_get_batch_norm_for_roundish_cells_only():
+    sample = cells()
+
+    def batch_norm(pair, **settings):
+        result = drain(train([pair], quick(iterations=1, **settings)))
+        has_layers = any(isinstance(m, torch.nn.BatchNorm2d) for m in result.model.modules())
+        assert has_layers == result.model.config.batch_norm
+        return result.model.config.batch_norm
+
+    assert batch_norm((sample.image, sample.annotation))
+    assert not batch_norm(rods())
+    assert not batch_norm((sample.image, sample.annotation), batch_norm=False)
+    assert batch_norm(rods(), batch_norm=True)

@@ -33,6 +33,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog
 
 from ..core.config import (
+    PAPER_RECIPE,
     PRESETS,
     AugmentConfig,
     LabelConfig,
@@ -245,12 +246,11 @@ class TrainWidget(Container):
         name = self._model.value
         return TrainConfig(
             preset=name[len("new (") : -1] if name.startswith("new (") else "light",
-            contours=not self._two_classes.value,
-            paste_neighbours=not self._two_classes.value,
             minutes=self._minutes.value,
             learning_rate=self._learning_rate.value,
             tile_size=self._tile.value or None,
             seed=int(time.time()) % 2**31,
+            **(PAPER_RECIPE if self._two_classes.value else {}),
         )
 
     # ------------------------------------------------------------------ weight map

@@ -202,19 +202,26 @@ class AugmentConfig(_JsonRecord):
             raise ValueError(f"image_order {self.image_order!r} must be 'linear' or 'cubic'")
 
 
+# TrainConfig fields of the paper's recipe (two classes with gap insertion; none of the
+# additions that measured better), as the "Paper's two classes" switch and --two-classes set.
+PAPER_RECIPE: dict[str, Any] = {"contours": False, "paste_neighbours": False, "batch_norm": False}
+
+
 @dataclass(frozen=True)
 class TrainConfig(_JsonRecord):
     """How a model is trained (the settings a user may change; see ``core.train``).
 
     The defaults are what measured best on real data within a few CPU minutes
     (docs/benchmarks.md): the light preset, three classes (background, cell, outline),
-    Adam, batches of 4 tiles. ``contours=False`` with ``preset="paper"`` is the paper's
-    two-class network and loss.
+    pasted neighbours and batch normalisation for roundish cells, Adam, batches of 4
+    tiles. ``preset="paper"`` with ``contours``, ``paste_neighbours`` and ``batch_norm``
+    off is the paper's network and loss.
     """
 
     preset: str = "light"  # architecture of a new model (ignored when fine-tuning)
     contours: bool = True  # three classes (outline class) instead of gap insertion
     paste_neighbours: bool = True  # also train on copies with painted cells made to touch
+    batch_norm: bool | None = None  # in a new network; None: for roundish cells, not rods
     minutes: float | None = 3.0  # time budget; None = no time limit
     iterations: int | None = None  # optimiser steps; None = no step limit
     batch_size: int = 4  # tiles per step
@@ -226,6 +233,8 @@ class TrainConfig(_JsonRecord):
 
     def __post_init__(self) -> None:
         preset(self.preset)  # raises for an unknown name
+        if self.batch_norm not in (None, True, False):
+            raise ValueError(f"batch_norm must be True, False or None, not {self.batch_norm!r}")
         if self.minutes is None and self.iterations is None:
             raise ValueError("give a time budget (minutes) or a number of iterations")
         if self.minutes is not None and not (

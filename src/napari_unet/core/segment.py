@@ -17,7 +17,7 @@ import torch
 
 from .config import NormalizationConfig
 from .events import PlaneDone, TilesDone
-from .instances import label_instances
+from .instances import CORE_THRESHOLD, label_instances
 from .model import UNet
 from .predict import predict_tiled
 
@@ -38,7 +38,8 @@ def cell_probability(probabilities: np.ndarray) -> np.ndarray:
 
 def labels_from_probabilities(probabilities: np.ndarray, **options) -> np.ndarray:
     """(H, W) instance labels from (classes, H, W) class probabilities of a two- or
-    three-class network; ``options`` (threshold, min_size, method, neck_ratio) go to
+    three-class network; ``options`` (threshold, min_size, method, neck_ratio,
+    core_threshold) go to
     :func:`~napari_unet.core.instances.label_instances`."""
     return label_instances(
         cell_probability(probabilities),
@@ -95,6 +96,7 @@ def segment(
     device: str | torch.device | None = None,
     keep_probability: bool = False,
     neck_ratio: float = 0.0,
+    core_threshold: float = CORE_THRESHOLD,
 ) -> Generator[TilesDone | PlaneDone, None, Segmentation]:
     """Instance labels for an image or a stack, plane by plane, tile by tile.
 
@@ -102,8 +104,8 @@ def segment(
     a :class:`Segmentation` whose labels have the image's spatial shape ((H, W) or
     (Z, H, W)), uint16 or uint32 as the number of objects needs, and, with
     ``keep_probability``, the cell probability. Each plane is normalised on its own.
-    ``threshold``, ``min_size``, ``method`` ("components" or "watershed") and
-    ``neck_ratio`` (outline networks) go to
+    ``threshold``, ``min_size``, ``method`` ("components" or "watershed"),
+    ``neck_ratio`` and ``core_threshold`` (outline networks) go to
     :func:`~napari_unet.core.instances.label_instances`.
     """
     planes = stack_planes(image.shape, model.config.in_channels)
@@ -126,6 +128,7 @@ def segment(
             min_size=min_size,
             method=method,
             neck_ratio=neck_ratio,
+            core_threshold=core_threshold,
         )
         if kept is not None:
             kept[z] = cell_probability(probabilities)

@@ -38,7 +38,7 @@ __all__ = ["Plane", "TrainingSet", "ValidationRegion"]
 _SPARSE = LabelConfig(dense=False, background=1)  # the internal convention
 # Painted cells more elongated than this (median major / minor axis) are rods: they get no
 # pasted neighbours (two rods end to end look like one dividing rod, which counts as one
-# cell) and are never cut at necks (train.py).
+# cell), are never cut at necks and get a network without batch normalisation (train.py).
 MAX_ELONGATION = 2.0
 PASTE_GAP = (0, 2)  # px between pasted neighbours and their host (< 0: overlap)
 PASTE_CONTRAST = (0.1, 1.0)  # range of the contrast factor of pasted neighbours
@@ -152,6 +152,11 @@ class TrainingSet:
             for region in regionprops(np.where(plane.labels > 1, plane.labels, 0))
         ]
         return float(np.median(ratios)) if ratios else 1.0
+
+    def elongated(self) -> bool:
+        """Whether the painted cells are rods (median axis ratio above ``MAX_ELONGATION``):
+        pasting, neck cutting and batch normalisation are for roundish cells only."""
+        return self.median_elongation() > MAX_ELONGATION
 
     def update_labels(self, pair: int, labels: np.ndarray) -> None:
         """Replace the labels of pair ``pair`` (same shape as before); thread-safe. The new
@@ -284,7 +289,7 @@ class TrainingSet:
 
     def _labels_changed(self) -> None:
         """Decide on pasting for the labels as they now are, and draw the planes."""
-        self.pasting = self.paste_neighbours and self.median_elongation() <= MAX_ELONGATION
+        self.pasting = self.paste_neighbours and not self.elongated()
         self.paste_new_neighbours()
 
     def paste_new_neighbours(self) -> None:
