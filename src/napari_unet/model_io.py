@@ -14,6 +14,7 @@ half a model.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import uuid
@@ -28,7 +29,7 @@ from safetensors.torch import load as _load_safetensors_bytes
 from safetensors.torch import save as _save_safetensors_bytes
 
 from . import __version__
-from .core.config import LabelConfig, NormalizationConfig, UNetConfig
+from .core.config import InstanceRules, LabelConfig, NormalizationConfig, UNetConfig
 from .core.model import UNet
 
 __all__ = [
@@ -61,14 +62,16 @@ class LoadedModel:
     optimizer_state: dict[str, Any] | None = None  # torch optimizer state_dict, to resume
 
     @property
-    def min_size(self) -> int:
-        """Smallest object (px) worth calling a cell, as training measured it (default 10)."""
-        return int(self.training.get("min_size", 10))
-
-    @property
-    def neck_ratio(self) -> float:
-        """Where to cut cell interiors at necks, as training calibrated it (0 = never)."""
-        return float(self.training.get("neck_ratio", 0.0))
+    def rules(self) -> InstanceRules:
+        """How this model's probabilities become cells, as training measured them (the
+        defaults for what a file does not say)."""
+        fields = {f.name for f in dataclasses.fields(InstanceRules)}
+        try:
+            return InstanceRules.from_dict({k: v for k, v in self.training.items() if k in fields})
+        except ValueError as error:
+            raise ModelFileError(
+                f"the model file's rules for cells are not valid: {error}"
+            ) from None
 
 
 def save_model(

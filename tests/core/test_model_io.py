@@ -11,7 +11,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save_file
 
 from napari_unet import __version__
-from napari_unet.core.config import LabelConfig, NormalizationConfig, UNetConfig
+from napari_unet.core.config import InstanceRules, LabelConfig, NormalizationConfig, UNetConfig
 from napari_unet.core.model import UNet
 from napari_unet.model_io import FORMAT_VERSION, ModelFileError, load_model, save_model
 
@@ -162,3 +162,14 @@ def test_training_information_must_be_json(tmp_path, model):
     with pytest.raises(ModelFileError, match="not JSON-serialisable"):
         save_model(tmp_path / "m.safetensors", model, training={"optimizer": object()})
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_rules_for_cells_come_from_the_file_with_defaults_for_older_files(tmp_path, model):
+    older = load_model(
+        save_model(tmp_path / "a.safetensors", model, training={"min_size": 40, "neck_ratio": 0.7})
+    )
+    assert older.rules == InstanceRules(min_size=40, neck_ratio=0.7, core_threshold=0.0)
+    assert load_model(save_model(tmp_path / "b.safetensors", model)).rules == InstanceRules()
+    broken = load_model(save_model(tmp_path / "c.safetensors", model, training={"min_size": -1}))
+    with pytest.raises(ModelFileError, match="min_size"):
+        broken.rules  # noqa: B018

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_unet.core.config import NormalizationConfig, UNetConfig
+from napari_unet.core.config import InstanceRules, NormalizationConfig, UNetConfig
 from napari_unet.core.events import PlaneDone, TilesDone, drain
 from napari_unet.core.model import UNet
 from napari_unet.core.segment import segment, stack_planes
@@ -39,14 +39,17 @@ def test_a_stack_is_numbered_without_repeats_across_planes(make_threshold_unet):
     events = []
     net = make_threshold_unet(2)
     labels = drain(
-        segment(net, stack, NormalizationConfig(0, 100), min_size=1), events.append
+        segment(net, stack, NormalizationConfig(0, 100), rules=InstanceRules(min_size=1)),
+        events.append,
     ).labels
     assert labels.shape == stack.shape
     per_plane = [set(np.unique(p)) - {0} for p in labels]
     assert all(per_plane) and not set.intersection(*per_plane)
     assert sorted(set.union(*per_plane)) == list(range(1, labels.max() + 1))
     for z in range(3):  # the same as segmenting each plane alone, up to the numbering
-        alone = drain(segment(net, stack[z], NormalizationConfig(0, 100), min_size=1)).labels
+        alone = drain(
+            segment(net, stack[z], NormalizationConfig(0, 100), rules=InstanceRules(min_size=1))
+        ).labels
         np.testing.assert_array_equal(alone > 0, labels[z] > 0)
     assert [e.done for e in events if isinstance(e, PlaneDone)] == [1, 2, 3]
 

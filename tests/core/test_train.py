@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from napari_unet.core.config import AugmentConfig, LabelConfig, TrainConfig, UNetConfig
+from napari_unet.core.config import (
+    AugmentConfig,
+    InstanceRules,
+    LabelConfig,
+    TrainConfig,
+    UNetConfig,
+)
 from napari_unet.core.events import (
     Checkpoint,
     LabelsIgnored,
@@ -16,6 +22,7 @@ from napari_unet.core.events import (
     Validation,
     drain,
 )
+from napari_unet.core.instances import CORE_THRESHOLD
 from napari_unet.core.metrics import match_instances
 from napari_unet.core.model import UNet
 from napari_unet.core.sampling import WeightedPixels, hold_back_cells
@@ -213,8 +220,8 @@ def test_fine_tuning_resumes_from_a_saved_file(tmp_path):
     path = save_trained(tmp_path / "m.safetensors", first)
     loaded = load_model(path)
     assert loaded.training["steps"] == 4
-    assert (loaded.min_size, loaded.neck_ratio) == (first.min_size, first.neck_ratio)
-    assert first.neck_ratio in (0.0, 0.5, 0.6, 0.7, 0.8)
+    assert loaded.rules == first.rules and first.rules.min_size >= 10
+    assert first.rules.neck_ratio in (0.0, 0.5, 0.6, 0.7, 0.8)
     saved_steps = [s["step"] for s in loaded.optimizer_state["state"].values()]
     assert all(float(s) == 4 for s in saved_steps)
     again = drain(train(pairs, quick(), model=loaded.model, optimizer_state=loaded.optimizer_state))
@@ -298,7 +305,7 @@ def test_necks_are_cut_only_for_roundish_painted_cells():
     assert round_cells.median_elongation() < 1.6 and not round_cells.elongated()
     data = TrainingSet([rods()], rng=np.random.default_rng(0))
     assert data.median_elongation() > 5 and data.elongated()
-    assert _calibrate_necks(tiny(), data, min_size=10) == 0.0
+    assert _calibrate_necks(tiny(), data, InstanceRules()) == 0.0
 
 
 def test_new_networks_get_batch_norm_for_roundish_cells_only():
@@ -308,6 +315,8 @@ def test_new_networks_get_batch_norm_for_roundish_cells_only():
         result = drain(train([pair], quick(iterations=1, **settings)))
         has_layers = any(isinstance(m, torch.nn.BatchNorm2d) for m in result.model.modules())
         assert has_layers == result.model.config.batch_norm
+        # and only their interiors need a sure core
+        assert result.rules.core_threshold == (CORE_THRESHOLD if has_layers else 0.0)
         return result.model.config.batch_norm
 
     assert batch_norm((sample.image, sample.annotation))

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from psygnal import Signal
 
-from ..core.config import NormalizationConfig
+from ..core.config import InstanceRules, NormalizationConfig
 from ..core.model import UNet
 
 
@@ -17,8 +17,7 @@ class TrainedModel:
     name: str
     model: UNet
     normalization: NormalizationConfig
-    min_size: int = 10  # px, the smallest object kept (TrainResult.min_size)
-    neck_ratio: float = 0.0  # TrainResult.neck_ratio
+    rules: InstanceRules = InstanceRules()  # TrainResult.rules
 
 
 class SessionModels:

@@ -38,17 +38,14 @@ def segment_with_model(
     """Label the cells of ``image`` (2D or a stack) with a model file or a trained model."""
     if not isinstance(source, TrainedModel):
         loaded = load_model(source)
-        source = TrainedModel(
-            "", loaded.model, loaded.normalization, loaded.min_size, loaded.neck_ratio
-        )
+        source = TrainedModel("", loaded.model, loaded.normalization, loaded.rules)
     return (
         yield from segment(
             source.model,
             image,
             source.normalization,
             method=method,
-            min_size=source.min_size,
-            neck_ratio=source.neck_ratio,
+            rules=source.rules,
             keep_probability=keep_probability,
         )
     )

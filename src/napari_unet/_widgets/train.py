@@ -128,8 +128,9 @@ class TrainWidget(Container):
         self._two_classes = CheckBox(
             text="Paper's two classes (no outline class)",
             tooltip="The paper's recipe: cell/background with gap insertion. By default a "
-            "third 'outline' class, and copies of painted cells pasted next to painted "
-            "cells, separate touching cells better from few painted cells",
+            "third 'outline' class, copies of painted cells pasted next to painted cells "
+            "and (for roundish cells) batch normalisation separate touching cells better "
+            "from few painted cells",
         )
         self._advanced = Container(
             widgets=[
@@ -401,9 +402,7 @@ class TrainWidget(Container):
         self.result = result
         name = f"trained on {', '.join(self._image_names)} ({time.strftime('%H:%M:%S')})"
         session_models(self._viewer).add(
-            TrainedModel(
-                name, result.model, result.normalization, result.min_size, result.neck_ratio
-            )
+            TrainedModel(name, result.model, result.normalization, result.rules)
         )
         self._save_button.enabled = True
         f1 = "" if result.best_f1 is None else f", validation F1 {result.best_f1:.2f}"

@@ -202,6 +202,26 @@ class AugmentConfig(_JsonRecord):
             raise ValueError(f"image_order {self.image_order!r} must be 'linear' or 'cubic'")
 
 
+@dataclass(frozen=True)
+class InstanceRules(_JsonRecord):
+    """How a trained model's probabilities become cells (see ``core.instances``).
+
+    Training measures them on the painted cells and stores them in the model file; every
+    front end segments with them. The defaults are for a model without that record.
+    """
+
+    min_size: int = 10  # px: smaller objects are fragments, not cells
+    neck_ratio: float = 0.0  # cut interiors at necks this narrow; 0 = never
+    core_threshold: float = 0.0  # interiors must reach this probability somewhere; 0 = off
+
+    def __post_init__(self) -> None:
+        _check_int("min_size", self.min_size, minimum=0)
+        for name in ("neck_ratio", "core_threshold"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
+                raise ValueError(f"{name} = {value!r} must be in [0, 1), e.g. 0.8")
+
+
 # TrainConfig fields of the paper's recipe (two classes with gap insertion; none of the
 # additions that measured better), as the "Paper's two classes" switch and --two-classes set.
 PAPER_RECIPE: dict[str, Any] = {"contours": False, "paste_neighbours": False, "batch_norm": False}

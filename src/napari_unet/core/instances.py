@@ -18,10 +18,10 @@ METHODS = ("components", "watershed")
 # probability, on HeLa nuclei, docs/benchmarks.md).
 OUTLINE_GROWTH = 2
 NECK_DEPTH = 2.0  # px: a saddle must be at least this much thinner than both maxima
-# An interior is a cell only if its probability reaches this somewhere (hysteresis): the
-# faint, ragged interiors networks draw in background noise stay below it, cells do not
-# (HeLa nuclei, mean of saved models: F1 +0.012 for 6 networks with batch normalisation,
-# -0.007 for 13 without; docs/benchmarks.md).
+# Networks with batch normalisation: an interior is a cell only if its probability reaches
+# this somewhere (hysteresis). Their faint, ragged interiors in background noise stay
+# below it, their cells do not. Networks without it are less sure of dim cells: on HeLa
+# nuclei it cost them F1 0.02 and gave the others +0.01 (docs/benchmarks.md).
 CORE_THRESHOLD = 0.9
 
 
@@ -99,7 +99,7 @@ def label_instances(
     min_distance: int = 4,
     outline_probability: np.ndarray | None = None,
     neck_ratio: float = 0.0,
-    core_threshold: float = CORE_THRESHOLD,
+    core_threshold: float = 0.0,
 ) -> np.ndarray:
     """Label the cells in a probability map.
 
@@ -116,7 +116,9 @@ def label_instances(
         the interior is two cells (touching cells whose contact the network missed).
         0 = off. Training calibrates it on the painted cells (``TrainResult.neck_ratio``).
     core_threshold: with ``outline_probability``, interiors (after cutting at necks)
-        whose probability stays below this everywhere are dropped.
+        whose probability stays below this everywhere are dropped; 0 = off. Training
+        sets ``CORE_THRESHOLD`` for networks with batch normalisation
+        (``TrainResult.rules``).
     method: "components" (default): each 4-connected region is a cell, which is right when
         the network has learned the gaps between touching cells; "watershed": regions are
         further split by a watershed of their distance transform seeded at its maxima

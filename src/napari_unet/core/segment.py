@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .config import NormalizationConfig
+from .config import InstanceRules, NormalizationConfig
 from .events import PlaneDone, TilesDone
-from .instances import CORE_THRESHOLD, label_instances
+from .instances import label_instances
 from .model import UNet
 from .predict import predict_tiled
 
@@ -38,8 +38,8 @@ def cell_probability(probabilities: np.ndarray) -> np.ndarray:
 
 def labels_from_probabilities(probabilities: np.ndarray, **options) -> np.ndarray:
     """(H, W) instance labels from (classes, H, W) class probabilities of a two- or
-    three-class network; ``options`` (threshold, min_size, method, neck_ratio,
-    core_threshold) go to
+    three-class network; ``options`` (threshold, method, and the fields of
+    :class:`~napari_unet.core.config.InstanceRules`) go to
     :func:`~napari_unet.core.instances.label_instances`."""
     return label_instances(
         cell_probability(probabilities),
@@ -88,15 +88,13 @@ def segment(
     image: np.ndarray,
     normalization: NormalizationConfig | None = None,
     *,
+    rules: InstanceRules | None = None,
     threshold: float = 0.5,
-    min_size: int = 10,
     method: str = "components",
     tile_size: int | None = None,
     batch_size: int | None = None,
     device: str | torch.device | None = None,
     keep_probability: bool = False,
-    neck_ratio: float = 0.0,
-    core_threshold: float = CORE_THRESHOLD,
 ) -> Generator[TilesDone | PlaneDone, None, Segmentation]:
     """Instance labels for an image or a stack, plane by plane, tile by tile.
 
@@ -104,9 +102,9 @@ def segment(
     a :class:`Segmentation` whose labels have the image's spatial shape ((H, W) or
     (Z, H, W)), uint16 or uint32 as the number of objects needs, and, with
     ``keep_probability``, the cell probability. Each plane is normalised on its own.
-    ``threshold``, ``min_size``, ``method`` ("components" or "watershed"),
-    ``neck_ratio`` and ``core_threshold`` (outline networks) go to
-    :func:`~napari_unet.core.instances.label_instances`.
+    ``rules`` (a trained model's, e.g. ``TrainResult.rules``; by default
+    ``InstanceRules()``), ``threshold`` and ``method`` ("components" or "watershed", for
+    two-class networks) go to :func:`~napari_unet.core.instances.label_instances`.
     """
     planes = stack_planes(image.shape, model.config.in_channels)
     single = image.ndim == 2 + (model.config.in_channels > 1)
@@ -125,10 +123,8 @@ def segment(
         plane = labels_from_probabilities(
             probabilities,
             threshold=threshold,
-            min_size=min_size,
             method=method,
-            neck_ratio=neck_ratio,
-            core_threshold=core_threshold,
+            **(rules or InstanceRules()).to_dict(),
         )
         if kept is not None:
             kept[z] = cell_probability(probabilities)

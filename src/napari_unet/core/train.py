@@ -12,6 +12,7 @@ the best model is kept. Training ends when the time or step budget is spent or w
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import threading
 import time
@@ -24,6 +25,7 @@ import torch
 
 from .config import (
     AugmentConfig,
+    InstanceRules,
     LabelConfig,
     NormalizationConfig,
     TrainConfig,
@@ -40,6 +42,7 @@ from .events import (
     Validation,
     drain,
 )
+from .instances import CORE_THRESHOLD
 from .loss import weighted_cross_entropy
 from .metrics import InstanceScores, match_instances
 from .model import UNet, nearest_valid_input_sizes, output_size
@@ -73,6 +76,8 @@ class TrainResult:
     optimizer_state: the optimiser's state after the last step, to resume from.
     history: {"steps": [[step, elapsed s, loss], ...], "validations": [[step, elapsed s,
         f1], ...]}; best_step: the step of ``model``.
+    rules: how the model's probabilities become cells, measured on the painted cells
+        (see :func:`_rules`); stored in the model file.
     """
 
     model: UNet
@@ -85,8 +90,7 @@ class TrainResult:
     best_step: int = 0
     best_f1: float | None = None
     stopped: bool = False  # True when ``stop`` ended training before the budget
-    min_size: int = 10  # px: smaller objects are fragments, not cells (see train())
-    neck_ratio: float = 0.0  # cut interiors at necks this narrow (0 = off; see train())
+    rules: InstanceRules = field(default_factory=InstanceRules)
 
     def description(self) -> dict[str, Any]:
         """JSON-friendly record of the training, for the model file."""
@@ -96,8 +100,7 @@ class TrainResult:
             "best_f1": self.best_f1,
             "steps": len(self.history.get("steps", [])),
             "stopped": self.stopped,
-            "min_size": self.min_size,
-            "neck_ratio": self.neck_ratio,
+            **self.rules.to_dict(),  # min_size, neck_ratio, core_threshold
             "history": self.history,
         }
 
@@ -278,8 +281,7 @@ def train(
 
     last_model = _on_cpu(model, _cpu_state(model))
     best_model = _on_cpu(model, best_state) if best_state is not None else copy.deepcopy(last_model)
-    min_size = _min_size(data)
-    neck_ratio = _calibrate_necks(best_model, data, min_size) if model.config.classes == 3 else 0.0
+    rules = _rules(best_model, data)
     if best_state is None:
         best_step = step
     return TrainResult(
@@ -293,8 +295,7 @@ def train(
         best_step=best_step,
         best_f1=best_f1,
         stopped=stopped,
-        min_size=min_size,
-        neck_ratio=neck_ratio,
+        rules=rules,
     )
 
 
@@ -320,7 +321,25 @@ def _new_model(config: TrainConfig, channels: int, data: TrainingSet) -> UNet:
     return model
 
 
-def _calibrate_necks(model: UNet, data: TrainingSet, min_size: int) -> float:
+def _rules(model: UNet, data: TrainingSet, *, necks: bool = True) -> InstanceRules:
+    """How ``model``'s probabilities become cells, from the painted cells.
+
+    min_size: objects smaller than a fifth of the median painted cell are fragments:
+    dropping them raised F1 from 0.85 (10 px) to 0.89 on HeLa nuclei
+    (benchmarks/instance_rules.py). core_threshold: ``CORE_THRESHOLD`` for outline
+    networks with batch normalisation, else off. neck_ratio: calibrated when ``necks``
+    (:func:`_calibrate_necks`); else 0.
+    """
+    min_size = max(10, round(MIN_SIZE_FRACTION * data.median_cell_area()))
+    outlines = model.config.classes == 3
+    core = CORE_THRESHOLD if outlines and model.config.batch_norm else 0.0
+    rules = InstanceRules(min_size=min_size, core_threshold=core)
+    if necks and outlines:
+        rules = dataclasses.replace(rules, neck_ratio=_calibrate_necks(model, data, rules))
+    return rules
+
+
+def _calibrate_necks(model: UNet, data: TrainingSet, rules: InstanceRules) -> float:
     """How eagerly to cut interiors at necks, from the painted cells.
 
     Cutting at necks assumes roundish cells: rods (``TrainingSet.elongated``) get 0 (off).
@@ -338,19 +357,14 @@ def _calibrate_necks(model: UNet, data: TrainingSet, min_size: int) -> float:
     for ratio in NECK_RATIOS:
         cut = 0
         for probabilities, cell in crops:
-            labels = labels_from_probabilities(probabilities, min_size=min_size, neck_ratio=ratio)
+            options = {**rules.to_dict(), "neck_ratio": ratio}
+            labels = labels_from_probabilities(probabilities, **options)
             counts = np.bincount(labels[cell])[1:]
             cut += int((counts >= 0.25 * cell.sum()).sum() >= 2)
         if cut > NECK_TOLERANCE * len(crops):
             break
         best = ratio
     return best
-
-
-def _min_size(data: TrainingSet) -> int:
-    """Objects smaller than a fifth of the median painted cell are fragments: dropping
-    them raised F1 from 0.85 (10 px) to 0.89 on HeLa nuclei (benchmarks/instance_rules.py)."""
-    return max(10, round(MIN_SIZE_FRACTION * data.median_cell_area()))
 
 
 def _progress(config: TrainConfig, step: int, elapsed: float) -> float:
@@ -398,10 +412,10 @@ def _validate(model: UNet, data: TrainingSet, regions, device) -> InstanceScores
     they overlap a held-back cell (elsewhere nothing is known)."""
     tp = fp = fn = 0
     ious = []
-    min_size = _min_size(data)
+    options = _rules(model, data, necks=False).to_dict()
     for region in regions:
         probabilities = _probabilities(model, data, region.plane, region.window, device)
-        predicted = labels_from_probabilities(probabilities, min_size=min_size)
+        predicted = labels_from_probabilities(probabilities, **options)
         touching = np.unique(predicted[region.truth > 0])
         predicted = np.where(np.isin(predicted, touching[touching > 0]), predicted, 0)
         scores = match_instances(region.truth, predicted)
