@@ -303,10 +303,10 @@ def _new_model(config: TrainConfig, channels: int, data: TrainingSet) -> UNet:
     """A new network from ``config.preset``, He-initialised from ``config.seed``.
 
     With batch normalisation when ``config.batch_norm`` says so; by default (None) for
-    roundish cells and not for rods. On HeLa nuclei it split 91-93 % of touching pairs
-    instead of 83 % (F1 0.89 -> 0.91 with ``CORE_THRESHOLD``); on E. coli rods it cut
-    dividing cells at their constriction, which the truth counts as one cell (F1 0.90 ->
-    0.81-0.83; docs/benchmarks.md).
+    roundish cells and not for rods. Within 3 CPU minutes on HeLa nuclei it split 91 % of
+    the touching pairs instead of 85 % (4 seeds; F1 0.909 with ``CORE_THRESHOLD``
+    against 0.903); on E. coli rods it cut dividing cells at their constriction, which
+    the truth counts as one cell (F1 0.90 -> 0.81-0.83; docs/benchmarks.md).
     """
     batch_norm = config.batch_norm if config.batch_norm is not None else not data.elongated()
     model = UNet(
