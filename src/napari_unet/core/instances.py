@@ -114,7 +114,7 @@ def label_instances(
         interior's distance transform has two maxima whose saddle is below
         ``neck_ratio`` x the smaller maximum (and at least ``NECK_DEPTH`` px below it),
         the interior is two cells (touching cells whose contact the network missed).
-        0 = off. Training calibrates it on the painted cells (``TrainResult.neck_ratio``).
+        0 = off. Training calibrates it on the painted cells (``TrainResult.rules``).
     core_threshold: with ``outline_probability``, interiors (after cutting at necks)
         whose probability stays below this everywhere are dropped; 0 = off. Training
         sets ``CORE_THRESHOLD`` for networks with batch normalisation
