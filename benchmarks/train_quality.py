@@ -62,9 +62,10 @@ METHODS = {  # training settings compared
     "no-batch-norm": {"batch_norm": False},
     "paper-recipe": PAPER_RECIPE,
 }
-VARIANTS = {  # how each model's probabilities become cells, by its number of classes
-    2: {"components": {"method": "components"}, "watershed": {"method": "watershed"}},
-    3: {"": {}, "no core threshold": {"rules": {"core_threshold": 0.0}}},
+VARIANTS = {  # how each model's probabilities become cells, by its number of classes:
+    # name: (segment's method, changes to the rules training measured)
+    2: {"components": ("components", {}), "watershed": ("watershed", {})},
+    3: {"": ("components", {}), "no core threshold": ("components", {"core_threshold": 0.0})},
 }
 
 
@@ -126,9 +127,9 @@ def score(truth: np.ndarray, predicted: np.ndarray) -> dict:
     for t, p in zip(truth, predicted, strict=True):
         s = match_instances(t, p)
         tp, fp, fn = tp + s.tp, fp + s.fp, fn + s.fn
-        s = match_instances(clear_border(t), clear_border(p))
-        inner += (s.tp, s.fp, s.fn)
         ious += [s.mean_matched_iou] * s.tp
+        edge_free = match_instances(clear_border(t), clear_border(p))
+        inner += (edge_free.tp, edge_free.fp, edge_free.fn)
         k, n = split_touching_pairs(t, p, distance=3)
         split, pairs = split + k, pairs + n
         k, n = split_touching_pairs(t, p, distance=6)
@@ -174,13 +175,13 @@ def run_dataset(name: str, data: Path, seed: int, minutes: float, methods: list[
         steps = len(result.history["steps"])
         variants = VARIANTS[result.model.config.classes]
         for which, model in (("best", result.model), ("last", result.last_model)):
-            for variant, options in variants.items():
+            for variant, (segment_method, rule_changes) in variants.items():
                 predicted = drain(
                     segment(
                         model,
                         evaluation,
-                        rules=dataclasses.replace(result.rules, **options.pop("rules", {})),
-                        **options,
+                        rules=dataclasses.replace(result.rules, **rule_changes),
+                        method=segment_method,
                     )
                 ).labels
                 rows.append(
