@@ -1,0 +1,115 @@
+"""The issue's check, as a user runs it: the command line, trained on one half of an image.
+
+For each image of the BBBC007 nuclei (from ``../shared/data/get-real-data``): 25 whole
+cells and background strokes are painted from the ground truth of the left half (seeded,
+as in ``train_quality.py``; the right half stays unannotated), then
+
+    napari-unet train --image IMAGE --labels LABELS --out MODEL --seed S
+    napari-unet segment MODEL IMAGE --out DIR
+
+run as subprocesses with their defaults (3 minutes), and the right half of the labels is
+scored against the right half of the ground truth: F1 at IoU 0.5, mean matched IoU, the
+touching pairs kept apart; next to Otsu + distance watershed. The BBBC007 ground truth
+was made by an algorithm (straight split lines), so read the numbers as a check of the
+whole command-line path on a third kind of image, not as a gold standard.
+
+    ../.venv/bin/python cli_half_image.py /tmp/realdata [--seeds 0 1] [--images A9_p7d ...]
+
+Prints a table and writes results/cli_half_image.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from _common import write_results
+from skimage.segmentation import relabel_sequential
+from train_quality import otsu_watershed, paint, score
+
+IMAGES = ["A9_p7d", "17P1_POS0011_D_1UL", "20P1_POS0007_D_1UL"]  # the most touching nuclei
+PAINTED = 25
+CLI = Path(sys.executable).with_name("napari-unet")
+
+
+def right_half(labels: np.ndarray) -> np.ndarray:
+    return relabel_sequential(labels[:, labels.shape[1] // 2 :])[0][None]
+
+
+def run_image(data: Path, name: str, seed: int) -> list[dict]:
+    image = tifffile.imread(data / "bbbc007" / f"{name}.tif")
+    truth = tifffile.imread(data / "bbbc007" / f"{name}_labels.tif").astype(np.int32)
+    half = truth.shape[1] // 2
+    labels = np.zeros_like(truth)
+    labels[:, :half] = paint(truth[:, :half], PAINTED, np.random.default_rng(seed))
+    common = {"image": name, "seed": seed, "cells_scored": int(right_half(truth).max())}
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        tifffile.imwrite(folder / "image.tif", image)
+        tifffile.imwrite(folder / "labels.tif", labels)
+        model = folder / "model.safetensors"
+        for command in (
+            ["train", "--image", folder / "image.tif", "--labels", folder / "labels.tif"]
+            + ["--out", model, "--seed", str(seed)],
+            ["segment", model, folder / "image.tif", "--out", folder / "out"],
+        ):
+            subprocess.run([CLI, *map(str, command)], check=True, stderr=subprocess.DEVNULL)
+        predicted = tifffile.imread(folder / "out" / "image_labels.tif").astype(np.int32)
+    dark = image[labels > 1].mean() < image[labels == 1].mean()
+    rows = [
+        {**common, "method": "ours (CLI)", **score(right_half(truth), right_half(predicted))},
+        {
+            **common,
+            "method": "Otsu + distance watershed",
+            **score(right_half(truth), right_half(otsu_watershed(image, dark))),
+        },
+    ]
+    for row in rows:
+        print(row, flush=True)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="folder written by get-real-data")
+    parser.add_argument("--seeds", "--seed", nargs="+", type=int, default=[0])
+    parser.add_argument("--images", nargs="+", default=IMAGES)
+    args = parser.parse_args()
+    rows = [
+        row
+        for seed in args.seeds
+        for name in args.images
+        for row in run_image(args.data, name, seed)
+    ]
+    print(
+        "\n| image | method | seed | cells scored | F1 @ 0.5 | mean IoU | pairs within 3 px split |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for r in sorted(rows, key=lambda r: (r["method"], r["image"], r["seed"])):
+        pairs = (
+            "-" if r["pairs_split"] is None else f"{100 * r['pairs_split']:.0f} % of {r['pairs']}"
+        )
+        print(
+            f"| {r['image']} | {r['method']} | {r['seed']} | {r['cells_scored']} "
+            f"| {r['f1']:.3f} | {r['mean_iou']:.2f} | {pairs} |"
+        )
+    for method in dict.fromkeys(r["method"] for r in rows):
+        group = [r for r in rows if r["method"] == method]
+        split = sum(round(r["pairs_split"] * r["pairs"]) for r in group if r["pairs"])
+        pairs = sum(r["pairs"] for r in group)
+        print(
+            f"{method}: mean F1 {np.mean([r['f1'] for r in group]):.3f}, "
+            f"pairs split {split} of {pairs}"
+        )
+    path = write_results("cli_half_image", rows, seeds=args.seeds)
+    print(f"\nwritten: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
