@@ -30,7 +30,7 @@ import numpy as np
 import tifffile
 from _common import write_results
 from skimage.segmentation import relabel_sequential
-from train_quality import otsu_watershed, paint, score
+from train_quality import cells_are_dark, otsu_watershed, paint, score
 
 IMAGES = ["A9_p7d", "17P1_POS0011_D_1UL", "20P1_POS0007_D_1UL"]  # the most touching nuclei
 PAINTED = 25
@@ -47,7 +47,8 @@ def run_image(data: Path, name: str, seed: int) -> list[dict]:
     half = truth.shape[1] // 2
     labels = np.zeros_like(truth)
     labels[:, :half] = paint(truth[:, :half], PAINTED, np.random.default_rng(seed))
-    common = {"image": name, "seed": seed, "cells_scored": int(right_half(truth).max())}
+    scored = right_half(truth)
+    common = {"image": name, "seed": seed, "cells_scored": int(scored.max())}
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         tifffile.imwrite(folder / "image.tif", image)
@@ -60,14 +61,10 @@ def run_image(data: Path, name: str, seed: int) -> list[dict]:
         ):
             subprocess.run([CLI, *map(str, command)], check=True, stderr=subprocess.DEVNULL)
         predicted = tifffile.imread(folder / "out" / "image_labels.tif").astype(np.int32)
-    dark = image[labels > 1].mean() < image[labels == 1].mean()
+    classical = otsu_watershed(image, cells_are_dark(image, labels))
     rows = [
-        {**common, "method": "ours (CLI)", **score(right_half(truth), right_half(predicted))},
-        {
-            **common,
-            "method": "Otsu + distance watershed",
-            **score(right_half(truth), right_half(otsu_watershed(image, dark))),
-        },
+        {**common, "method": "ours (CLI)", **score(scored, right_half(predicted))},
+        {**common, "method": "Otsu + distance watershed", **score(scored, right_half(classical))},
     ]
     for row in rows:
         print(row, flush=True)

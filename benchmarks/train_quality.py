@@ -110,6 +110,11 @@ def overlay(path: Path, image: np.ndarray, labels: np.ndarray) -> None:
     iio.imwrite(path, (255 * rgb).astype(np.uint8))
 
 
+def cells_are_dark(image: np.ndarray, labels: np.ndarray) -> bool:
+    """The polarity of the cells, read from the paint (for the classical baseline)."""
+    return bool(image[labels > 1].mean() < image[labels == 1].mean())
+
+
 def otsu_watershed(image: np.ndarray, dark_cells: bool) -> np.ndarray:
     smooth = ndi.gaussian_filter(image.astype(np.float32), 1.0)
     level = threshold_otsu(smooth)
@@ -153,7 +158,7 @@ def run_dataset(name: str, data: Path, seed: int, minutes: float, methods: list[
     labels = paint_frames(truth, train_frames, np.random.default_rng(seed))
     cells = sum(len(np.unique(p[p > 1])) for p in labels)
     images = image[train_frames]
-    dark = images[labels > 1].mean() < images[labels == 1].mean()
+    dark = cells_are_dark(images, labels)
     evaluation = image[eval_frames]
     truth_eval = truth[eval_frames]
     common = {"dataset": name, "seed": seed}
