@@ -1,6 +1,7 @@
 """The training engine: sampling, held-back cells, live label updates, the loop's events,
 stopping, resuming, reproducibility and the errors a user can act on."""
 
+import math
 import threading
 
 import numpy as np
@@ -124,6 +125,9 @@ def test_training_yields_its_events_in_order_and_returns_the_model():
     assert [s.step for s in steps] == [1, 2, 3, 4, 5]
     assert all(np.isfinite(s.loss) and s.loss > 0 for s in steps)
     assert steps[-1].progress == 1.0 and steps[0].learning_rate == pytest.approx(1e-3)
+    # cosine from 1x to 0.1x over the budget, read at the start of each step
+    cosine = [1e-3 * (0.55 + 0.45 * math.cos(math.pi * k / 5)) for k in range(5)]
+    assert [s.learning_rate for s in steps] == pytest.approx(cosine)
     assert isinstance(events[-1], Checkpoint) and events[-1].step == 5
     assert [row[0] for row in result.history["steps"]] == [1, 2, 3, 4, 5]
     assert not result.model.training and next(result.model.parameters()).device.type == "cpu"

@@ -55,6 +55,7 @@ __all__ = ["TrainResult", "infer_channels", "train"]
 TILE_OUTPUT = 188  # px: default output size of a training tile (TRIALS.md)
 PASTE_EVERY = 20  # steps between new draws of pasted neighbours (0.2 s for 700 x 1100 px)
 DEFAULT_AUGMENTATION = AugmentConfig()  # elastic deformation and the rest, as in the paper
+FINAL_LR_FRACTION = 0.1  # of the learning rate, reached along a cosine at the end of the budget
 PREVIEW_EVERY = 5.0  # seconds between previews, when a preview window is set
 MIN_SIZE_FRACTION = 0.2  # of the median painted cell area: the smallest object kept
 NECK_RATIOS = (0.5, 0.6, 0.7, 0.8)  # candidates, gentlest first
@@ -220,7 +221,8 @@ def train(
                     regions = data.validation_regions()
             except ValueError as error:  # new paint that breaks the rules: keep the old
                 yield LabelsIgnored(str(error))
-            lr = config.learning_rate * (0.55 + 0.45 * math.cos(math.pi * progress))
+            cosine = 0.5 * (1.0 + math.cos(math.pi * progress))  # 1 -> 0
+            lr = config.learning_rate * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * cosine)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x, y, w = data.sample_batch(config.batch_size, input_size, out_size, rng, augmentation)
