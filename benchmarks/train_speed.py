@@ -1,5 +1,6 @@
 """Training step time of the light preset (three classes) on this machine's CPU: batch and
-tile size, and the memory layout (default vs channels_last), side by side in one run.
+tile size, the memory layout (default vs channels_last) and bfloat16 autocast (with
+channels_last), side by side in one run; and what ``choose_precision`` picks here.
 
     ../.venv/bin/python train_speed.py
 
@@ -18,6 +19,13 @@ from _common import median_seconds, write_results
 from napari_unet.core.config import preset
 from napari_unet.core.loss import weighted_cross_entropy
 from napari_unet.core.model import UNet
+from napari_unet.core.precision import choose_precision, native_cpu_bfloat16
+
+CANDIDATES = {  # name: (memory layout, autocast dtype)
+    "default": (torch.contiguous_format, None),
+    "channels_last": (torch.channels_last, None),
+    "bfloat16": (torch.channels_last, torch.bfloat16),
+}
 
 SHAPES = [(4, 276), (1, 532), (2, 372), (8, 188)]  # (tiles per batch, input px)
 
@@ -33,37 +41,46 @@ def main() -> int:
         y = torch.randint(0, 3, (batch, out, out))
         w = torch.rand(batch, out, out)
         seconds = {}
-        for layout in (torch.contiguous_format, torch.channels_last):
+        for name, (layout, dtype) in CANDIDATES.items():
             model.to(memory_format=layout)
             xx = x.contiguous(memory_format=layout)
 
-            def step(xx=xx, y=y, w=w):
-                loss = weighted_cross_entropy(model(xx), y, w)
+            def step(xx=xx, y=y, w=w, dtype=dtype):
+                with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+                    logits = model(xx)
+                loss = weighted_cross_entropy(logits, y, w)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
 
-            seconds[str(layout)] = median_seconds(step, repeats=5)
-        default, last = seconds["torch.contiguous_format"], seconds["torch.channels_last"]
+            seconds[name] = median_seconds(step, repeats=5)
+        default = seconds["default"]
+        shape = (batch, 1, size, size)
         rows.append(
             {
                 "batch": batch,
                 "input": size,
                 "output": out,
-                "default_s": round(default, 3),
-                "channels_last_s": round(last, 3),
+                **{f"{name}_s": round(value, 3) for name, value in seconds.items()},
                 "default_us_per_output_px": round(1e6 * default / (batch * out * out), 2),
-                "channels_last_speedup": round(default / last, 2),
+                "channels_last_speedup": round(default / seconds["channels_last"], 2),
+                "bfloat16_speedup": round(default / seconds["bfloat16"], 2),
+                "chosen": choose_precision(model, torch.device("cpu"), shape, training=True).name,
             }
         )
-    print(f"light preset, 3 classes, {torch.get_num_threads()} threads")
-    print("| batch x input -> output | default s/step | channels_last s/step | us per output px |")
-    print("|---|---|---|---|")
+    native = "yes" if native_cpu_bfloat16() else "no (not measured by choose_precision)"
+    print(f"light preset, 3 classes, {torch.get_num_threads()} threads; native bfloat16: {native}")
+    print(
+        "| batch x input -> output | default s/step | channels_last s/step "
+        "| bfloat16 autocast, channels_last s/step | us per output px | chosen |"
+    )
+    print("|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['batch']} x {r['input']} -> {r['output']} | {r['default_s']:.3f} "
             f"| {r['channels_last_s']:.3f} ({r['channels_last_speedup']:.2f}x) "
-            f"| {r['default_us_per_output_px']:.2f} |"
+            f"| {r['bfloat16_s']:.3f} ({r['bfloat16_speedup']:.2f}x) "
+            f"| {r['default_us_per_output_px']:.2f} | {r['chosen']} |"
         )
     print(f"written: {write_results('train_speed', rows)}")
     return 0

@@ -232,7 +232,8 @@ class _TrainingProgress:
                 if event.validation_cells
                 else ""
             )
-            print(f"training on {event.device}: {event.cells} painted cells{held}", file=sys.stderr)
+            where = f"{event.device}, {event.precision}"
+            print(f"training on {where}: {event.cells} painted cells{held}", file=sys.stderr)
         elif isinstance(event, Validation):
             self.f1 = event.f1
         elif isinstance(event, LabelsIgnored):

@@ -381,7 +381,8 @@ class TrainWidget(Container):
                 if event.validation_cells
                 else ""
             )
-            self._status.value = f"training on {event.device}: {event.cells} painted cells{held}"
+            where = f"{event.device}, {event.precision}"
+            self._status.value = f"training on {where}: {event.cells} painted cells{held}"
             self._watch_labels()
             self._update_preview_window()
         elif isinstance(event, TrainStep):

@@ -60,6 +60,7 @@ class TrainingStarted:
     runs (``data.update_labels``)."""
 
     device: str
+    precision: str  # "float32", or the autocast dtype: "bfloat16", "float16"
     cells: int  # painted cells trained on
     validation_cells: int  # painted cells held back to validate on (0: no validation)
     input_size: int  # px, training tile (input) size

@@ -17,12 +17,14 @@ from .config import NormalizationConfig
 from .events import TilesDone
 from .model import UNet, halo, nearest_valid_input_sizes
 from .normalization import check_finite, intensity_range, normalize
+from .precision import Precision, choose_precision
 from .tiling import choose_tile_size, plan_tiles, read_window, smallest_tile
 
 __all__ = ["predict_image", "predict_tiled"]
 
 MAX_TILE = 1100  # px per axis: the largest tile chosen automatically
 CPU_MEMORY = 2 * 2**30  # bytes a batch of tiles may take on the CPU (less on small machines)
+PRECISION_TILE = 256  # px: the tile on which "auto" precision is measured on the CPU
 
 
 @torch.no_grad()
@@ -98,8 +100,9 @@ def predict_tiled(
     batch_size: tiles per forward pass; by default 1 on the CPU (larger tiles waste less
         halo and were 1.4x faster than batches of 4 for the paper preset) and 4 elsewhere.
     device: where to compute (default: where the model is); the model is moved there.
-    precision: "auto" = float32 on the CPU (where bfloat16 was measured 10x slower on
-        CPUs without native support, docs/benchmarks.md), bfloat16 autocast on CUDA
+    precision: "auto" = on the CPU, bfloat16 autocast where it runs natively and was
+        measured faster for this network, else float32
+        (:func:`~napari_unet.core.precision.choose_precision`); bfloat16 autocast on CUDA
         devices that support it, else float16 autocast; or "float32", "bfloat16",
         "float16" to force one. Convolutions run in channels_last memory layout (the
         model's parameters are converted in place).
@@ -123,7 +126,7 @@ def predict_tiled(
     low, high = intensity or intensity_range(image, normalization)
     shape = tuple(image.shape[-2:])
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    dtype = _autocast_dtype(device, precision)
+    run_as = _precision(model, device, precision)
     if batch_size is None:
         batch_size = 1 if device.type == "cpu" else 4
     if tile_size is None:
@@ -140,7 +143,7 @@ def predict_tiled(
     elif tuple(out.shape) != (config.classes, *shape):
         raise ValueError(f"out has shape {tuple(out.shape)}; expected {(config.classes, *shape)}")
     was_training = model.training
-    model.to(device=device, memory_format=torch.channels_last).eval()
+    model.to(device=device, memory_format=run_as.memory_format).eval()
     try:
         while True:
             tiles = plan_tiles(shape, config, tile)
@@ -148,7 +151,7 @@ def predict_tiled(
                 for first in range(0, len(tiles), batch_size):
                     batch = tiles[first : first + batch_size]
                     windows = np.stack([_window(image, t, low, high) for t in batch])
-                    probabilities = _run(model, windows, device, dtype)
+                    probabilities = _run(model, windows, device, run_as)
                     for t, p in zip(batch, probabilities, strict=True):
                         out[(slice(None), *t.write)] = p[(slice(None), *t.crop)]
                     yield TilesDone(done=first + len(batch), total=len(tiles))
@@ -190,18 +193,25 @@ def _memory_budget(device: torch.device) -> int:
     return min(CPU_MEMORY, total // 4)
 
 
-def _autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """The autocast dtype for ``precision`` on ``device``; None for float32."""
+def _precision(model: UNet, device: torch.device, precision: str) -> Precision:
+    """How to run ``model`` for ``precision``: "auto" measures on the CPU
+    (:func:`~napari_unet.core.precision.choose_precision`, on one tile of about
+    ``PRECISION_TILE`` px, once per architecture); the others are forced."""
     if precision == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[precision]
+        size = nearest_valid_input_sizes(model.config, PRECISION_TILE)[1]
+        shape = (1, model.config.in_channels, size, size)
+        return choose_precision(model, device, shape, training=False)
+    return Precision(
+        {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[precision]
+    )
 
 
-def _run(model: UNet, windows: np.ndarray, device: torch.device, dtype) -> np.ndarray:
+def _run(
+    model: UNet, windows: np.ndarray, device: torch.device, precision: Precision
+) -> np.ndarray:
     """Softmax probabilities (float32, numpy) of a batch of input windows."""
-    batch = torch.from_numpy(windows).to(device).contiguous(memory_format=torch.channels_last)
+    dtype = precision.autocast
+    batch = torch.from_numpy(windows).to(device).contiguous(memory_format=precision.memory_format)
     with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
         logits = model(batch)
     return torch.softmax(logits.float(), dim=1).cpu().numpy()

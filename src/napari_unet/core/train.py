@@ -46,6 +46,7 @@ from .instances import CORE_THRESHOLD
 from .loss import weighted_cross_entropy
 from .metrics import InstanceScores, match_instances
 from .model import UNet, nearest_valid_input_sizes, output_size
+from .precision import choose_precision
 from .predict import predict_tiled
 from .segment import cell_probability, labels_from_probabilities
 from .trainset import TrainingSet
@@ -176,7 +177,9 @@ def train(
     )[1]
     out_size = output_size(model.config, input_size)
 
-    memory_format = _memory_format(device)
+    shape = (config.batch_size, channels, input_size, input_size)
+    precision = choose_precision(model, device, shape, training=True)
+    memory_format, autocast = precision.memory_format, precision.autocast
     model.to(device=device, memory_format=memory_format).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     if optimizer_state is not None:
@@ -186,12 +189,12 @@ def train(
             raise ValueError(
                 f"the saved optimiser state does not fit this model: {error}"
             ) from None
-    autocast = _autocast_dtype(device)
     scaler = torch.amp.GradScaler(device.type, enabled=autocast == torch.float16)
     regions = data.validation_regions()
     tolerance = QUALITY_TOLERANCE + 1.0 / max(len(data.held_back), 1)
     yield TrainingStarted(
         device=str(device),
+        precision=precision.name,
         cells=data.cell_count,
         validation_cells=len(data.held_back),
         input_size=input_size,
@@ -377,21 +380,6 @@ def _progress(config: TrainConfig, step: int, elapsed: float) -> float:
     if config.iterations is not None:
         fractions.append(step / config.iterations)
     return min(max(fractions), 1.0)
-
-
-def _autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """bfloat16 (or float16) autocast on CUDA; float32 elsewhere: on CPUs without native
-    bfloat16 it was 10x slower (docs/benchmarks.md), and MPS autocast is not worth it."""
-    if device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def _memory_format(device: torch.device) -> torch.memory_format:
-    """channels_last on GPUs; on the CPU, training steps (with their backward pass) were
-    1.2-1.5x faster in the default layout, and equal for batches of small tiles
-    (benchmarks/train_speed.py, docs/benchmarks.md)."""
-    return torch.contiguous_format if device.type == "cpu" else torch.channels_last
 
 
 def _cpu_state(model: UNet) -> dict[str, torch.Tensor]:
