@@ -155,6 +155,22 @@ def test_terminal_progress_names_the_plane_and_the_tiles(capsys):
     ]
 
 
+def test_training_progress_shows_the_device_and_each_validation_at_once(capsys):
+    from napari_unet.cli import _TrainingProgress
+    from napari_unet.core.events import TrainingStarted, TrainStep, Validation
+
+    progress = _TrainingProgress(live=True)
+    progress(TrainingStarted("cpu", "float32", cells=20, validation_cells=5, input_size=276))
+    progress(TrainStep(step=9, loss=0.5, learning_rate=1e-3, elapsed=12.0, progress=1.0))
+    progress(Validation(step=9, elapsed=12.0, f1=0.8, precision=1.0, recall=0.7, mean_iou=0.9))
+    err = capsys.readouterr().err
+    assert err.startswith("training on cpu, float32: 20 painted cells, 5 held back")
+    assert err.split("\r")[1:] == [
+        "[####################] 100 %  step 9  loss 0.500  12 s",
+        "[####################] 100 %  step 9  loss 0.500  validation F1 0.80  12 s",
+    ]
+
+
 def write_training_pair(folder, cells=True):
     from napari_unet.core.synthetic import touching_cells
 

@@ -221,7 +221,7 @@ class _TrainingProgress:
     10 % when the output is not a terminal)."""
 
     def __init__(self, live: bool) -> None:
-        self.live, self.f1, self.reported = live, None, -1
+        self.live, self.f1, self.reported, self.step = live, None, -1, None
 
     def __call__(self, event) -> None:
         from .core.events import LabelsIgnored, TrainingStarted, TrainStep, Validation
@@ -236,20 +236,26 @@ class _TrainingProgress:
             print(f"training on {where}: {event.cells} painted cells{held}", file=sys.stderr)
         elif isinstance(event, Validation):
             self.f1 = event.f1
+            if self.live and self.step is not None:  # show it now, not at the next step
+                print(f"\r{self._line()}", end="", file=sys.stderr)
         elif isinstance(event, LabelsIgnored):
             print(f"\nlabels ignored: {event.reason}", file=sys.stderr)
         elif isinstance(event, TrainStep):
-            bar = "#" * int(20 * event.progress)
-            f1 = "" if self.f1 is None else f"  validation F1 {self.f1:.2f}"
-            line = (
-                f"[{bar:<20}] {100 * event.progress:3.0f} %  step {event.step}  "
-                f"loss {event.loss:.3f}{f1}  {event.elapsed:.0f} s"
-            )
+            self.step = event
             if self.live:
-                print(f"\r{line}", end="", file=sys.stderr)
+                print(f"\r{self._line()}", end="", file=sys.stderr)
             elif int(10 * event.progress) > self.reported:
                 self.reported = int(10 * event.progress)
-                print(line, file=sys.stderr)
+                print(self._line(), file=sys.stderr)
+
+    def _line(self) -> str:
+        step = self.step
+        bar = "#" * int(20 * step.progress)
+        f1 = "" if self.f1 is None else f"  validation F1 {self.f1:.2f}"
+        return (
+            f"[{bar:<20}] {100 * step.progress:3.0f} %  step {step.step}  "
+            f"loss {step.loss:.3f}{f1}  {step.elapsed:.0f} s"
+        )
 
     def finish(self) -> None:
         if self.live:
