@@ -19,13 +19,17 @@ from _common import median_seconds, write_results
 from napari_unet.core.config import preset
 from napari_unet.core.loss import weighted_cross_entropy
 from napari_unet.core.model import UNet
-from napari_unet.core.precision import choose_precision, native_cpu_bfloat16
+from napari_unet.core.precision import (
+    BFLOAT16,
+    CPU_PREDICTION,
+    CPU_TRAINING,
+    choose_precision,
+    native_cpu_bfloat16,
+)
 
-CANDIDATES = {  # name: (memory layout, autocast dtype)
-    "default": (torch.contiguous_format, None),
-    "channels_last": (torch.channels_last, None),
-    "bfloat16": (torch.channels_last, torch.bfloat16),
-}
+# float32 in the default layout (CPU training), in channels_last (CPU prediction), and
+# bfloat16 autocast in channels_last
+CANDIDATES = {"default": CPU_TRAINING, "channels_last": CPU_PREDICTION, "bfloat16": BFLOAT16}
 
 SHAPES = [(4, 276), (1, 532), (2, 372), (8, 188)]  # (tiles per batch, input px)
 
@@ -41,9 +45,10 @@ def main() -> int:
         y = torch.randint(0, 3, (batch, out, out))
         w = torch.rand(batch, out, out)
         seconds = {}
-        for name, (layout, dtype) in CANDIDATES.items():
-            model.to(memory_format=layout)
-            xx = x.contiguous(memory_format=layout)
+        for name, precision in CANDIDATES.items():
+            model.to(memory_format=precision.memory_format)
+            xx = x.contiguous(memory_format=precision.memory_format)
+            dtype = precision.autocast
 
             def step(xx=xx, y=y, w=w, dtype=dtype):
                 with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):

@@ -169,6 +169,8 @@ def test_training_progress_shows_the_device_and_each_validation_at_once(capsys):
         "[####################] 100 %  step 9  loss 0.500  12 s",
         "[####################] 100 %  step 9  loss 0.500  validation F1 0.80  12 s",
     ]
+    alone = TrainingStarted("cuda", "bfloat16", cells=3, validation_cells=0, input_size=1)
+    assert alone.summary() == "training on cuda, bfloat16: 3 painted cells"  # the widget's too
 
 
 def write_training_pair(folder, cells=True):

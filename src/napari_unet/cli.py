@@ -227,13 +227,7 @@ class _TrainingProgress:
         from .core.events import LabelsIgnored, TrainingStarted, TrainStep, Validation
 
         if isinstance(event, TrainingStarted):
-            held = (
-                f", {event.validation_cells} held back to validate"
-                if event.validation_cells
-                else ""
-            )
-            where = f"{event.device}, {event.precision}"
-            print(f"training on {where}: {event.cells} painted cells{held}", file=sys.stderr)
+            print(event.summary(), file=sys.stderr)
         elif isinstance(event, Validation):
             self.f1 = event.f1
             if self.live and self.step is not None:  # show it now, not at the next step

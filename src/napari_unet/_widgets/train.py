@@ -376,13 +376,7 @@ class TrainWidget(Container):
             return
         if isinstance(event, TrainingStarted):
             self._data = event.data
-            held = (
-                f"; {event.validation_cells} held back to validate"
-                if event.validation_cells
-                else ""
-            )
-            where = f"{event.device}, {event.precision}"
-            self._status.value = f"training on {where}: {event.cells} painted cells{held}"
+            self._status.value = event.summary()
             self._watch_labels()
             self._update_preview_window()
         elif isinstance(event, TrainStep):

@@ -66,6 +66,11 @@ class TrainingStarted:
     input_size: int  # px, training tile (input) size
     data: Any = None
 
+    def summary(self) -> str:
+        """One line for a status bar or a terminal: where, in what precision, on what."""
+        held = f", {self.validation_cells} held back to validate" if self.validation_cells else ""
+        return f"training on {self.device}, {self.precision}: {self.cells} painted cells{held}"
+
 
 @dataclass(frozen=True)
 class TrainStep:
