@@ -225,3 +225,50 @@ def test_train_errors_are_one_line_and_write_nothing(tmp_path, capsys):
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, err
     assert not model.exists()
+
+
+def test_png_and_colour_files_train_and_segment(tmp_path, threshold_model, capsys):
+    import imageio.v3 as iio
+
+    from napari_unet.core.synthetic import touching_cells
+
+    def rgba(red, green, blue):
+        return np.dstack([red, green, blue, np.full_like(red, 255)])
+
+    sample = touching_cells((96, 96), rng=np.random.default_rng(0))
+    low, high = sample.image.min(), sample.image.max()
+    grey = np.round(255 * (sample.image - low) / (high - low)).astype(np.uint8)
+    iio.imwrite(tmp_path / "cells.png", rgba(grey, grey, grey))  # grey saved in colour
+    iio.imwrite(tmp_path / "colour.png", rgba(grey, grey // 2, grey))
+    iio.imwrite(tmp_path / "painted.png", sample.annotation.astype(np.uint16))
+    base = ["train", "--labels", str(tmp_path / "painted.png"), "--iterations", "1"]
+    for name, channels in [("cells", 1), ("colour", 3)]:
+        model = tmp_path / f"{name}.safetensors"
+        assert main([*base, "--image", str(tmp_path / f"{name}.png"), "--out", str(model)]) == 0
+        assert load_model(model).model.config.in_channels == channels
+
+    iio.imwrite(tmp_path / "rgb.png", np.stack([two_objects().astype(np.uint8)] * 3, -1))
+    tifffile.imwrite(tmp_path / "grey.tif", two_objects().astype(np.uint8))
+    out = tmp_path / "out"
+    images = [str(tmp_path / "rgb.png"), str(tmp_path / "grey.tif")]
+    assert main(["segment", str(threshold_model), *images, "--out", str(out)]) == 0
+    labels = tifffile.imread(out / "rgb_labels.tif")
+    assert labels.shape == (50, 60) and labels.max() == 2
+    np.testing.assert_array_equal(labels, tifffile.imread(out / "grey_labels.tif"))
+
+    coded = tmp_path / "coded.png"  # labels saved as colours
+    iio.imwrite(coded, np.stack([sample.annotation.astype(np.uint8)] * 3, -1))
+    capsys.readouterr()
+    argv = [*base, "--image", str(tmp_path / "cells.png"), "--out", str(tmp_path / "x")]
+    assert main([*argv[:2], str(coded), *argv[3:]]) == 1
+    err = capsys.readouterr().err
+    assert "coded.png is a colour image" in err and err.count("\n") == 1
+    (tmp_path / "grey.png").write_bytes((tmp_path / "rgb.png").read_bytes())
+    same_name = [str(tmp_path / "grey.tif"), str(tmp_path / "grey.png")]
+    assert main(["segment", str(threshold_model), *same_name, "--out", str(tmp_path / "o")]) == 1
+    assert "two images would write grey_labels.tif" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing written
+    colour = str(tmp_path / "colour.png")
+    assert main(["segment", str(threshold_model), colour, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "colour.png: the image is in colour" in err and err.count("\n") == 1

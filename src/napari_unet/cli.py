@@ -3,7 +3,7 @@
     napari-unet demo                 napari with the sample data and the plugin's widgets
     napari-unet demo --headless      the same work without a display; files in --out
     napari-unet train --image IMG --labels LBL --out MODEL   train (or fine-tune) a model
-    napari-unet segment MODEL IMAGE... --out DIR   label TIFFs for TIFF or zarr images
+    napari-unet segment MODEL IMAGE... --out DIR   label TIFFs for images (TIFF, zarr, PNG, ...)
     napari-unet info MODEL|--preset  what a model file or preset holds, and its tile sizes
 
 Thin: it parses arguments and calls the core. napari is imported only by ``demo`` with a
@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     tr = commands.add_parser(
         "train",
         help="train a model on images and painted labels",
-        description="Train a U-Net on image/labels pairs (TIFF or zarr; 2D or stacks) and "
+        description="Train a U-Net on image/labels pairs (TIFF, zarr, PNG, JPEG, ...; 2D or "
+        "stacks; colour images with the colour axis last) and "
         "write one model file. Labels: 0 = not annotated, 1 = background, 2 and up = one cell "
         "each (or, with --dense, complete masks with 0 = background). Ctrl-C stops training "
         "early and still writes the best model so far.",
@@ -91,11 +92,14 @@ def _parser() -> argparse.ArgumentParser:
     seg = commands.add_parser(
         "segment",
         help="segment images with a model file",
-        description="Segment TIFF or zarr images (2D, or stacks with the plane axis first) "
+        description="Segment images (TIFF, zarr, PNG, JPEG, ...; 2D, or stacks with the plane "
+        "axis first; colour images with the colour axis last) "
         "and write one label TIFF per image, NAME_labels.tif, to --out.",
     )
     seg.add_argument("model", type=Path, help="a model file (.safetensors)")
-    seg.add_argument("images", type=Path, nargs="+", help="TIFF files or zarr arrays")
+    seg.add_argument(
+        "images", type=Path, nargs="+", help="image files (TIFF, PNG, ...) or zarr arrays"
+    )
     seg.add_argument("--out", type=Path, required=True, help="output folder")
     seg.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
     seg.add_argument("--tile-size", type=int, default=None, help="input tile size in px")
@@ -184,7 +188,7 @@ def _train(args: argparse.Namespace) -> int:
     )
     init = load_model(args.init) if args.init else None
     pairs = [
-        (read_image(i), read_image(lab)) for i, lab in zip(args.image, args.labels, strict=True)
+        (read_image(i), read_labels(lab)) for i, lab in zip(args.image, args.labels, strict=True)
     ]
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -262,6 +266,7 @@ class _TrainingProgress:
 def _segment(args: argparse.Namespace) -> int:
     import tifffile
 
+    from .core.colour import colour_channels
     from .core.device import pick_device
     from .core.events import drain
     from .core.segment import segment, stack_planes
@@ -270,14 +275,21 @@ def _segment(args: argparse.Namespace) -> int:
     missing = [str(p) for p in args.images if not p.exists()]
     if missing:
         raise ValueError(f"no such image: {', '.join(missing)}")
+    names = [p.name.split(".")[0] for p in args.images]  # cells.ome.tif -> cells
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise ValueError(
+            f"two images would write {clashes[0]}_labels.tif; segment them into separate "
+            "--out folders"
+        )
     device = pick_device(args.device)
     loaded = load_model(args.model, device=device)
     args.out.mkdir(parents=True, exist_ok=True)
-    for path in args.images:
+    for path, name in zip(args.images, names, strict=True):
         image = read_image(path)
-        name = path.name.split(".")[0]
         start = time.perf_counter()
         try:
+            image = colour_channels(image, loaded.model.config.in_channels)
             planes = stack_planes(image.shape, loaded.model.config.in_channels)
             progress = _TerminalProgress(name, planes) if sys.stderr.isatty() else None
             result = drain(
@@ -327,7 +339,8 @@ class _TerminalProgress:
 
 
 def read_image(path: Path):
-    """Read a TIFF file or a zarr array (for an OME-Zarr group, its full-resolution "0")."""
+    """Read a TIFF file, a zarr array (for an OME-Zarr group, its full-resolution "0") or
+    another image file that imageio reads (PNG, JPEG, BMP, ...)."""
     try:
         if path.is_dir() or path.suffix == ".zarr":
             import zarr
@@ -338,11 +351,28 @@ def read_image(path: Path):
             if not hasattr(node, "shape"):
                 raise ValueError("it is a zarr group without an array '0'; name an array")
             return np.asarray(node)
-        import tifffile
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
 
-        return tifffile.imread(path)
-    except Exception as error:  # tifffile and zarr raise many kinds for unreadable files
+            return tifffile.imread(path)
+        import imageio.v3 as iio
+
+        return iio.imread(path)
+    except Exception as error:  # the readers raise many kinds for unreadable files
         raise ValueError(f"cannot read {path}: {error}") from None
+
+
+def read_labels(path: Path):
+    """Read a label image (as :func:`read_image`); refuse colour-coded ones."""
+    from .core.colour import is_colour
+
+    labels = read_image(path)
+    if labels.ndim == 3 and is_colour(labels.shape):
+        raise ValueError(
+            f"{path} is a colour image (shape {labels.shape}); labels need one whole number "
+            "per pixel (0 not annotated, 1 background, 2, 3, ... one per cell)"
+        )
+    return labels
 
 
 # --------------------------------------------------------------------------- demo

@@ -143,3 +143,19 @@ def test_multiscale_and_dask_layers_are_segmented_at_full_resolution(
         )
         labels = np.asarray(viewer.layers[f"{name} labels"].data)
         assert labels.shape == image.shape and labels.max() == 2
+
+
+def test_a_colour_layer_is_segmented_as_the_model_takes_it(
+    make_napari_viewer, qtbot, tmp_path, make_threshold_unet, errors
+):
+    viewer = make_napari_viewer()
+    grey = two_cells_image().astype(np.uint8)
+    layer = viewer.add_image(np.stack([grey] * 3, -1), name="cells")  # grey saved in colour
+    assert layer.rgb
+    widget = dock(viewer)
+    widget._model_path.value = save_model(tmp_path / "t.safetensors", make_threshold_unet(2))
+    widget._run.native.click()
+    qtbot.waitUntil(lambda: len(viewer.layers) == 2 and widget._run.enabled, timeout=20_000)
+    labels = viewer.layers["cells labels"].data
+    assert labels.shape == grey.shape and labels.max() == 2
+    assert errors == []

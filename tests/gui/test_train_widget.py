@@ -182,3 +182,20 @@ def test_augmentation_preview_adds_deformed_tiles(viewer_with_sample, qtbot):
     targets = viewer.layers["augmented targets"].data
     assert tiles.shape == targets.shape and tiles.shape[0] == 4
     assert set(np.unique(targets)) <= {0, 1, 2} and (targets == 2).any()
+
+
+def test_colour_layers_train_a_model_of_their_channels(viewer_with_sample, qtbot, monkeypatch):
+    viewer = viewer_with_sample
+    grey = viewer.layers["touching cells"].data
+    grey = np.round(255 * (grey - grey.min()) / np.ptp(grey)).astype(np.uint8)
+    as_colour = viewer.add_image(np.stack([grey] * 3, -1), name="grey saved in colour")
+    colour = viewer.add_image(np.stack([grey, grey // 2, grey], -1), name="colour")
+    assert as_colour.rgb and colour.rgb
+    widget = dock_train(viewer, monkeypatch, quick(iterations=1))
+    painted = viewer.layers["painted cells"]
+    for layer, channels in [(as_colour, 1), (colour, 3)]:
+        widget.set_pair(0, layer, painted)
+        widget._train_button.native.click()
+        wait_for_training(qtbot, widget)
+        assert widget.result.model.config.in_channels == channels
+    np.testing.assert_array_equal(colour.data[..., 1], grey // 2)  # the layer is untouched

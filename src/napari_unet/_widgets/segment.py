@@ -121,12 +121,6 @@ class SegmentWidget(Container):
                 return
         else:
             source = self._session.get(self._source.value)
-        if layer.rgb:
-            show_error(
-                f"Segment layer: {layer.name!r} is an RGB image; split its channels "
-                "(Layers > Data > Split RGB) and segment one, or use a 3-channel model."
-            )
-            return
         # the full resolution of a multiscale layer; dask or zarr data stay lazy and are
         # read tile by tile in the worker
         image = layer.data[0] if layer.multiscale else layer.data

@@ -32,6 +32,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog
 
+from ..core.colour import colour_channels
 from ..core.config import (
     PAPER_RECIPE,
     PRESETS,
@@ -286,9 +287,8 @@ class TrainWidget(Container):
         read = []
         for image_layer, labels_layer in pairs:
             image = image_layer.data[0] if image_layer.multiscale else image_layer.data
-            if image_layer.rgb:
-                show_error(f"Train U-Net: {image_layer.name!r} is RGB; split its channels first.")
-                return None
+            if image_layer.rgb:  # colour axis last; a grey image saved in colour becomes grey
+                image = colour_channels(image)
             spatial = tuple(image.shape[-labels_layer.data.ndim :])
             if spatial != tuple(labels_layer.data.shape):
                 show_error(

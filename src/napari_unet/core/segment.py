@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .colour import colour_channels
 from .config import InstanceRules, NormalizationConfig
 from .events import PlaneDone, TilesDone
 from .instances import label_instances
@@ -98,14 +99,17 @@ def segment(
 ) -> Generator[TilesDone | PlaneDone, None, Segmentation]:
     """Instance labels for an image or a stack, plane by plane, tile by tile.
 
-    Yields :class:`TilesDone` per batch of tiles and :class:`PlaneDone` per plane; returns
-    a :class:`Segmentation` whose labels have the image's spatial shape ((H, W) or
-    (Z, H, W)), uint16 or uint32 as the number of objects needs, and, with
-    ``keep_probability``, the cell probability. Each plane is normalised on its own.
+    Colour images (colour axis last) are taken as
+    :func:`~napari_unet.core.colour.colour_channels` says. Yields :class:`TilesDone` per
+    batch of tiles and :class:`PlaneDone` per plane; returns a :class:`Segmentation` whose
+    labels have the image's spatial shape ((H, W) or (Z, H, W)), uint16 or uint32 as the
+    number of objects needs, and, with ``keep_probability``, the cell probability. Each
+    plane is normalised on its own.
     ``rules`` (a trained model's, e.g. ``TrainResult.rules``; by default
     ``InstanceRules()``), ``threshold`` and ``method`` ("components" or "watershed", for
     two-class networks) go to :func:`~napari_unet.core.instances.label_instances`.
     """
+    image = colour_channels(image, model.config.in_channels)
     planes = stack_planes(image.shape, model.config.in_channels)
     single = image.ndim == 2 + (model.config.in_channels > 1)
     labels = np.zeros((planes, *image.shape[-2:]), np.uint32)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .colour import colour_channels
 from .config import (
     AugmentConfig,
     InstanceRules,
@@ -131,9 +132,10 @@ def train(
 ) -> Generator[Any, None, TrainResult]:
     """Train a U-Net on (image, labels) pairs.
 
-    pairs: images (H, W), (C, H, W), (Z, H, W) or (Z, C, H, W) with labels (H, W) or
-        (Z, H, W) in the label convention ``labels`` (sparse by default: 0 = not annotated,
-        1 = background, others cells).
+    pairs: images (H, W), (C, H, W), (Z, H, W) or (Z, C, H, W), or colour images with the
+        colour axis last (:func:`~napari_unet.core.colour.colour_channels`), with labels
+        (H, W) or (Z, H, W) in the label convention ``labels`` (sparse by default: 0 = not
+        annotated, 1 = background, others cells).
     model: a model to fine-tune (its architecture and class count are kept); by default a
         new one from ``config.preset``, He-initialised from ``config.seed``.
     optimizer_state: an Adam ``state_dict`` to resume from (as saved in a model file).
@@ -150,6 +152,8 @@ def train(
     normalization = normalization or NormalizationConfig()
     device = pick_device(device)
     rng = np.random.default_rng(config.seed)
+    wanted = model.config.in_channels if model is not None else None  # None: a new model
+    pairs = [(colour_channels(image, wanted), label_image) for image, label_image in pairs]
     if model is not None:
         channels, contours = model.config.in_channels, model.config.classes == 3
     else:
