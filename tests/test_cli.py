@@ -171,6 +171,10 @@ def test_training_progress_shows_the_device_and_each_validation_at_once(capsys):
     ]
     alone = TrainingStarted("cuda", "bfloat16", cells=3, validation_cells=0, input_size=1)
     assert alone.summary() == "training on cuda, bfloat16: 3 painted cells"  # the widget's too
+    _TrainingProgress(live=False)(
+        TrainingStarted("cpu", "float32", 3, 0, 1, warnings=("pair 1: use --dense",))
+    )
+    assert capsys.readouterr().err.splitlines()[1] == "warning: pair 1: use --dense"
 
 
 def write_training_pair(folder, cells=True):

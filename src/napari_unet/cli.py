@@ -232,6 +232,8 @@ class _TrainingProgress:
 
         if isinstance(event, TrainingStarted):
             print(event.summary(), file=sys.stderr)
+            for warning in event.warnings:
+                print(f"warning: {warning}", file=sys.stderr)
         elif isinstance(event, Validation):
             self.f1 = event.f1
             if self.live and self.step is not None:  # show it now, not at the next step

@@ -199,3 +199,19 @@ def test_colour_layers_train_a_model_of_their_channels(viewer_with_sample, qtbot
         wait_for_training(qtbot, widget)
         assert widget.result.model.config.in_channels == channels
     np.testing.assert_array_equal(colour.data[..., 1], grey // 2)  # the layer is untouched
+
+
+def test_complete_masks_left_as_sparse_get_a_warning(
+    make_napari_viewer, qtbot, monkeypatch, messages
+):
+    from napari_unet.core.synthetic import touching_cells
+
+    cells = touching_cells((128, 128), rng=np.random.default_rng(0))
+    viewer = make_napari_viewer()
+    image = viewer.add_image(cells.image, name="cells")
+    mask = viewer.add_labels(cells.truth, name="complete mask")  # 0 = background
+    widget = dock_train(viewer, monkeypatch, quick(iterations=1))
+    widget.set_pair(0, image, mask)
+    widget._train_button.native.click()
+    wait_for_training(qtbot, widget)
+    assert len(messages["warning"]) == 1 and "tick Complete masks" in messages["warning"][0]

@@ -377,6 +377,8 @@ class TrainWidget(Container):
         if isinstance(event, TrainingStarted):
             self._data = event.data
             self._status.value = event.summary()
+            for warning in event.warnings:
+                show_warning(f"Train U-Net: {warning}")
             self._watch_labels()
             self._update_preview_window()
         elif isinstance(event, TrainStep):

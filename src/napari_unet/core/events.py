@@ -65,6 +65,7 @@ class TrainingStarted:
     validation_cells: int  # painted cells held back to validate on (0: no validation)
     input_size: int  # px, training tile (input) size
     data: Any = None
+    warnings: tuple[str, ...] = ()  # what looks wrong in the data, without being an error
 
     def summary(self) -> str:
         """One line for a status bar or a terminal: where, in what precision, on what."""

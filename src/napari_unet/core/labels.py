@@ -6,13 +6,17 @@ every other value one cell. Dense (complete masks): 0 = background, every other 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from .config import LabelConfig
 
-__all__ = ["Annotation", "check_labels", "read_annotation"]
+__all__ = ["Annotation", "check_labels", "looks_complete", "read_annotation"]
+
+MIN_CELLS = 5  # cells needed to tell what a cell looks like
 
 
 @dataclass(frozen=True)
@@ -87,3 +91,38 @@ def read_annotation(
         )
     cells = np.where(labels == config.background, 0, labels)
     return Annotation(cells=cells, annotated=annotated)
+
+
+def looks_complete(labels: np.ndarray, background: int = 1) -> bool:
+    """Whether sparse labels look like a complete mask (0 = background) read as sparse.
+
+    In a complete mask ``background`` (1) is one more cell; painted background is strokes
+    or large areas. So: the background value is one connected object, of 0.3-3 times the
+    median area of the other (at least ``MIN_CELLS``) objects (at most 3 times where it
+    touches the image edge: numbered in raster order, cell 1 is often cut by the edge)
+    and 0.5-2 times their median thickness (the largest distance from an object's pixel
+    to its edge; measured on up to 25 of them).
+    """
+    labels = np.asarray(labels)
+    one = labels == background
+    if not one.any() or ndi.label(one)[1] != 1:
+        return False
+    values, index = np.unique(labels, return_inverse=True)
+    index = index.reshape(labels.shape)
+    areas = np.bincount(index.ravel())
+    cells = np.flatnonzero(values > background)
+    own = int(np.searchsorted(values, background))
+    boxes = ndi.find_objects(index + 1)
+    on_edge = any(
+        s.start == 0 or s.stop == n for s, n in zip(boxes[own], labels.shape, strict=True)
+    )
+    smallest = 0.0 if on_edge else 0.3
+    if len(cells) < MIN_CELLS or not smallest <= areas[own] / np.median(areas[cells]) <= 3:
+        return False
+
+    def thickness(k: int) -> float:
+        grown = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in boxes[k])
+        return float(ndi.distance_transform_edt(index[grown] == k).max())
+
+    typical = np.median([thickness(k) for k in cells[:: math.ceil(len(cells) / 25)]])
+    return 0.5 <= thickness(own) / typical <= 2

@@ -203,6 +203,7 @@ def train(
         validation_cells=len(data.held_back),
         input_size=input_size,
         data=data,
+        warnings=tuple(data.warnings),
     )
 
     history: dict[str, list] = {"steps": [], "validations": []}

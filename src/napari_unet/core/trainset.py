@@ -28,7 +28,7 @@ from skimage.measure import regionprops
 from . import contacts
 from .augment import AugmentParams, augment, sample_augmentation
 from .config import AugmentConfig, LabelConfig, NormalizationConfig, WeightMapConfig
-from .labels import check_labels, read_annotation
+from .labels import check_labels, looks_complete, read_annotation
 from .normalization import intensity_range
 from .sampling import WeightedPixels, hold_back_cells
 from .weightmap import targets_and_weights
@@ -72,7 +72,8 @@ class TrainingSet:
         ``in_channels`` C (channel axis only when C > 1); labels: (H, W) or (Z, H, W),
         matching.
     Raises ``ValueError`` with a message a user can act on for shapes that do not fit,
-    NaN or constant images, and labels without a single cell.
+    NaN or constant images, and labels without a single cell. ``warnings`` says what
+    looks wrong without being an error (sparse labels that look like complete masks).
     """
 
     def __init__(
@@ -100,6 +101,7 @@ class TrainingSet:
         self._preview: tuple[int, int, tuple[slice, slice]] | None = None
         self._pair_planes: list[list[int]] = []
         self.planes: list[Plane] = []
+        self.warnings: list[str] = []
         for index, (image, label_image) in enumerate(pairs):
             images, label_planes = _split_planes(index, image, label_image, in_channels)
             self._pair_planes.append([])
@@ -111,6 +113,15 @@ class TrainingSet:
                 )
                 self.planes.append(
                     Plane(normalised, intensity, self._internal(label_plane, image_plane.shape))
+                )
+            if not self.label_config.dense and any(
+                looks_complete(plane, self.label_config.background) for plane in label_planes
+            ):
+                self.warnings.append(
+                    f"pair {index + 1}: the background label ({self.label_config.background})"
+                    " is one object of the size and shape of a cell; if these labels are "
+                    "complete masks with 0 as background, train with dense labels (--dense, "
+                    "or tick Complete masks)"
                 )
         painted = [
             (p, int(v)) for p, plane in enumerate(self.planes) for v in _cell_values(plane.labels)

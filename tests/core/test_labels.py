@@ -1,0 +1,53 @@
+"""Sparse labels that look like complete masks: a warning, not an error."""
+
+import numpy as np
+
+from napari_unet.core.config import LabelConfig
+from napari_unet.core.labels import looks_complete
+from napari_unet.core.synthetic import touching_cells
+from napari_unet.core.trainset import TrainingSet
+
+
+def sample(seed=0):
+    return touching_cells((128, 128), rng=np.random.default_rng(seed))
+
+
+def test_a_complete_mask_read_as_sparse_looks_complete():
+    for seed in range(3):
+        truth = sample(seed).truth  # 0 = background, 1 .. N cells
+        assert truth.min() == 0 and (truth == 1).any()
+        assert looks_complete(truth)
+
+
+def test_painted_labels_do_not():
+    for seed in range(3):
+        assert not looks_complete(sample(seed).annotation)  # strokes of background
+    truth = sample().truth
+    block = np.where(truth > 0, truth + 1, 0)
+    block[:40, :40] = np.where(block[:40, :40] == 0, 1, block[:40, :40])  # a filled area
+    assert not looks_complete(block)
+    stroke = np.where(truth > 0, truth + 1, 0)
+    stroke[100:103, 10:60] = 1  # one thin stroke, about a cell's area
+    assert not looks_complete(stroke)
+    assert not looks_complete(np.where(truth > 4, 0, truth))  # too few cells to tell
+
+
+def test_training_data_warns_about_complete_masks_only_when_read_as_sparse():
+    cells = sample()
+    pairs = [(cells.image, cells.annotation), (cells.image, cells.truth)]
+    data = TrainingSet(pairs, rng=np.random.default_rng(0))
+    assert len(data.warnings) == 1 and data.warnings[0].startswith("pair 2: the background")
+    dense = TrainingSet(pairs[1:], labels=LabelConfig(dense=True), rng=np.random.default_rng(0))
+    assert dense.warnings == []
+
+
+def test_cell_1_cut_by_the_image_edge_still_counts():
+    # numbered in raster order, cell 1 of a real mask often touches the top edge
+    ratios = []
+    for seed in range(3):
+        truth = sample(seed).truth
+        rows = np.nonzero(truth == 1)[0]
+        cut = truth[(rows.min() + 3 * rows.max()) // 4 :]  # most of cell 1 cut away
+        assert looks_complete(cut)
+        ratios.append((cut == 1).sum() / np.median(np.unique(cut[cut > 1], return_counts=True)[1]))
+    assert min(ratios) < 0.3  # smaller than a whole cell may be
