@@ -48,10 +48,9 @@ def main() -> int:
         for name, precision in CANDIDATES.items():
             model.to(memory_format=precision.memory_format)
             xx = x.contiguous(memory_format=precision.memory_format)
-            dtype = precision.autocast
 
-            def step(xx=xx, y=y, w=w, dtype=dtype):
-                with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            def step(xx=xx, y=y, w=w, precision=precision):
+                with precision.autocast_on("cpu"):
                     logits = model(xx)
                 loss = weighted_cross_entropy(logits, y, w)
                 optimizer.zero_grad()

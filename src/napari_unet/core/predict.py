@@ -210,9 +210,8 @@ def _run(
     model: UNet, windows: np.ndarray, device: torch.device, precision: Precision
 ) -> np.ndarray:
     """Softmax probabilities (float32, numpy) of a batch of input windows."""
-    dtype = precision.autocast
     batch = torch.from_numpy(windows).to(device).contiguous(memory_format=precision.memory_format)
-    with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+    with torch.no_grad(), precision.autocast_on(device.type):
         logits = model(batch)
     return torch.softmax(logits.float(), dim=1).cpu().numpy()
 

@@ -183,7 +183,7 @@ def train(
 
     shape = (config.batch_size, channels, input_size, input_size)
     precision = choose_precision(model, device, shape, training=True)
-    memory_format, autocast = precision.memory_format, precision.autocast
+    memory_format = precision.memory_format
     model.to(device=device, memory_format=memory_format).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     if optimizer_state is not None:
@@ -193,7 +193,7 @@ def train(
             raise ValueError(
                 f"the saved optimiser state does not fit this model: {error}"
             ) from None
-    scaler = torch.amp.GradScaler(device.type, enabled=autocast == torch.float16)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision.autocast == torch.float16)
     regions = data.validation_regions()
     tolerance = QUALITY_TOLERANCE + 1.0 / max(len(data.held_back), 1)
     yield TrainingStarted(
@@ -238,7 +238,7 @@ def train(
             x = x.to(device).contiguous(memory_format=memory_format)
             y, w = y.to(device), w.to(device)
             try:
-                with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                with precision.autocast_on(device.type):
                     logits = model(x)
                 loss = weighted_cross_entropy(logits, y, w)
                 optimizer.zero_grad(set_to_none=True)
