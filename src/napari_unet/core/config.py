@@ -49,7 +49,8 @@ class UNetConfig(_JsonRecord):
 
     The defaults are the paper's network: 5 resolution levels (4 poolings), 64 feature
     channels at the first level doubling at each pooling, unpadded ("valid") 3x3
-    convolutions, dropout at the end of the contracting path, no batch normalisation.
+    convolutions, dropout at the end of the contracting path, no batch normalisation; and
+    the pixel scale the network works at.
     """
 
     in_channels: int = 1  # channels of the input image (1 for a grey image)
@@ -59,6 +60,9 @@ class UNetConfig(_JsonRecord):
     padding: Literal["valid", "same"] = "valid"  # "valid": unpadded convolutions (paper)
     dropout: float = 0.5  # dropout probability at the end of the contracting path; 0 = off
     batch_norm: bool = False  # batch normalisation after each 3x3 convolution (not in the paper)
+    # network px per image px: images are resized by this before the network sees them.
+    # Training shrinks large cells (core.scale); 1 = the image's own pixels.
+    scale: float = 1.0
 
     def __post_init__(self) -> None:
         _check_int("in_channels", self.in_channels, minimum=1)
@@ -73,6 +77,8 @@ class UNetConfig(_JsonRecord):
             raise ValueError(f"dropout {self.dropout!r} must be a probability in [0, 1), e.g. 0.5")
         if not isinstance(self.batch_norm, bool):
             raise ValueError(f"batch_norm must be True or False, not {self.batch_norm!r}")
+        if not (isinstance(self.scale, (int, float)) and 0.01 <= self.scale <= 1.0):
+            raise ValueError(f"scale {self.scale!r} must be in [0.01, 1], e.g. 0.5")
 
     @property
     def poolings(self) -> int:

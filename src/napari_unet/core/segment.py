@@ -21,6 +21,7 @@ from .events import PlaneDone, TilesDone
 from .instances import label_instances
 from .model import UNet
 from .predict import predict_tiled
+from .scale import labels_to_image, network_shape, resize_image
 
 __all__ = [
     "Segmentation",
@@ -104,7 +105,9 @@ def segment(
     batch of tiles and :class:`PlaneDone` per plane; returns a :class:`Segmentation` whose
     labels have the image's spatial shape ((H, W) or (Z, H, W)), uint16 or uint32 as the
     number of objects needs, and, with ``keep_probability``, the cell probability. Each
-    plane is normalised on its own.
+    plane is normalised on its own. A model that works at another pixel scale
+    (``model.config.scale``, :mod:`.scale`) gets each plane resized to it; labels and
+    probability come back at the image's pixels.
     ``rules`` (a trained model's, e.g. ``TrainResult.rules``; by default
     ``InstanceRules()``), ``threshold`` and ``method`` ("components" or "watershed", for
     two-class networks) go to :func:`~napari_unet.core.instances.label_instances`.
@@ -115,10 +118,14 @@ def segment(
     labels = np.zeros((planes, *image.shape[-2:]), np.uint32)
     kept = np.zeros(labels.shape, np.float32) if keep_probability else None
     count = 0
+    scale, shape = model.config.scale, labels.shape[-2:]
     for z in range(planes):
+        plane = image if single else image[z]
+        if scale != 1:
+            plane = resize_image(plane, network_shape(shape, scale))
         probabilities = yield from predict_tiled(
             model,
-            image if single else image[z],
+            plane,
             normalization,
             tile_size=tile_size,
             batch_size=batch_size,
@@ -130,8 +137,12 @@ def segment(
             method=method,
             **(rules or InstanceRules()).to_dict(),
         )
+        probability = cell_probability(probabilities)
+        if scale != 1:
+            plane = labels_to_image(plane, shape)
+            probability = resize_image(probability, shape) if kept is not None else None
         if kept is not None:
-            kept[z] = cell_probability(probabilities)
+            kept[z] = probability
         labels[z] = np.where(plane > 0, plane.astype(np.uint32) + count, 0)
         count += int(plane.max())
         yield PlaneDone(done=z + 1, total=planes)

@@ -49,6 +49,7 @@ from .metrics import InstanceScores, match_instances
 from .model import UNet, nearest_valid_input_sizes, output_size
 from .precision import choose_precision
 from .predict import predict_tiled
+from .scale import resize_image
 from .segment import cell_probability, labels_from_probabilities
 from .trainset import TrainingSet
 
@@ -173,6 +174,7 @@ def train(
         contours=contours,
         paste_neighbours=config.paste_neighbours,
         validation_fraction=config.validation_fraction,
+        scale=model.config.scale if model is not None else None,  # None: from the cells
         rng=rng,
     )
     model = copy.deepcopy(model) if model is not None else _new_model(config, channels, data)
@@ -325,6 +327,7 @@ def _new_model(config: TrainConfig, channels: int, data: TrainingSet) -> UNet:
             in_channels=channels,
             classes=2 + config.contours,
             batch_norm=batch_norm,
+            scale=data.scale,
         )
     )
     model.reset_parameters(torch.Generator().manual_seed(config.seed))
@@ -420,6 +423,8 @@ def _validate(model: UNet, data: TrainingSet, regions, device) -> InstanceScores
 
 
 def _preview(model: UNet, data: TrainingSet, window, device) -> Preview:
-    pair, z, plane, slices = window
-    probability = cell_probability(_probabilities(model, data, plane, slices, device))
-    return Preview(pair, z, slices, probability)
+    """The cell probability in the preview window, in the image's pixels."""
+    pair, z, plane, slices, network_slices = window
+    probability = cell_probability(_probabilities(model, data, plane, network_slices, device))
+    shape = tuple(s.stop - s.start for s in slices)
+    return Preview(pair, z, slices, resize_image(probability, shape))

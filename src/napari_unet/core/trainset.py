@@ -19,6 +19,7 @@ these copies alike, by loss weight.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +32,7 @@ from .config import AugmentConfig, LabelConfig, NormalizationConfig, WeightMapCo
 from .labels import check_labels, looks_complete, read_annotation
 from .normalization import intensity_range
 from .sampling import WeightedPixels, hold_back_cells
+from .scale import choose_scale, network_shape, network_window, resize_image, resize_labels
 from .weightmap import targets_and_weights
 
 __all__ = ["Plane", "TrainingSet", "ValidationRegion"]
@@ -74,6 +76,9 @@ class TrainingSet:
     Raises ``ValueError`` with a message a user can act on for shapes that do not fit,
     NaN or constant images, and labels without a single cell. ``warnings`` says what
     looks wrong without being an error (sparse labels that look like complete masks).
+    scale: network px per image px (:mod:`.scale`); None: chosen from the size of the
+        painted cells. Planes, labels and validation regions are at this scale; label
+        updates and preview windows are in the image's pixels.
     """
 
     def __init__(
@@ -87,6 +92,7 @@ class TrainingSet:
         contours: bool = True,
         paste_neighbours: bool = True,
         validation_fraction: float = 0.2,
+        scale: float | None = None,
         rng: np.random.Generator,
     ):
         if not pairs:
@@ -102,18 +108,15 @@ class TrainingSet:
         self._pair_planes: list[list[int]] = []
         self.planes: list[Plane] = []
         self.warnings: list[str] = []
+        raw: list[tuple[np.ndarray, np.ndarray]] = []  # (image, internal labels) per plane
+        self._image_shapes: list[tuple[int, int]] = []  # (H, W) per plane, in image px
         for index, (image, label_image) in enumerate(pairs):
             images, label_planes = _split_planes(index, image, label_image, in_channels)
             self._pair_planes.append([])
             for image_plane, label_plane in zip(images, label_planes, strict=True):
-                self._pair_planes[-1].append(len(self.planes))
-                intensity = intensity_range(image_plane, normalization)
-                normalised = (image_plane.astype(np.float32) - intensity[0]) / (
-                    intensity[1] - intensity[0]
-                )
-                self.planes.append(
-                    Plane(normalised, intensity, self._internal(label_plane, image_plane.shape))
-                )
+                self._pair_planes[-1].append(len(raw))
+                raw.append((image_plane, self._internal(label_plane, image_plane.shape)))
+                self._image_shapes.append(image_plane.shape[-2:])
             if not self.label_config.dense and any(
                 looks_complete(plane, self.label_config.background) for plane in label_planes
             ):
@@ -123,6 +126,15 @@ class TrainingSet:
                     "complete masks with 0 as background, train with dense labels (--dense, "
                     "or tick Complete masks)"
                 )
+        self.scale = (
+            scale if scale is not None else choose_scale(_median_area(labels for _, labels in raw))
+        )
+        for image_plane, internal in raw:
+            shape = network_shape(internal.shape, self.scale)
+            image_plane = resize_image(image_plane, shape)  # float32
+            intensity = intensity_range(image_plane, normalization)
+            normalised = (image_plane - intensity[0]) / (intensity[1] - intensity[0])
+            self.planes.append(Plane(normalised, intensity, resize_labels(internal, shape)))
         painted = [
             (p, int(v)) for p, plane in enumerate(self.planes) for v in _cell_values(plane.labels)
         ]
@@ -146,14 +158,8 @@ class TrainingSet:
         )
 
     def median_cell_area(self) -> float:
-        """Median area (px) of the painted cells, held-back ones included."""
-        areas = [
-            count
-            for plane in self.planes
-            for count in np.bincount(plane.labels.ravel())[2:]
-            if count
-        ]
-        return float(np.median(areas)) if areas else 0.0
+        """Median area (network px) of the painted cells, held-back ones included."""
+        return _median_area(plane.labels for plane in self.planes)
 
     def median_elongation(self) -> float:
         """Median ratio of the major to the minor axis of the painted cells (1 = round)."""
@@ -189,7 +195,10 @@ class TrainingSet:
                     f"updated labels have {len(label_planes)} planes; expected {len(planes)}"
                 )
             internals = [  # all checked before any is used
-                self._internal(label_plane, self.planes[p].image.shape)
+                resize_labels(
+                    self._internal(label_plane, self._image_shapes[p]),
+                    self.planes[p].labels.shape,
+                )
                 for p, label_plane in zip(planes, label_planes, strict=True)
             ]
             for p, internal in zip(planes, internals, strict=True):
@@ -207,13 +216,17 @@ class TrainingSet:
         with self._lock:
             self._preview = None if window is None else (pair, plane, window)
 
-    def preview_window(self) -> tuple[int, int, int, tuple[slice, slice]] | None:
-        """(pair, plane in the pair, plane index, window) of the preview asked for, or None."""
+    def preview_window(
+        self,
+    ) -> tuple[int, int, int, tuple[slice, slice], tuple[slice, slice]] | None:
+        """(pair, plane in the pair, plane index, window, the window in network px) of the
+        preview asked for, or None."""
         with self._lock:
             if self._preview is None:
                 return None
             pair, plane, window = self._preview
-        return pair, plane, self._pair_planes[pair][plane], window
+        index = self._pair_planes[pair][plane]
+        return pair, plane, index, window, network_window(window, self.scale)
 
     def validation_regions(self, cells: str = "held back") -> list[ValidationRegion]:
         """One region per held-back cell (``cells="all"``: per painted cell): its
@@ -346,6 +359,12 @@ def _set_targets(
         target, weight = targets.target, targets.weight
     plane.target = torch.from_numpy(target)
     plane.weight = torch.from_numpy(weight)
+
+
+def _median_area(label_planes: Iterable[np.ndarray]) -> float:
+    """Median area (px) of the cells in label planes (internal convention); 0 for none."""
+    areas = [count for labels in label_planes for count in np.bincount(labels.ravel())[2:] if count]
+    return float(np.median(areas)) if areas else 0.0
 
 
 def _cell_values(labels: np.ndarray) -> np.ndarray:
