@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from napari_unet.core.config import LabelConfig, TrainConfig, UNetConfig
-from napari_unet.core.events import drain
+from napari_unet.core.events import Preview, TrainingStarted, drain
 from napari_unet.core.metrics import match_instances
 from napari_unet.core.model import UNet
 from napari_unet.core.scale import (
@@ -135,3 +135,21 @@ def test_large_cells_train_shrunk_and_segment_at_the_image_pixels():
     assert labels.shape == truth.shape
     scores = match_instances(truth, labels)
     assert scores.f1 >= 0.8 and scores.mean_matched_iou > 0.8
+
+
+def test_the_live_preview_of_a_shrunk_model_is_in_image_pixels(monkeypatch):
+    monkeypatch.setattr("napari_unet.core.train.PREVIEW_EVERY", 0.0)
+    sample = touching_cells((96, 96), rng=np.random.default_rng(1))
+    image, _, annotation = enlarged(sample, 3)
+    model = UNet(UNetConfig(classes=3, depth=2, base_channels=4, scale=0.4))
+    config = TrainConfig(minutes=None, iterations=2, batch_size=2, tile_size=60)
+    window = (slice(20, 170), slice(100, 199))
+    previews = []
+    generator = train([(image, annotation)], config, model=model)
+    for event in iter(lambda: next(generator, None), None):
+        if isinstance(event, TrainingStarted):
+            event.data.set_preview_window(0, 0, window)
+        previews += [event] if isinstance(event, Preview) else []
+    assert previews and all(p.window == window for p in previews)
+    assert all(p.probability.shape == (150, 99) for p in previews)
+    assert all(0 <= p.probability.min() and p.probability.max() <= 1 for p in previews)
