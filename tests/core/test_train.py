@@ -265,6 +265,7 @@ def test_an_image_smaller_than_a_tile_trains():
         (lambda image, labels: (np.where(labels == 1, np.nan, image), labels), "NaN"),
         (lambda image, labels: (np.stack([image] * 3), labels), "channel"),
         (lambda image, labels: (image, labels * 0.5), "whole numbers"),
+        (lambda image, labels: (image > image.mean(), labels), "data type bool"),
     ],
 )
 def test_bad_input_is_explained_before_any_step(change, message):

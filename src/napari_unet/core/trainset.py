@@ -131,9 +131,12 @@ class TrainingSet:
         )
         for image_plane, internal in raw:
             shape = network_shape(internal.shape, self.scale)
-            image_plane = resize_image(image_plane, shape)  # float32
-            intensity = intensity_range(image_plane, normalization)
-            normalised = (image_plane - intensity[0]) / (intensity[1] - intensity[0])
+            if self.scale != 1:
+                image_plane = resize_image(image_plane, shape)
+            intensity = intensity_range(image_plane, normalization)  # refuses NaN, text, ...
+            normalised = (image_plane.astype(np.float32) - intensity[0]) / (
+                intensity[1] - intensity[0]
+            )
             self.planes.append(Plane(normalised, intensity, resize_labels(internal, shape)))
         painted = [
             (p, int(v)) for p, plane in enumerate(self.planes) for v in _cell_values(plane.labels)
