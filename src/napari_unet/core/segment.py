@@ -120,12 +120,12 @@ def segment(
     count = 0
     scale, shape = model.config.scale, labels.shape[-2:]
     for z in range(planes):
-        plane = image if single else image[z]
+        image_plane = image if single else image[z]
         if scale != 1:
-            plane = resize_image(plane, network_shape(shape, scale))
+            image_plane = resize_image(image_plane, network_shape(shape, scale))
         probabilities = yield from predict_tiled(
             model,
-            plane,
+            image_plane,
             normalization,
             tile_size=tile_size,
             batch_size=batch_size,
@@ -137,12 +137,10 @@ def segment(
             method=method,
             **(rules or InstanceRules()).to_dict(),
         )
-        probability = cell_probability(probabilities)
         if scale != 1:
             plane = labels_to_image(plane, shape)
-            probability = resize_image(probability, shape) if kept is not None else None
         if kept is not None:
-            kept[z] = probability
+            kept[z] = resize_image(cell_probability(probabilities), shape)  # no-op at scale 1
         labels[z] = np.where(plane > 0, plane.astype(np.uint32) + count, 0)
         count += int(plane.max())
         yield PlaneDone(done=z + 1, total=planes)
