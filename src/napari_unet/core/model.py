@@ -16,6 +16,7 @@ training code uses them instead of doing its own arithmetic. Sizes are per axis:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -63,10 +64,12 @@ def is_valid_input_size(config: UNetConfig, size: int) -> bool:
     return _output_size_or_none(config, int(size)) is not None
 
 
+@functools.lru_cache(maxsize=4096)  # tile planning asks for the same sizes many times
 def nearest_valid_input_sizes(config: UNetConfig, size: int) -> tuple[int | None, int]:
     """The largest valid input size <= ``size`` (None if there is none) and the smallest >= it.
 
-    Valid sizes are ``2**poolings`` apart, so the search below takes a few steps at most.
+    Valid sizes are ``2**poolings`` apart, so the search below takes a few steps at most
+    (but from size 1, as :func:`halo` asks, it walks up to the smallest valid size).
     """
     below = next((s for s in range(int(size), 0, -1) if is_valid_input_size(config, s)), None)
     above = next(s for s in range(max(int(size), 1), 1 << 30) if is_valid_input_size(config, s))
@@ -98,6 +101,7 @@ def output_size(config: UNetConfig, size: int) -> int:
     return out
 
 
+@functools.lru_cache(maxsize=64)
 def halo(config: UNetConfig) -> int:
     """Pixels lost on each side of the input (the context a tile needs around its output).
 
