@@ -26,11 +26,19 @@ from napari_unet.core.events import (
 from napari_unet.core.instances import CORE_THRESHOLD
 from napari_unet.core.metrics import match_instances
 from napari_unet.core.model import UNet
-from napari_unet.core.sampling import WeightedPixels, hold_back_cells
+from napari_unet.core.sampling import MAX_VALIDATION_CELLS, WeightedPixels, hold_back_cells
 from napari_unet.core.segment import segment
 from napari_unet.core.synthetic import touching_cells
-from napari_unet.core.train import _calibrate_necks, infer_channels, train
-from napari_unet.core.trainset import TrainingSet
+from napari_unet.core.train import (
+    CALIBRATION_COST,
+    NECK_CELLS,
+    _calibrate_necks,
+    _finishing_time,
+    _progress,
+    infer_channels,
+    train,
+)
+from napari_unet.core.trainset import VALIDATION_MARGIN, TrainingSet
 from napari_unet.model_io import load_model, save_trained
 
 
@@ -71,6 +79,8 @@ def test_cells_are_held_back_only_when_there_are_enough():
     assert hold_back_cells([(0, v) for v in range(2, 11)], 0.2, rng) == set()  # 9 cells
     held = hold_back_cells([(0, v) for v in range(2, 22)], 0.2, rng)  # 20 cells
     assert len(held) == 4 and held <= {(0, v) for v in range(2, 22)}
+    many = [(p, v) for p in range(5) for v in range(2, 202)]  # complete masks: 1000 cells
+    assert len(hold_back_cells(many, 0.2, rng)) == MAX_VALIDATION_CELLS
 
 
 def test_held_back_cells_weigh_nothing_in_training_and_are_the_validation_truth():
@@ -83,8 +93,18 @@ def test_held_back_cells_weigh_nothing_in_training_and_are_the_validation_truth(
     regions = data.validation_regions()
     assert len(regions) == 3
     for region, (_, value) in zip(regions, sorted(data.held_back), strict=True):
-        cell = (sample.annotation == value - 1)[region.window]  # back to the user's value
-        np.testing.assert_array_equal(region.truth, cell)
+        cell = sample.annotation == value - 1  # back to the user's value
+        rows, cols = np.nonzero(cell)
+        m = VALIDATION_MARGIN
+        assert region.window == (
+            slice(max(rows.min() - m, 0), min(rows.max() + 1 + m, 128)),
+            slice(max(cols.min() - m, 0), min(cols.max() + 1 + m, 128)),
+        )
+        np.testing.assert_array_equal(region.truth, cell[region.window])
+    every = data.validation_regions(cells="all")
+    assert len(every) == 14
+    some = data.validation_regions(cells="all", at_most=4)  # spread evenly, ends included
+    assert [r.window for r in some] == [every[i].window for i in (0, 4, 9, 13)]
 
 
 def test_training_tiles_are_centred_on_annotated_pixels():
@@ -310,7 +330,33 @@ def test_necks_are_cut_only_for_roundish_painted_cells():
     assert round_cells.median_elongation() < 1.6 and not round_cells.elongated()
     data = TrainingSet([rods()], rng=np.random.default_rng(0))
     assert data.median_elongation() > 5 and data.elongated()
-    assert _calibrate_necks(tiny(), data, InstanceRules()) == 0.0
+    assert _calibrate_necks(tiny(), data, InstanceRules(), "cpu") == 0.0
+
+
+def test_the_time_budget_keeps_a_reserve_for_what_follows_the_last_step():
+    one_minute = TrainConfig(minutes=1.0)
+    assert _progress(one_minute, 10, 30.0) == 0.5
+    assert _progress(one_minute, 10, 25.0, reserve=10.0) == 0.5  # 50 s for steps
+    assert _progress(one_minute, 10, 50.0, reserve=10.0) == 1.0
+    assert _progress(one_minute, 10, 15.0, reserve=100.0) == 0.5  # at most half the budget
+    both = TrainConfig(minutes=1.0, iterations=40)
+    assert _progress(both, 30, 15.0, reserve=10.0) == 0.75  # the larger fraction
+    # after the last step: a validation, then the neck calibration on the painted cells
+    roundish = TrainingSet([(cells().image, cells().annotation)], rng=np.random.default_rng(0))
+    painted = roundish.cell_count + len(roundish.held_back)
+    assert painted < NECK_CELLS
+    expected = 0.1 * (3 + CALIBRATION_COST * painted)
+    assert math.isclose(_finishing_time(0.1, 3, tiny(), roundish), expected)
+    assert math.isclose(_finishing_time(0.1, 3, tiny(classes=2), roundish), 0.3)
+    rod_data = TrainingSet([rods()], rng=np.random.default_rng(0))
+    assert math.isclose(_finishing_time(0.1, 3, tiny(), rod_data), 0.3)  # no calibration
+
+
+def test_a_budget_shorter_than_preparing_the_data_still_trains_one_step():
+    sample = cells()
+    config = quick(minutes=1e-5, iterations=None)  # spent before the first step
+    result = drain(train([(sample.image, sample.annotation)], config, model=tiny()))
+    assert len(result.history["steps"]) == 1
 
 
 def test_new_networks_get_batch_norm_for_roundish_cells_only():

@@ -6,7 +6,9 @@ train`` and Python. Each step draws a batch of tiles centred on annotated pixels
 and takes one Adam step on the weighted cross-entropy (:mod:`~napari_unet.core.loss`).
 Every few seconds the model is scored on the painted cells held back from training, and
 the best model is kept. Training ends when the time or step budget is spent or when
-``stop`` is set (within one step); the result holds the best and the last model.
+``stop`` is set (within one step); the result holds the best and the last model. The time
+budget covers the whole call: preparing the data, the steps, and measuring the rules that
+turn the best model's probabilities into cells.
 """
 
 from __future__ import annotations
@@ -63,6 +65,11 @@ PREVIEW_EVERY = 5.0  # seconds between previews, when a preview window is set
 MIN_SIZE_FRACTION = 0.2  # of the median painted cell area: the smallest object kept
 NECK_RATIOS = (0.5, 0.6, 0.7, 0.8)  # candidates, gentlest first
 NECK_TOLERANCE = 0.05  # share of painted cells a neck ratio may cut
+NECK_CELLS = 40  # painted cells the neck ratio is calibrated on, at most
+# seconds the neck calibration takes per cell, in units of the seconds validation takes
+# per held-back cell (both predict a crop around the cell; calibration labels it at every
+# neck ratio: 1.3-1.6x on HeLa nuclei, rounded up)
+CALIBRATION_COST = 2.0
 # validation F1 x IoU this close to the best counts as a tie (plus what one held-back cell
 # can change: 1 / their number)
 QUALITY_TOLERANCE = 0.03
@@ -148,6 +155,7 @@ def train(
     Raises ``ValueError`` for data that cannot be trained on, before any step.
     Reproducible on the CPU for a given ``config.seed``.
     """
+    start = time.perf_counter()  # the time budget starts here
     config = config or TrainConfig()
     labels = labels or LabelConfig()
     normalization = normalization or NormalizationConfig()
@@ -210,16 +218,16 @@ def train(
 
     history: dict[str, list] = {"steps": [], "validations": []}
     best_state, best_step, best_f1, best_quality = None, 0, None, None
-    start = time.perf_counter()
-    last_validation = last_preview = start
+    last_validation = last_preview = time.perf_counter()
+    reserve = 0.0  # seconds kept for what follows the last step (see _finishing_time)
     step, stopped = 0, False
     torch_state = torch.random.get_rng_state()
     torch.manual_seed(config.seed)  # dropout; restored at the end
     try:
         while True:
             elapsed = time.perf_counter() - start
-            progress = _progress(config, step, elapsed)
-            if progress >= 1.0:
+            progress = _progress(config, step, elapsed, reserve)
+            if progress >= 1.0 and step:  # (at least one step, however long preparing took)
                 break
             if stop is not None and stop.is_set():
                 stopped = True
@@ -256,7 +264,7 @@ def train(
             now = time.perf_counter()
             loss_value = float(loss.detach())
             history["steps"].append([step, round(now - start, 3), round(loss_value, 5)])
-            progress = _progress(config, step, now - start)
+            progress = _progress(config, step, now - start, reserve)
             yield TrainStep(step, loss_value, lr, now - start, progress)
 
             finished = progress >= 1.0 or (stop is not None and stop.is_set())
@@ -266,7 +274,10 @@ def train(
                 best_step = step
                 yield Checkpoint(step, None)
             elif due:
+                began = time.perf_counter()
                 scores = _validate(model, data, regions, device)
+                seconds = time.perf_counter() - began
+                reserve = _finishing_time(seconds / len(regions), len(regions), model, data)
                 last_validation = time.perf_counter()
                 history["validations"].append([step, round(now - start, 3), scores.f1])
                 yield Validation(
@@ -293,7 +304,8 @@ def train(
 
     last_model = _on_cpu(model, _cpu_state(model))
     best_model = _on_cpu(model, best_state) if best_state is not None else copy.deepcopy(last_model)
-    rules = _rules(best_model, data)
+    rules = _rules(best_model, data, device=device)
+    best_model.to("cpu")  # (calibrating moved it to the device)
     if best_state is None:
         best_step = step
     return TrainResult(
@@ -334,38 +346,46 @@ def _new_model(config: TrainConfig, channels: int, data: TrainingSet) -> UNet:
     return model
 
 
-def _rules(model: UNet, data: TrainingSet, *, necks: bool = True) -> InstanceRules:
+def _rules(
+    model: UNet, data: TrainingSet, *, necks: bool = True, device: torch.device | str = "cpu"
+) -> InstanceRules:
     """How ``model``'s probabilities become cells, from the painted cells.
 
     min_size: objects smaller than a fifth of the median painted cell are fragments:
     dropping them raised F1 from 0.85 (10 px) to 0.89 on HeLa nuclei
     (benchmarks/instance_rules.py). core_threshold: ``CORE_THRESHOLD`` for outline
     networks with batch normalisation, else off. neck_ratio: calibrated when ``necks``
-    (:func:`_calibrate_necks`); else 0.
+    (:func:`_calibrate_necks`, on ``device``); else 0.
     """
     min_size = max(10, round(MIN_SIZE_FRACTION * data.median_cell_area()))
     outlines = model.config.classes == 3
     core = CORE_THRESHOLD if outlines and model.config.batch_norm else 0.0
     rules = InstanceRules(min_size=min_size, core_threshold=core)
     if necks and outlines:
-        rules = dataclasses.replace(rules, neck_ratio=_calibrate_necks(model, data, rules))
+        ratio = _calibrate_necks(model, data, rules, device)
+        rules = dataclasses.replace(rules, neck_ratio=ratio)
     return rules
 
 
-def _calibrate_necks(model: UNet, data: TrainingSet, rules: InstanceRules) -> float:
+def _calibrate_necks(
+    model: UNet, data: TrainingSet, rules: InstanceRules, device: torch.device | str
+) -> float:
     """How eagerly to cut interiors at necks, from the painted cells.
 
     Cutting at necks assumes roundish cells: rods (``TrainingSet.elongated``) get 0 (off).
     On rods it cut cells in two (E. coli: F1 0.95 -> 0.75), while on nuclei it split
     83-86 % of touching pairs instead of 45 % at the same F1 (docs/benchmarks.md).
-    Otherwise each painted cell is predicted in a crop around it, and the ratio is the
-    most aggressive one that leaves all but ``NECK_TOLERANCE`` of them in one piece (no
-    second object covering a quarter of the cell).
+    Otherwise each painted cell (up to ``NECK_CELLS`` of them, spread evenly) is predicted
+    in a crop around it, and the ratio is the most aggressive one that leaves all but
+    ``NECK_TOLERANCE`` of them in one piece (no second object covering a quarter of the
+    cell).
     """
-    regions = data.validation_regions(cells="all")
-    if not regions or data.elongated():
+    if data.elongated():
         return 0.0
-    crops = [(_probabilities(model, data, r.plane, r.window, "cpu"), r.truth > 0) for r in regions]
+    regions = data.validation_regions(cells="all", at_most=NECK_CELLS)
+    if not regions:
+        return 0.0
+    crops = [(_probabilities(model, data, r.plane, r.window, device), r.truth > 0) for r in regions]
     best = 0.0
     for ratio in NECK_RATIOS:
         cut = 0
@@ -380,14 +400,29 @@ def _calibrate_necks(model: UNet, data: TrainingSet, rules: InstanceRules) -> fl
     return best
 
 
-def _progress(config: TrainConfig, step: int, elapsed: float) -> float:
-    """Fraction of the budget used: the larger of the time and the step fractions."""
+def _progress(config: TrainConfig, step: int, elapsed: float, reserve: float = 0.0) -> float:
+    """Fraction of the budget used: the larger of the time and the step fractions. The
+    time for steps is the budget less ``reserve`` seconds (at most half of it) kept for
+    what follows the last step."""
     fractions = []
     if config.minutes is not None:
-        fractions.append(elapsed / (60.0 * config.minutes))
+        budget = 60.0 * config.minutes
+        fractions.append(elapsed / (budget - min(reserve, budget / 2)))
     if config.iterations is not None:
         fractions.append(step / config.iterations)
     return min(max(fractions), 1.0)
+
+
+def _finishing_time(
+    seconds_per_region: float, validation_regions: int, model: UNet, data: TrainingSet
+) -> float:
+    """Seconds training takes after its last step, from how long validation took per
+    held-back cell: a last validation, then the neck calibration on up to ``NECK_CELLS``
+    painted cells (outline networks on roundish cells only)."""
+    calibrated = 0
+    if model.config.classes == 3 and not data.elongated():
+        calibrated = min(data.cell_count + len(data.held_back), NECK_CELLS)
+    return seconds_per_region * (validation_regions + CALIBRATION_COST * calibrated)
 
 
 def _cpu_state(model: UNet) -> dict[str, torch.Tensor]:

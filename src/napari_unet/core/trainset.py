@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy import ndimage as ndi
 from skimage.measure import regionprops
 
 from . import contacts
@@ -231,28 +232,36 @@ class TrainingSet:
         index = self._pair_planes[pair][plane]
         return pair, plane, index, window, network_window(window, self.scale)
 
-    def validation_regions(self, cells: str = "held back") -> list[ValidationRegion]:
-        """One region per held-back cell (``cells="all"``: per painted cell): its
-        bounding box plus a margin (small crops, so validating costs little even when
-        the cells are spread over a large image)."""
-        regions = []
-        chosen = self.held_back
+    def validation_regions(
+        self, cells: str = "held back", at_most: int | None = None
+    ) -> list[ValidationRegion]:
+        """One region per held-back cell (``cells="all"``: per painted cell; ``at_most``: of
+        that many, spread evenly over them): its bounding box plus a margin (small crops,
+        so validating costs little even when the cells are spread over a large image)."""
         if cells == "all":
-            chosen = {
+            chosen = [
                 (p, int(v))
                 for p, plane in enumerate(self.planes)
                 for v in _cell_values(plane.labels)
-            }
-        for p, value in sorted(chosen):
+            ]
+        else:
+            chosen = sorted(self.held_back)
+        if at_most is not None and len(chosen) > at_most:
+            chosen = [
+                chosen[i] for i in np.linspace(0, len(chosen) - 1, at_most).round().astype(int)
+            ]
+        regions, boxes = [], {}
+        for p, value in chosen:
             labels = self.planes[p].labels
-            rows, cols = np.nonzero(labels == value)
-            if not len(rows):  # painted over since
+            if p not in boxes:
+                boxes[p] = ndi.find_objects(labels)
+            box = boxes[p][value - 1] if value <= len(boxes[p]) else None
+            if box is None:  # painted over since
                 continue
-            height, width = labels.shape
             m = VALIDATION_MARGIN
-            window = (
-                slice(max(rows.min() - m, 0), min(rows.max() + 1 + m, height)),
-                slice(max(cols.min() - m, 0), min(cols.max() + 1 + m, width)),
+            window = tuple(
+                slice(max(s.start - m, 0), min(s.stop + m, size))
+                for s, size in zip(box, labels.shape, strict=True)
             )
             regions.append(ValidationRegion(p, window, np.where(labels[window] == value, 1, 0)))
         return regions
