@@ -129,6 +129,10 @@ def test_label_updates_are_picked_up_and_bad_ones_refused():
     data.update_labels(0, more)
     assert data.refresh()
     assert (data.planes[0].weight[:5] > 0).all() and not torch.equal(before, data.planes[0].weight)
+    painted = data.painted_cells
+    fewer = np.where(more == more.max(), 1, more)  # a cell painted over as background
+    data.update_labels(0, fewer)
+    assert data.refresh() and data.painted_cells == painted - 1
     data.update_labels(0, more[:10])
     with pytest.raises(ValueError, match="shape"):
         data.refresh()
@@ -331,6 +335,12 @@ def test_necks_are_cut_only_for_roundish_painted_cells():
     data = TrainingSet([rods()], rng=np.random.default_rng(0))
     assert data.median_elongation() > 5 and data.elongated()
     assert _calibrate_necks(tiny(), data, InstanceRules(), "cpu") == 0.0
+    squares = np.ones((60, 60), np.uint8)
+    for k in range(4):  # each rod cut into 6 x 6 px squares
+        for j in range(8):
+            squares[5 + 12 * k : 11 + 12 * k, 5 + 6 * j : 11 + 6 * j] = 2 + 8 * k + j
+    data.update_labels(0, squares)
+    assert data.refresh() and not data.elongated() and data.pasting
 
 
 def test_the_time_budget_keeps_a_reserve_for_what_follows_the_last_step():
@@ -344,7 +354,7 @@ def test_the_time_budget_keeps_a_reserve_for_what_follows_the_last_step():
     # after the last step: a validation, then the neck calibration on the painted cells
     roundish = TrainingSet([(cells().image, cells().annotation)], rng=np.random.default_rng(0))
     painted = roundish.cell_count + len(roundish.held_back)
-    assert painted < NECK_CELLS
+    assert roundish.painted_cells == painted < NECK_CELLS
     expected = 0.1 * (3 + CALIBRATION_COST * painted)
     assert math.isclose(_finishing_time(0.1, 3, tiny(), roundish), expected)
     assert math.isclose(_finishing_time(0.1, 3, tiny(classes=2), roundish), 0.3)

@@ -421,7 +421,7 @@ def _finishing_time(
     painted cells (outline networks on roundish cells only)."""
     calibrated = 0
     if model.config.classes == 3 and not data.elongated():
-        calibrated = min(data.cell_count + len(data.held_back), NECK_CELLS)
+        calibrated = min(data.painted_cells, NECK_CELLS)
     return seconds_per_region * (validation_regions + CALIBRATION_COST * calibrated)
 
 

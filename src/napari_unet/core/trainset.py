@@ -176,8 +176,9 @@ class TrainingSet:
 
     def elongated(self) -> bool:
         """Whether the painted cells are rods (median axis ratio above ``MAX_ELONGATION``):
-        pasting, neck cutting and batch normalisation are for roundish cells only."""
-        return self.median_elongation() > MAX_ELONGATION
+        pasting, neck cutting and batch normalisation are for roundish cells only.
+        Measured when the labels last changed."""
+        return self._elongated
 
     def update_labels(self, pair: int, labels: np.ndarray) -> None:
         """Replace the labels of pair ``pair`` (same shape as before); thread-safe. The new
@@ -324,8 +325,12 @@ class TrainingSet:
         _set_targets(self.planes[p], self._training_labels(p), self.weight_config, self.contours)
 
     def _labels_changed(self) -> None:
-        """Decide on pasting for the labels as they now are, and draw the planes."""
-        self.pasting = self.paste_neighbours and not self.elongated()
+        """Measure the painted cells as they now are (count, shape), decide on pasting, and
+        draw the planes. Training asks for the measures at every validation; they change
+        only here."""
+        self.painted_cells = sum(len(_cell_values(plane.labels)) for plane in self.planes)
+        self._elongated = self.median_elongation() > MAX_ELONGATION
+        self.pasting = self.paste_neighbours and not self._elongated
         self.paste_new_neighbours()
 
     def paste_new_neighbours(self) -> None:
