@@ -133,6 +133,8 @@ def test_label_updates_are_picked_up_and_bad_ones_refused():
     fewer = np.where(more == more.max(), 1, more)  # a cell painted over as background
     data.update_labels(0, fewer)
     assert data.refresh() and data.painted_cells == painted - 1
+    areas = np.bincount(fewer.ravel())[2:]
+    assert data.median_cell_area() == np.median(areas[areas > 0])
     data.update_labels(0, more[:10])
     with pytest.raises(ValueError, match="shape"):
         data.refresh()

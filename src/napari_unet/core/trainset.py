@@ -162,8 +162,9 @@ class TrainingSet:
         )
 
     def median_cell_area(self) -> float:
-        """Median area (network px) of the painted cells, held-back ones included."""
-        return _median_area(plane.labels for plane in self.planes)
+        """Median area (network px) of the painted cells, held-back ones included; measured
+        when the labels last changed."""
+        return self._median_area
 
     def median_elongation(self) -> float:
         """Median ratio of the major to the minor axis of the painted cells (1 = round)."""
@@ -325,10 +326,11 @@ class TrainingSet:
         _set_targets(self.planes[p], self._training_labels(p), self.weight_config, self.contours)
 
     def _labels_changed(self) -> None:
-        """Measure the painted cells as they now are (count, shape), decide on pasting, and
-        draw the planes. Training asks for the measures at every validation; they change
-        only here."""
+        """Measure the painted cells as they now are (count, area, shape), decide on
+        pasting, and draw the planes. Training asks for the measures at every validation;
+        they change only here."""
         self.painted_cells = sum(len(_cell_values(plane.labels)) for plane in self.planes)
+        self._median_area = _median_area(plane.labels for plane in self.planes)
         self._elongated = self.median_elongation() > MAX_ELONGATION
         self.pasting = self.paste_neighbours and not self._elongated
         self.paste_new_neighbours()
