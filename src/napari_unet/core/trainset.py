@@ -139,9 +139,7 @@ class TrainingSet:
                 intensity[1] - intensity[0]
             )
             self.planes.append(Plane(normalised, intensity, resize_labels(internal, shape)))
-        painted = [
-            (p, int(v)) for p, plane in enumerate(self.planes) for v in _cell_values(plane.labels)
-        ]
+        painted = self._painted()
         if not painted:
             raise ValueError(
                 "no cell is painted: paint some cells (each its own label, 2 and up) and some "
@@ -240,14 +238,7 @@ class TrainingSet:
         """One region per held-back cell (``cells="all"``: per painted cell; ``at_most``: of
         that many, spread evenly over them): its bounding box plus a margin (small crops,
         so validating costs little even when the cells are spread over a large image)."""
-        if cells == "all":
-            chosen = [
-                (p, int(v))
-                for p, plane in enumerate(self.planes)
-                for v in _cell_values(plane.labels)
-            ]
-        else:
-            chosen = sorted(self.held_back)
+        chosen = self._painted() if cells == "all" else sorted(self.held_back)
         if at_most is not None and len(chosen) > at_most:
             chosen = [
                 chosen[i] for i in np.linspace(0, len(chosen) - 1, at_most).round().astype(int)
@@ -325,11 +316,17 @@ class TrainingSet:
     def _make_targets(self, p: int) -> None:
         _set_targets(self.planes[p], self._training_labels(p), self.weight_config, self.contours)
 
+    def _painted(self) -> list[tuple[int, int]]:
+        """(plane, label) of every painted cell, held-back ones included, in order."""
+        return [
+            (p, int(v)) for p, plane in enumerate(self.planes) for v in _cell_values(plane.labels)
+        ]
+
     def _labels_changed(self) -> None:
         """Measure the painted cells as they now are (count, area, shape), decide on
         pasting, and draw the planes. Training asks for the measures at every validation;
         they change only here."""
-        self.painted_cells = sum(len(_cell_values(plane.labels)) for plane in self.planes)
+        self.painted_cells = len(self._painted())
         self._median_area = _median_area(plane.labels for plane in self.planes)
         self._elongated = self.median_elongation() > MAX_ELONGATION
         self.pasting = self.paste_neighbours and not self._elongated
