@@ -372,7 +372,7 @@ def _calibrate_necks(
 ) -> float:
     """How eagerly to cut interiors at necks, from the painted cells.
 
-    Cutting at necks assumes roundish cells: rods (``TrainingSet.elongated``) get 0 (off).
+    Cutting at necks assumes roundish cells: rods get 0 (off; :func:`_cuts_necks`).
     On rods it cut cells in two (E. coli: F1 0.95 -> 0.75), while on nuclei it split
     83-86 % of touching pairs instead of 45 % at the same F1 (docs/benchmarks.md).
     Otherwise each painted cell (up to ``NECK_CELLS`` of them, spread evenly) is predicted
@@ -380,7 +380,7 @@ def _calibrate_necks(
     ``NECK_TOLERANCE`` of them in one piece (no second object covering a quarter of the
     cell).
     """
-    if data.elongated():
+    if not _cuts_necks(model, data):
         return 0.0
     regions = data.validation_regions(cells="all", at_most=NECK_CELLS)
     if not regions:
@@ -398,6 +398,12 @@ def _calibrate_necks(
             break
         best = ratio
     return best
+
+
+def _cuts_necks(model: UNet, data: TrainingSet) -> bool:
+    """Whether training calibrates neck cutting (and keeps time for it): outline
+    networks on roundish cells (not ``TrainingSet.elongated``)."""
+    return model.config.classes == 3 and not data.elongated()
 
 
 def _progress(config: TrainConfig, step: int, elapsed: float, reserve: float = 0.0) -> float:
@@ -419,9 +425,7 @@ def _finishing_time(
     """Seconds training takes after its last step, from how long validation took per
     held-back cell: a last validation, then the neck calibration on up to ``NECK_CELLS``
     painted cells (outline networks on roundish cells only)."""
-    calibrated = 0
-    if model.config.classes == 3 and not data.elongated():
-        calibrated = min(data.painted_cells, NECK_CELLS)
+    calibrated = min(data.painted_cells, NECK_CELLS) if _cuts_necks(model, data) else 0
     return seconds_per_region * (validation_regions + CALIBRATION_COST * calibrated)
 
 
