@@ -191,18 +191,6 @@ def test_sampling_is_seeded_and_switched_off_parts_stay_identity():
     )
 
 
-def test_the_gain_range_is_left_to_the_network_unless_set():
-    config = AugmentConfig()
-    assert config.gain is None and AugmentConfig.from_dict(config.to_dict()) == config
-    assert config.gain_range(batch_norm=True) == (0.2, 1.2)
-    assert config.gain_range(batch_norm=False) == config.gain_range() == (0.8, 1.2)
-    assert AugmentConfig(gain=[0.5, 1]).gain_range(batch_norm=True) == (0.5, 1.0)
-    gains = [sample_augmentation(np.random.default_rng(s)).gain for s in range(50)]
-    assert 0.8 <= min(gains) and max(gains) <= 1.2  # unresolved: as without batch norm
-    with pytest.raises(ValueError, match="gain range"):
-        AugmentConfig(gain=(1.2, 0.8))
-
-
 def test_bad_shapes_are_refused():
     with pytest.raises(ValueError, match=r"image \(C, H, W\)"):
         augment(AugmentParams.identity(), torch.zeros(8, 8), torch.zeros(8, 8), torch.zeros(8, 8))

@@ -386,31 +386,3 @@ def test_new_networks_get_batch_norm_for_roundish_cells_only():
     assert not batch_norm(rods())
     assert not batch_norm((sample.image, sample.annotation), batch_norm=False)
     assert batch_norm(rods(), batch_norm=True)
-
-
-def test_networks_with_batch_norm_also_see_dimmer_tiles(monkeypatch):
-    import napari_unet.core.trainset as trainset
-
-    draws = []
-    original = trainset.sample_augmentation
-
-    def recording(rng, config=None):
-        params = original(rng, config)
-        draws.append((config.gain, params.gain))
-        return params
-
-    monkeypatch.setattr(trainset, "sample_augmentation", recording)
-    sample = cells()
-
-    def gains(augmentation=None, **settings):
-        draws.clear()
-        pairs = [(sample.image, sample.annotation)]
-        drain(train(pairs, quick(**settings), augmentation=augmentation or AugmentConfig()))
-        ranges = {gain_range for gain_range, _ in draws}
-        assert len(ranges) == 1 and all(low <= g <= high for (low, high), g in draws)
-        return ranges.pop(), min(g for _, g in draws)
-
-    gain_range, dimmest = gains(batch_norm=True)
-    assert gain_range == (0.2, 1.2) and dimmest < 0.8  # (the lowest of 8 draws)
-    assert gains(batch_norm=False)[0] == (0.8, 1.2)
-    assert gains(AugmentConfig(gain=(1.0, 1.0)), batch_norm=True) == ((1.0, 1.0), 1.0)

@@ -9,7 +9,6 @@ trained model is offered to "Segment layer" at once and can be saved to one file
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -53,7 +52,7 @@ from ..core.events import (
     Validation,
 )
 from ..core.model import halo
-from ..core.train import TILE_OUTPUT, TrainResult, batch_norm_for, infer_channels, train
+from ..core.train import TILE_OUTPUT, TrainResult, infer_channels, train
 from ..core.trainset import TrainingSet
 from ..model_io import load_model, save_trained
 from ._overlay import DEBOUNCE_MS, WeightMapOverlay
@@ -77,22 +76,21 @@ def _training(pairs, config, init_path, kwargs, stop):
     return (yield from train(pairs, config, stop=stop, **kwargs))
 
 
-def _augmented_samples(pairs, kwargs, config, augmentation, count=4):
-    """Worker body for the augmentation preview: tiles as training a new network would
-    draw them (its gain range depends on whether the network gets batch normalisation)."""
+def _augmented_samples(pairs, kwargs, contours, count=4):
+    """Worker body for the augmentation preview: tiles as training would draw them."""
     data = TrainingSet(
         pairs,
         in_channels=kwargs["in_channels"],
         labels=kwargs["labels"],
         weight_map=kwargs["weight_map"],
-        contours=config.contours,
+        contours=contours,
         validation_fraction=0.0,
         rng=np.random.default_rng(),
     )
-    gain = augmentation.gain_range(batch_norm_for(config, data))
-    augmentation = dataclasses.replace(augmentation, gain=gain)
     size = TILE_OUTPUT + 2 * halo(preset("light"))  # a default training tile
-    images, targets, _ = data.sample_batch(count, size, size, np.random.default_rng(), augmentation)
+    images, targets, _ = data.sample_batch(
+        count, size, size, np.random.default_rng(), AugmentConfig()
+    )
     return images[:, 0].numpy(), targets.numpy()
 
 
@@ -504,23 +502,13 @@ class TrainWidget(Container):
         pairs = self._read_pairs()
         if pairs is None:
             return
-        weight_map, labels, _ = self._weight_settings()
-        kwargs = {
-            "in_channels": infer_channels(*pairs[0]),
-            "labels": labels,
-            "weight_map": weight_map,
-        }
-        try:
-            config = self._train_config()
-        except ValueError as error:
-            show_error(f"Train U-Net: {error}")
-            return
+        config, labels, contours = self._weight_settings()
+        kwargs = {"in_channels": infer_channels(*pairs[0]), "labels": labels, "weight_map": config}
         create_worker(
             _augmented_samples,
             pairs,
             kwargs,
-            config,
-            AugmentConfig(elastic=self._elastic.value),
+            contours,
             _connect={
                 "returned": self._show_augmented,
                 "errored": lambda error: show_error(f"Train U-Net: {error}"),

@@ -56,11 +56,7 @@ class AugmentParams:
 def sample_augmentation(
     rng: np.random.Generator, config: AugmentConfig | None = None
 ) -> AugmentParams:
-    """Draw augmentation parameters with ``rng``; switched-off parts stay at identity.
-
-    A gain range left to the network (None) is drawn as for one without batch
-    normalisation; training sets it for its network first.
-    """
+    """Draw augmentation parameters with ``rng``; switched-off parts stay at identity."""
     config = config or AugmentConfig()
     grid = config.elastic_grid
     sigma = config.elastic_sigma if config.elastic else 0.0
@@ -70,7 +66,7 @@ def sample_augmentation(
         flip_rows=bool(config.flip and rng.random() < 0.5),
         flip_columns=bool(config.flip and rng.random() < 0.5),
         scale=float(rng.uniform(*config.scale)),
-        gain=float(rng.uniform(*config.gain_range())),
+        gain=float(rng.uniform(*config.gain)),
         offset=float(rng.uniform(*config.offset)),
         gamma=float(rng.uniform(*config.gamma)),
     )

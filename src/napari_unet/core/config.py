@@ -179,12 +179,6 @@ class AugmentConfig(_JsonRecord):
     grid over the tile, drawn from N(0, ``elastic_sigma``), interpolated bicubically to every
     pixel. Plus a rotation by a uniform angle, flips, isotropic scaling, and intensity
     gain, offset and gamma on the normalised image.
-
-    ``gain`` None (the default) leaves the range to the network (:meth:`gain_range`):
-    networks with batch normalisation also see tiles at down to a fifth of their contrast,
-    which taught them the nuclei dimmer than any painted one; networks without it stop
-    learning at such gains, so they keep the usual 0.8-1.2 (docs/benchmarks.md, "Cells
-    dimmer than the paint").
     """
 
     elastic: bool = True
@@ -193,7 +187,7 @@ class AugmentConfig(_JsonRecord):
     rotate: bool = True  # uniform angle in [0, 360) degrees
     flip: bool = True  # each axis flipped with probability 1/2
     scale: tuple[float, float] = (0.9, 1.1)  # zoom factor range; (1, 1) = off
-    gain: tuple[float, float] | None = None  # intensity factor range; None: gain_range()
+    gain: tuple[float, float] = (0.8, 1.2)  # intensity factor range
     offset: tuple[float, float] = (-0.1, 0.1)  # added to the normalised intensity
     gamma: tuple[float, float] = (0.8, 1.25)  # exponent range; (1, 1) = off
     image_order: Literal["linear", "cubic"] = "linear"  # image interpolation
@@ -203,8 +197,6 @@ class AugmentConfig(_JsonRecord):
         if not (isinstance(self.elastic_sigma, (int, float)) and self.elastic_sigma >= 0):
             raise ValueError(f"elastic_sigma = {self.elastic_sigma!r} must be >= 0 pixels, e.g. 10")
         for name, low_limit in (("scale", 1e-3), ("gain", 0.0), ("gamma", 1e-3), ("offset", None)):
-            if getattr(self, name) is None and name == "gain":
-                continue
             low, high = getattr(self, name)
             if low > high or (low_limit is not None and low < low_limit):
                 raise ValueError(
@@ -214,16 +206,6 @@ class AugmentConfig(_JsonRecord):
             object.__setattr__(self, name, (float(low), float(high)))  # JSON lists -> tuples
         if self.image_order not in ("linear", "cubic"):
             raise ValueError(f"image_order {self.image_order!r} must be 'linear' or 'cubic'")
-
-    def gain_range(self, batch_norm: bool = False) -> tuple[float, float]:
-        """``gain`` when set; otherwise the range for a network with or without batch norm."""
-        if self.gain is not None:
-            return self.gain
-        return GAIN_WITH_BATCH_NORM if batch_norm else GAIN_WITHOUT_BATCH_NORM
-
-
-GAIN_WITHOUT_BATCH_NORM = (0.8, 1.2)
-GAIN_WITH_BATCH_NORM = (0.2, 1.2)  # HeLa, 4 seeds: F1 0.913 against 0.906 at 0.8-1.2
 
 
 @dataclass(frozen=True)

@@ -147,8 +147,7 @@ def train(
     model: a model to fine-tune (its architecture and class count are kept); by default a
         new one from ``config.preset``, He-initialised from ``config.seed``.
     optimizer_state: an Adam ``state_dict`` to resume from (as saved in a model file).
-    augmentation: None = no augmentation; a gain range of None is chosen for the network
-        (:meth:`~napari_unet.core.config.AugmentConfig.gain_range`).
+    augmentation: None = no augmentation.
     stop: set it (from any thread) to end training after the current step.
     Yields :class:`TrainingStarted` once, then :class:`TrainStep` per step,
     :class:`Validation` and :class:`Checkpoint` when the model is scored, and
@@ -187,9 +186,6 @@ def train(
         rng=rng,
     )
     model = copy.deepcopy(model) if model is not None else _new_model(config, channels, data)
-    if augmentation is not None:  # the gain range that suits this network
-        gain = augmentation.gain_range(model.config.batch_norm)
-        augmentation = dataclasses.replace(augmentation, gain=gain)
     input_size = nearest_valid_input_sizes(
         model.config, config.tile_size or TILE_OUTPUT + 2 * model.halo
     )[1]
@@ -327,11 +323,6 @@ def train(
     )
 
 
-def batch_norm_for(config: TrainConfig, data: TrainingSet) -> bool:
-    """Whether a new network for ``data`` gets batch normalisation (see :func:`_new_model`)."""
-    return config.batch_norm if config.batch_norm is not None else not data.elongated()
-
-
 def _new_model(config: TrainConfig, channels: int, data: TrainingSet) -> UNet:
     """A new network from ``config.preset``, He-initialised from ``config.seed``.
 
@@ -341,12 +332,13 @@ def _new_model(config: TrainConfig, channels: int, data: TrainingSet) -> UNet:
     against 0.903); on E. coli rods it cut dividing cells at their constriction, which
     the truth counts as one cell (F1 0.90 -> 0.81-0.83; docs/benchmarks.md).
     """
+    batch_norm = config.batch_norm if config.batch_norm is not None else not data.elongated()
     model = UNet(
         preset(
             config.preset,
             in_channels=channels,
             classes=2 + config.contours,
-            batch_norm=batch_norm_for(config, data),
+            batch_norm=batch_norm,
             scale=data.scale,
         )
     )
