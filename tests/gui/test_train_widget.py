@@ -184,6 +184,27 @@ def test_augmentation_preview_adds_deformed_tiles(viewer_with_sample, qtbot):
     assert set(np.unique(targets)) <= {0, 1, 2} and (targets == 2).any()
 
 
+def test_augmentation_preview_follows_the_elastic_switch(viewer_with_sample, qtbot, monkeypatch):
+    from napari_unet.core.trainset import TrainingSet
+
+    used = []
+    original = TrainingSet.sample_batch
+
+    def recording(self, count, in_size, out_size, rng, augmentation=None):
+        used.append(augmentation)
+        return original(self, count, in_size, out_size, rng, augmentation)
+
+    monkeypatch.setattr(TrainingSet, "sample_batch", recording)
+    viewer = viewer_with_sample
+    widget = dock_train(viewer)
+    for elastic in (False, True):
+        widget._elastic.value = elastic
+        layers = len(viewer.layers)
+        widget._augment_button.native.click()
+        qtbot.waitUntil(lambda: len(viewer.layers) == layers + 2, timeout=20_000)  # noqa: B023
+        assert used[-1].elastic == elastic
+
+
 def test_colour_layers_train_a_model_of_their_channels(viewer_with_sample, qtbot, monkeypatch):
     viewer = viewer_with_sample
     grey = viewer.layers["touching cells"].data

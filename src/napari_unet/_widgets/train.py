@@ -76,7 +76,7 @@ def _training(pairs, config, init_path, kwargs, stop):
     return (yield from train(pairs, config, stop=stop, **kwargs))
 
 
-def _augmented_samples(pairs, kwargs, contours, count=4):
+def _augmented_samples(pairs, kwargs, contours, augmentation, count=4):
     """Worker body for the augmentation preview: tiles as training would draw them."""
     data = TrainingSet(
         pairs,
@@ -88,9 +88,7 @@ def _augmented_samples(pairs, kwargs, contours, count=4):
         rng=np.random.default_rng(),
     )
     size = TILE_OUTPUT + 2 * halo(preset("light"))  # a default training tile
-    images, targets, _ = data.sample_batch(
-        count, size, size, np.random.default_rng(), AugmentConfig()
-    )
+    images, targets, _ = data.sample_batch(count, size, size, np.random.default_rng(), augmentation)
     return images[:, 0].numpy(), targets.numpy()
 
 
@@ -509,6 +507,7 @@ class TrainWidget(Container):
             pairs,
             kwargs,
             contours,
+            AugmentConfig(elastic=self._elastic.value),  # as training will draw them
             _connect={
                 "returned": self._show_augmented,
                 "errored": lambda error: show_error(f"Train U-Net: {error}"),
