@@ -4,7 +4,7 @@ stays one."""
 import numpy as np
 import pytest
 
-from napari_unet.core.instances import split_at_necks
+from napari_unet.core.instances import label_instances, split_at_necks
 
 
 def disc(shape, centre, radius):
@@ -28,3 +28,21 @@ def test_one_disc_and_one_rod_stay_whole(ratio):
     rod = np.zeros(shape, bool)
     rod[17:24, 5:85] = True  # 7 px wide, long: a ridge of equal maxima
     assert split_at_necks(rod, ratio).max() == 1
+
+
+def test_a_notched_interior_is_one_cell_when_its_outline_is_convex():
+    """The network notched one round cell's interior along its texture: cut at the neck,
+    the two grown pieces fill the disc, which is convex, so they are one cell again. Two
+    overlapping discs leave a notch where they meet and stay two."""
+    shape = (40, 70)
+    cell = disc(shape, (20, 20), 14).astype(np.float32)
+    outline = cell - disc(shape, (20, 20), 12)  # the rim
+    outline[19:22, 4:19] = outline[19:22, 22:37] = 1.0  # notches from both sides
+    interior = (cell - outline) > 0.5
+    assert split_at_necks(interior, 0.8).max() == 2  # the neck is cut...
+    one = label_instances(cell, outline_probability=outline, min_size=1, neck_ratio=0.8)
+    assert one.max() == 1  # ...and joined again
+
+    two_discs = (disc(shape, (20, 20), 12) | disc(shape, (20, 42), 12)).astype(np.float32)
+    two = label_instances(two_discs, outline_probability=0 * two_discs, min_size=1, neck_ratio=0.8)
+    assert two.max() == 2 and two[20, 10] != two[20, 52]
