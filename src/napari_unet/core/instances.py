@@ -117,13 +117,13 @@ def _join_convex(labels: np.ndarray, regions: np.ndarray) -> np.ndarray:
         solidity = union.sum() / convex_hull_image(union).sum()
         if solidity >= NECK_SOLIDITY:
             convex.append((solidity, a, b))
-    joined = labels.copy()
+    lookup = np.arange(len(region))
     done: set[int] = set()
     for _, a, b in sorted(convex, reverse=True):
         if a not in done and b not in done:
-            joined[joined == b] = a
+            lookup[b] = a
             done.update((a, b))
-    return joined
+    return lookup[labels]
 
 
 def label_instances(
