@@ -5,8 +5,21 @@ from __future__ import annotations
 import pytest
 import torch
 
+from napari_unet.core import precision
 from napari_unet.core.config import UNetConfig
 from napari_unet.core.model import UNet
+
+
+@pytest.fixture(autouse=True)
+def float32_on_every_cpu(monkeypatch):
+    """Run the suite in float32 on every CPU, so it checks the same numbers everywhere.
+
+    On a CPU with native bfloat16 (AVX-512 BF16, AMX), "auto" precision times both and
+    may pick bfloat16: values then move in the third decimal, a short training run
+    learns a little slower, and the choice itself depends on the timing. Tests of the
+    bfloat16 path opt in by setting ``native_cpu_bfloat16`` themselves.
+    """
+    monkeypatch.setattr(precision, "native_cpu_bfloat16", lambda: False)
 
 
 def threshold_unet(depth: int = 1, level: float = 0.5, steepness: float = 40.0) -> UNet:
