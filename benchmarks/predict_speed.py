@@ -9,10 +9,14 @@ For each preset on each device (CPU, and CUDA when present), in one run:
 - floor: the network's multiply-adds per output pixel on an infinitely large image (each
   layer's 2 * k * k * C_in * C_out at its resolution) x pixels / the throughput of one
   large 3x3 convolution measured on the same device in the same run (float32,
-  channels_last on the CPU; the autocast precision on CUDA); ours / floor is the overhead;
+  channels_last, in the precision of the row); ours / floor is the overhead;
 - the common practice elsewhere: the same architecture with "same" padding, tiles with
   50 % overlap blended with Gaussian weights, and its largest difference from running that
-  network on the whole image, next to ours (tiled vs whole, valid convolutions).
+  network on the whole image, next to ours (tiled vs whole, valid convolutions), both
+  in float32.
+
+Each device is timed in float32 and, where it runs bfloat16 natively (CUDA, or a CPU with
+AVX-512 BF16 / AMX), in bfloat16 autocast too; "auto" picks one of these per network.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from _common import write_results
 from napari_unet.core.config import UNetConfig, preset
 from napari_unet.core.events import drain
 from napari_unet.core.model import UNet
-from napari_unet.core.predict import _autocast_dtype, predict_image, predict_tiled
+from napari_unet.core.precision import native_cpu_bfloat16
+from napari_unet.core.predict import predict_image, predict_tiled
 
 
 def flops_per_output_pixel(config: UNetConfig) -> float:
@@ -107,65 +112,72 @@ def whole_same(model: UNet, image: np.ndarray) -> np.ndarray:
     return p[0, :, :height, :width].numpy()
 
 
+def measure(device, precision: str, throughput: float, name: str, image, args) -> dict:
+    """One row: ours against the floor, and, in float32, against sliding windows."""
+    megapixels = image.size / 1e6
+    config = preset(name)
+    model = UNet(config).to(device).eval()
+    model.reset_parameters(torch.Generator(device=device).manual_seed(0))
+    drain(predict_tiled(model, image[:300, :300], precision=precision))  # warm-up
+    start = time.perf_counter()
+    ours = drain(predict_tiled(model, image, precision=precision))
+    ours_s = time.perf_counter() - start
+    floor_s = flops_per_output_pixel(config) * image.size / throughput
+    row = {
+        "device": str(device),
+        "precision": precision,
+        "preset": name,
+        "size": args.size,
+        "gflop_per_s": throughput / 1e9,
+        "ours_s_per_mpx": ours_s / megapixels,
+        "floor_s_per_mpx": floor_s / megapixels,
+        "ours_over_floor": ours_s / floor_s,
+    }
+    if precision != "float32":
+        return row
+    if device.type == "cpu":  # the whole image at once fits in memory here
+        row["ours_max_diff_to_whole"] = float(np.abs(ours - predict_image(model, image)).max())
+    same = UNet(UNetConfig(**{**config.to_dict(), "padding": "same"})).to(device).eval()
+    same.load_state_dict(model.state_dict())
+    tile = 512 if args.size >= 512 else args.size - args.size % 2**config.poolings
+    start = time.perf_counter()
+    blended = sliding_window(same, image, tile)
+    row["sliding_s_per_mpx"] = (time.perf_counter() - start) / megapixels
+    row["sliding_over_ours"] = row["sliding_s_per_mpx"] / row["ours_s_per_mpx"]
+    if device.type == "cpu":
+        row["sliding_max_diff_to_whole"] = float(np.abs(blended - whole_same(same, image)).max())
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--presets", nargs="+", default=["light", "paper"])
     args = parser.parse_args()
     image = np.random.default_rng(0).random((args.size, args.size), dtype=np.float32)
-    megapixels = image.size / 1e6
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     rows = []
     for device in devices:
-        throughput = conv_throughput(device, _autocast_dtype(device, "auto"))
-        for name in args.presets:
-            config = preset(name)
-            model = UNet(config).to(device).eval()
-            model.reset_parameters(torch.Generator(device=device).manual_seed(0))
-            drain(predict_tiled(model, image[:300, :300]))  # warm-up
-            start = time.perf_counter()
-            ours = drain(predict_tiled(model, image))
-            ours_s = time.perf_counter() - start
-            floor_s = flops_per_output_pixel(config) * image.size / throughput
-            row = {
-                "device": str(device),
-                "preset": name,
-                "size": args.size,
-                "gflop_per_s": throughput / 1e9,
-                "ours_s_per_mpx": ours_s / megapixels,
-                "floor_s_per_mpx": floor_s / megapixels,
-                "ours_over_floor": ours_s / floor_s,
-            }
-            if device.type == "cpu":  # the whole image at once fits in memory here
-                row["ours_max_diff_to_whole"] = float(
-                    np.abs(ours - predict_image(model, image)).max()
-                )
-            same = UNet(UNetConfig(**{**config.to_dict(), "padding": "same"})).to(device).eval()
-            same.load_state_dict(model.state_dict())
-            tile = 512 if args.size >= 512 else args.size - args.size % 2**config.poolings
-            start = time.perf_counter()
-            blended = sliding_window(same, image, tile)
-            row["sliding_s_per_mpx"] = (time.perf_counter() - start) / megapixels
-            row["sliding_over_ours"] = row["sliding_s_per_mpx"] / row["ours_s_per_mpx"]
-            if device.type == "cpu":
-                row["sliding_max_diff_to_whole"] = float(
-                    np.abs(blended - whole_same(same, image)).max()
-                )
-            rows.append(row)
+        half = device.type == "cuda" or native_cpu_bfloat16()
+        for precision in ["float32"] + (["bfloat16"] if half else []):
+            dtype = torch.bfloat16 if precision == "bfloat16" else None
+            throughput = conv_throughput(device, dtype)
+            for name in args.presets:
+                rows.append(measure(device, precision, throughput, name, image, args))
 
     print(
         f"image {args.size} x {args.size}, torch {torch.__version__}, {torch.get_num_threads()} threads"
     )
     print(
-        f"{'device':<6} {'preset':<6} {'GFLOP/s':>8} {'ours s/MP':>10} {'floor s/MP':>11} {'ours/floor':>11} "
+        f"{'device':<6} {'precision':<9} {'preset':<6} {'GFLOP/s':>8} {'ours s/MP':>10} {'floor s/MP':>11} {'ours/floor':>11} "
         f"{'max |tiled-whole|':>18} {'sliding s/MP':>13} {'sliding/ours':>13} {'max |blend-whole|':>18}"
     )
     for r in rows:
         print(
-            f"{r['device']:<6} {r['preset']:<6} {r['gflop_per_s']:>8.1f} {r['ours_s_per_mpx']:>10.2f} "
+            f"{r['device']:<6} {r['precision']:<9} {r['preset']:<6} {r['gflop_per_s']:>8.1f} {r['ours_s_per_mpx']:>10.2f} "
             f"{r['floor_s_per_mpx']:>11.2f} {r['ours_over_floor']:>10.2f}x "
-            f"{r.get('ours_max_diff_to_whole', float('nan')):>18.1e} {r['sliding_s_per_mpx']:>13.2f} "
-            f"{r['sliding_over_ours']:>12.2f}x {r.get('sliding_max_diff_to_whole', float('nan')):>18.3f}"
+            f"{r.get('ours_max_diff_to_whole', float('nan')):>18.1e} {r.get('sliding_s_per_mpx', float('nan')):>13.2f} "
+            f"{r.get('sliding_over_ours', float('nan')):>12.2f}x {r.get('sliding_max_diff_to_whole', float('nan')):>18.3f}"
         )
     print(f"written: {write_results('predict_speed', rows)}")
 
