@@ -158,7 +158,7 @@ def main() -> None:
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     rows = []
     for device in devices:
-        half = device.type == "cuda" or native_cpu_bfloat16()
+        half = torch.cuda.is_bf16_supported() if device.type == "cuda" else native_cpu_bfloat16()
         for precision in ["float32"] + (["bfloat16"] if half else []):
             dtype = torch.bfloat16 if precision == "bfloat16" else None
             throughput = conv_throughput(device, dtype)

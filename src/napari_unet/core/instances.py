@@ -21,7 +21,8 @@ NECK_DEPTH = 2.0  # px: a saddle must be at least this much thinner than both ma
 # Two cells cut apart at a neck join again when, grown to whole cells, they make a convex
 # shape (area / convex hull area at least this): two touching cells leave a notch where
 # they meet, a nucleus whose interior the network notched along its texture does not.
-# On 8 HeLa models, F1 +0.011 with as many touching pairs split (docs/benchmarks.md).
+# On 12 HeLa models, F1 +0.004 to +0.021 with as many touching pairs split
+# (docs/benchmarks.md).
 NECK_SOLIDITY = 0.93
 # Networks with batch normalisation: an interior is a cell only if its probability reaches
 # this somewhere (hysteresis). Their faint, ragged interiors in background noise stay
