@@ -112,7 +112,7 @@ def whole_same(model: UNet, image: np.ndarray) -> np.ndarray:
     return p[0, :, :height, :width].numpy()
 
 
-def measure(device, precision: str, throughput: float, name: str, image, args) -> dict:
+def measure(device, precision: str, throughput: float, name: str, image) -> dict:
     """One row: ours against the floor, and, in float32, against sliding windows."""
     megapixels = image.size / 1e6
     config = preset(name)
@@ -127,7 +127,7 @@ def measure(device, precision: str, throughput: float, name: str, image, args) -
         "device": str(device),
         "precision": precision,
         "preset": name,
-        "size": args.size,
+        "size": image.shape[0],
         "gflop_per_s": throughput / 1e9,
         "ours_s_per_mpx": ours_s / megapixels,
         "floor_s_per_mpx": floor_s / megapixels,
@@ -139,7 +139,8 @@ def measure(device, precision: str, throughput: float, name: str, image, args) -
         row["ours_max_diff_to_whole"] = float(np.abs(ours - predict_image(model, image)).max())
     same = UNet(UNetConfig(**{**config.to_dict(), "padding": "same"})).to(device).eval()
     same.load_state_dict(model.state_dict())
-    tile = 512 if args.size >= 512 else args.size - args.size % 2**config.poolings
+    size = image.shape[0]
+    tile = 512 if size >= 512 else size - size % 2**config.poolings
     start = time.perf_counter()
     blended = sliding_window(same, image, tile)
     row["sliding_s_per_mpx"] = (time.perf_counter() - start) / megapixels
@@ -163,7 +164,7 @@ def main() -> None:
             dtype = torch.bfloat16 if precision == "bfloat16" else None
             throughput = conv_throughput(device, dtype)
             for name in args.presets:
-                rows.append(measure(device, precision, throughput, name, image, args))
+                rows.append(measure(device, precision, throughput, name, image))
 
     print(
         f"image {args.size} x {args.size}, torch {torch.__version__}, {torch.get_num_threads()} threads"
