@@ -46,3 +46,25 @@ def test_a_notched_interior_is_one_cell_when_its_outline_is_convex():
     two_discs = (disc(shape, (20, 20), 12) | disc(shape, (20, 42), 12)).astype(np.float32)
     two = label_instances(two_discs, outline_probability=0 * two_discs, min_size=1, neck_ratio=0.8)
     assert two.max() == 2 and two[20, 10] != two[20, 52]
+
+
+@pytest.mark.parametrize(
+    ("line_cell", "line_outline", "cells"),
+    [
+        (0.45, 0.0, 1),  # background wins by a little: a speck line, mended
+        (1.0, 1.0, 2),  # the outline wins: a contact between two cells
+        (0.0, 0.0, 2),  # background is sure: a real gap
+    ],
+)
+def test_background_specks_do_not_cut_an_interior(line_cell, line_outline, cells):
+    """A network dithering inside a large textured nucleus lets background win by a
+    little along a line across its interior: still one cell. The same line as outline
+    or as sure background divides it."""
+    shape = (40, 40)
+    cell = disc(shape, (20, 20), 14).astype(np.float32)
+    outline = cell - disc(shape, (20, 20), 12)  # the rim
+    cell[20, 8:33] = line_cell  # across the interior, from rim to rim
+    outline[20, 8:33] = line_outline
+    labels = label_instances(cell, outline_probability=outline, min_size=1)
+    assert labels.max() == cells
+    assert (labels[disc(shape, (20, 20), 11)] > 0).all()  # the whole cell is covered
