@@ -100,12 +100,12 @@ def _keep_sure(seeds: np.ndarray, probability: np.ndarray, core: float) -> np.nd
 def _mend_interior(interior: np.ndarray, background: np.ndarray, outline: np.ndarray) -> np.ndarray:
     """``interior`` with its background specks filled.
 
-    Some networks, trained on paint that missed large textured nuclei, let background win
-    by a little at scattered pixels inside them (a dither), so their interiors fall into
-    pieces. A speck is a pixel where background is likelier than outline (an outline
-    pixel may mark a contact between cells and is kept); it becomes interior where the
-    interior encloses it, or where a 3x3 closing of the interior covers it and background
-    is not nearly sure there (``GAP_PROBABILITY``: a real gap between two cells).
+    Some networks let background win by a little at scattered pixels inside large
+    textured nuclei (a dither), so their interiors fall into pieces. A speck is a pixel
+    where background is likelier than outline (an outline pixel may mark a contact
+    between cells and is kept); it becomes interior where the interior encloses it, or
+    where a 3x3 closing of the interior covers it and background is not nearly sure there
+    (``GAP_PROBABILITY``: a real gap between two cells).
     """
     speck = ~interior & (background > outline)
     closed = ndi.binary_closing(interior, np.ones((3, 3), bool))
