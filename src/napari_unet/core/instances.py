@@ -195,8 +195,9 @@ def label_instances(
     labels, count = ndi.label(foreground)
     if outline_probability is not None and count:
         interior_probability = probability - outline_probability
-        interior = foreground & (interior_probability > threshold)
-        interior = foreground & _mend_interior(interior, 1 - probability, outline_probability)
+        interior = foreground & _mend_interior(
+            interior_probability > threshold, 1 - probability, outline_probability
+        )
         regions = ndi.label(interior)[0]
         seeds = split_at_necks(interior, neck_ratio) if neck_ratio > 0 else regions
         seeds = _keep_sure(seeds, interior_probability, core_threshold)
