@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_unet.cli import main
+from napari_unet.cli import _parser, _train_config, main
 from napari_unet.core.config import preset
 from napari_unet.core.model import UNet
 from napari_unet.model_io import load_model, save_model
@@ -213,6 +213,25 @@ def test_train_writes_a_model_that_segment_uses(tmp_path, capsys):
 
     assert main(["segment", str(model), str(image), "--out", str(tmp_path / "out")]) == 0
     assert tifffile.imread(tmp_path / "out" / "image_labels.tif").shape == (96, 96)
+
+
+def test_train_budget_is_the_one_given_or_steps_and_minutes_by_default(capsys):
+    def budget(*extra):
+        args = _parser().parse_args(
+            ["train", "--image", "i", "--labels", "l", "--out", "m", *extra]
+        )
+        config = _train_config(args)
+        return config.minutes, config.iterations
+
+    assert budget() == (3.0, 450)  # whichever comes first
+    assert budget("--minutes", "10") == (10.0, None)
+    assert budget("--iterations", "2000") == (None, 2000)
+    assert budget("--two-classes", "--iterations", "5") == (None, 5)
+    with pytest.raises(SystemExit):  # one or the other
+        budget("--minutes", "1", "--iterations", "5")
+    assert "not allowed with argument" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="minutes = 0.0 must be > 0"):
+        budget("--minutes", "0")
 
 
 def test_train_errors_are_one_line_and_write_nothing(tmp_path, capsys):

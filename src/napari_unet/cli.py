@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .core.config import PAPER_RECIPE, LabelConfig, TrainConfig, preset
+
 __all__ = ["main"]
 
 
@@ -75,8 +77,16 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", type=Path, required=True, help="the model file to write")
     tr.add_argument("--preset", default="light", help="architecture: light (default) or paper")
     budget = tr.add_mutually_exclusive_group()
-    budget.add_argument("--minutes", type=float, default=None, help="time budget (default 3)")
-    budget.add_argument("--iterations", type=int, default=None, help="optimiser steps")
+    budget.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        metavar="M",
+        help="train for M minutes (default: 450 steps or 3 minutes, whichever comes first)",
+    )
+    budget.add_argument(
+        "--iterations", type=int, default=None, metavar="N", help="train for N optimiser steps"
+    )
     tr.add_argument("--dense", action="store_true", help="complete masks: 0 = background")
     tr.add_argument("--init", type=Path, default=None, help="a model file to fine-tune/resume")
     tr.add_argument(
@@ -128,7 +138,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from .core.config import preset
     from .core.model import UNet, halo, nearest_valid_input_sizes, output_size
 
     if args.preset:
@@ -163,11 +172,22 @@ def _info(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- train
 
 
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    """The settings of ``train``: --minutes or --iterations alone as given, or neither
+    and the defaults (450 steps or 3 minutes, whichever comes first)."""
+    given = args.minutes is not None or args.iterations is not None
+    return TrainConfig(
+        preset=args.preset,
+        **({"minutes": args.minutes, "iterations": args.iterations} if given else {}),
+        seed=args.seed,
+        **(PAPER_RECIPE if args.two_classes else {}),
+    )
+
+
 def _train(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from .core.config import PAPER_RECIPE, LabelConfig, TrainConfig
     from .core.events import drain
     from .core.train import train
     from .model_io import load_model, save_trained
@@ -179,13 +199,7 @@ def _train(args: argparse.Namespace) -> int:
     missing = [str(p) for p in [*args.image, *args.labels] if not p.exists()]
     if missing:
         raise ValueError(f"no such file: {', '.join(missing)}")
-    config = TrainConfig(
-        preset=args.preset,
-        minutes=args.minutes if args.minutes or args.iterations else 3.0,
-        iterations=args.iterations,
-        seed=args.seed,
-        **(PAPER_RECIPE if args.two_classes else {}),
-    )
+    config = _train_config(args)
     init = load_model(args.init) if args.init else None
     pairs = [
         (read_image(i), read_labels(lab)) for i, lab in zip(args.image, args.labels, strict=True)
@@ -407,7 +421,6 @@ def _demo_headless(out: Path, device_name: str, minutes: float) -> int:
     import tifffile
 
     from ._sample_data import touching_cells_sample
-    from .core.config import TrainConfig
     from .core.device import pick_device
     from .core.events import drain
     from .core.segment import segment
@@ -422,7 +435,8 @@ def _demo_headless(out: Path, device_name: str, minutes: float) -> int:
     print(f"  sample image      {image.shape[0]} x {image.shape[1]}, {painted} painted cells")
     progress = _TrainingProgress(sys.stderr.isatty())
     result = drain(
-        train([(image, annotation)], TrainConfig(minutes=minutes), device=device), progress
+        train([(image, annotation)], TrainConfig(minutes=minutes, iterations=None), device=device),
+        progress,
     )
     progress.finish()
     model_path = save_trained(out / "demo-model.safetensors", result)

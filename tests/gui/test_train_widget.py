@@ -51,6 +51,10 @@ def test_both_widgets_dock_by_their_menu_names_and_find_the_layers(viewer_with_s
     image, labels = viewer.layers["touching cells"], viewer.layers["painted cells"]
     assert train_widget.pair_layers() == [(image, labels)]
     assert segment_widget._image.value is image
+    config = train_widget._train_config()  # the same budget as the command line's
+    assert (config.minutes, config.iterations) == (3.0, 450)
+    train_widget._steps.value = 0  # no step limit
+    assert train_widget._train_config().iterations is None
 
 
 def test_the_weight_map_follows_the_paint(viewer_with_sample, qtbot):

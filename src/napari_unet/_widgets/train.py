@@ -106,7 +106,18 @@ class TrainWidget(Container):
         self._model.value = "new (light)"
         self._init_path = FileEdit(label="Model file", mode="r", filter="*.safetensors")
         self._init_path.visible = False
-        self._minutes = FloatSpinBox(label="Minutes", value=3.0, min=0.1, max=600.0, step=0.5)
+        budget = "Training stops after these minutes or steps, whichever comes first."
+        self._minutes = FloatSpinBox(
+            label="Minutes", value=TrainConfig.minutes, min=0.1, max=600.0, step=0.5, tooltip=budget
+        )
+        self._steps = SpinBox(
+            label="Steps",
+            value=TrainConfig.iterations,
+            min=0,
+            max=1_000_000,
+            step=50,
+            tooltip=f"{budget} 0 = no step limit.",
+        )
         self._dense = CheckBox(
             text="Complete masks (0 = background)",
             tooltip="Off: 0 = not annotated, 1 = background, 2+ = cells (painted). "
@@ -155,6 +166,7 @@ class TrainWidget(Container):
                 self._model,
                 self._init_path,
                 self._minutes,
+                self._steps,
                 self._dense,
                 self._device,
                 self._show_weights,
@@ -247,6 +259,7 @@ class TrainWidget(Container):
         return TrainConfig(
             preset=name[len("new (") : -1] if name.startswith("new (") else "light",
             minutes=self._minutes.value,
+            iterations=self._steps.value or None,
             learning_rate=self._learning_rate.value,
             tile_size=self._tile.value or None,
             seed=int(time.time()) % 2**31,
