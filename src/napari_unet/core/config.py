@@ -241,9 +241,9 @@ class TrainConfig(_JsonRecord):
     (docs/benchmarks.md): the light preset, three classes (background, cell, outline),
     pasted neighbours and batch normalisation for roundish cells, Adam, batches of 4
     tiles, and 450 steps or 3 minutes, whichever comes first (450 steps did as well as
-    3 CPU minutes, 750-950 steps, on HeLa and better on BBBC007, and take seconds on a
-    GPU). ``preset="paper"`` with ``contours``, ``paste_neighbours`` and ``batch_norm``
-    off is the paper's network and loss.
+    3 CPU minutes, 659-942 steps, on HeLa and better on BBBC007, and spare a GPU the
+    whole 3 minutes). ``preset="paper"`` with ``contours``, ``paste_neighbours`` and
+    ``batch_norm`` off is the paper's network and loss.
     """
 
     preset: str = "light"  # architecture of a new model (ignored when fine-tuning)
