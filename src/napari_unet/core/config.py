@@ -242,8 +242,9 @@ class TrainConfig(_JsonRecord):
     pasted neighbours and batch normalisation for roundish cells, Adam, batches of 4
     tiles, and 450 steps or 3 minutes, whichever comes first (against 3 CPU minutes,
     659-942 steps: F1 level on HeLa, with 2 % fewer touching pairs split, and higher on
-    BBBC007; and a GPU is spared the whole 3 minutes). ``preset="paper"`` with ``contours``, ``paste_neighbours`` and
-    ``batch_norm`` off is the paper's network and loss.
+    BBBC007; and a GPU is spared the whole 3 minutes). ``preset="paper"`` with
+    ``contours``, ``paste_neighbours`` and ``batch_norm`` off is the paper's network and
+    loss.
     """
 
     preset: str = "light"  # architecture of a new model (ignored when fine-tuning)
