@@ -4,13 +4,13 @@ For each dataset (the packed E. coli colony and the HeLa nuclei from
 ``../shared/data/get-real-data``): paint-like sparse labels are made from the ground truth
 of the training frames (up to 30 whole cells at random, plus background strokes at least
 3 px from any cell; seeded), a model is trained with the defaults (450 steps or the time
-budget, whichever comes first) on this machine, the other frames are segmented, and the result is scored against their ground truth: F1 at
-IoU 0.5, mean matched IoU, and the share of touching pairs (within 3 px) kept apart.
-In the same run: the paper's plain recipe (two classes, gap insertion, connected
-components; also with a distance-transform watershed) on the same paint for the whole
-time budget, as in the issue's first trial, and
-the classical baseline (Otsu threshold + distance-transform watershed, no learning; the
-polarity of the cells is read from the paint).
+budget, whichever comes first) on this machine, the other frames are segmented, and the
+result is scored against their ground truth: F1 at IoU 0.5, mean matched IoU, and the
+share of touching pairs (within 3 px) kept apart. In the same run: the paper's plain
+recipe (two classes, gap insertion, connected components; also with a distance-transform
+watershed) on the same paint for the whole time budget, as in the issue's first trial,
+and the classical baseline (Otsu threshold + distance-transform watershed, no learning;
+the polarity of the cells is read from the paint).
 
     ../.venv/bin/python train_quality.py /tmp/realdata [--minutes 3] [--seeds 0 1]
         [--datasets hela bacteria]
