@@ -21,6 +21,21 @@ def test_two_discs_joined_by_a_neck_are_cut_in_two():
     assert split_at_necks(mask, 0.3).max() == 1  # a gentler ratio keeps them together
 
 
+def test_two_small_discs_with_a_shallow_neck_are_cut_in_two():
+    """Small nuclei (interiors 6 px in radius) touch with a neck only ~1.3 px thinner than
+    the discs: as deep as the neck of small touching HeLa nuclei, which a depth of 2 px
+    left joined. One such disc on its own stays whole."""
+    shape = (40, 60)
+    mask = disc(shape, (20, 20), 6) | disc(shape, (20, 29.5), 6)
+    labels = split_at_necks(mask, 0.8)
+    assert labels.max() == 2 and labels[20, 16] != labels[20, 34]
+    cells = label_instances(
+        mask.astype(np.float32), outline_probability=0 * mask, min_size=1, neck_ratio=0.8
+    )
+    assert cells.max() == 2  # not convex together: not joined again
+    assert split_at_necks(disc(shape, (20, 20), 6), 0.8).max() == 1
+
+
 @pytest.mark.parametrize("ratio", [0.5, 0.8])
 def test_one_disc_and_one_rod_stay_whole(ratio):
     shape = (40, 90)

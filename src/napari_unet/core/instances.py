@@ -17,13 +17,18 @@ METHODS = ("components", "watershed")
 # matched IoU 0.92 vs 0.89 for 1 px and 0.71 for a watershed over the whole outline
 # probability, on HeLa nuclei, docs/benchmarks.md).
 OUTLINE_GROWTH = 2
-NECK_DEPTH = 2.0  # px: a saddle must be at least this much thinner than both maxima
+# px: a saddle must be at least this much thinner than both maxima (pixel noise is not a
+# neck). Small touching HeLa nuclei (interiors ~6 px in radius) meet in necks 1.3 px deep:
+# 2 px left them joined; 1.25 split 219 instead of 206 of 232 touching pairs on 8 models
+# (with NECK_SOLIDITY 0.915, at the same F1; docs/benchmarks.md).
+NECK_DEPTH = 1.25
 # Two cells cut apart at a neck join again when, grown to whole cells, they make a convex
 # shape (area / convex hull area at least this): two touching cells leave a notch where
 # they meet, a nucleus whose interior the network notched along its texture does not.
-# On 12 HeLa models, F1 +0.004 to +0.021 with as many touching pairs split
-# (docs/benchmarks.md).
-NECK_SOLIDITY = 0.93
+# On 12 HeLa models, F1 +0.004 to +0.021 with as many touching pairs split; the shallower
+# necks of NECK_DEPTH also cut some textured nuclei, which 0.915 joins again where 0.93 did
+# not (the unions of real pairs measured 0.84-0.914; docs/benchmarks.md).
+NECK_SOLIDITY = 0.915
 # Networks with batch normalisation: an interior is a cell only if its probability reaches
 # this somewhere (hysteresis). Their faint, ragged interiors in background noise stay
 # below it, their cells do not. Networks without it are less sure of dim cells: on HeLa
