@@ -13,7 +13,9 @@ For each preset on each device (CPU, and CUDA when present), in one run:
 - the common practice elsewhere: the same architecture with "same" padding, tiles with
   50 % overlap blended with Gaussian weights, and its largest difference from running that
   network on the whole image, next to ours (tiled vs whole, valid convolutions), both
-  in float32.
+  in float32;
+- flips: predict_tiled with test-time flips (the image and its 3 mirror images averaged,
+  what models trained on roundish cells predict with), against ours.
 
 Each device is timed in float32 and, where it runs bfloat16 natively (CUDA, or a CPU with
 AVX-512 BF16 / AMX), in bfloat16 autocast too; "auto" picks one of these per network.
@@ -133,6 +135,9 @@ def measure(device, precision: str, throughput: float, name: str, image) -> dict
         "floor_s_per_mpx": floor_s / megapixels,
         "ours_over_floor": ours_s / floor_s,
     }
+    start = time.perf_counter()
+    drain(predict_tiled(model, image, precision=precision, flips=True))
+    row["flips_over_ours"] = (time.perf_counter() - start) / ours_s
     if precision != "float32":
         return row
     if device.type == "cpu":  # the whole image at once fits in memory here
@@ -171,12 +176,13 @@ def main() -> None:
     )
     print(
         f"{'device':<6} {'precision':<9} {'preset':<6} {'GFLOP/s':>8} {'ours s/MP':>10} {'floor s/MP':>11} {'ours/floor':>11} "
-        f"{'max |tiled-whole|':>18} {'sliding s/MP':>13} {'sliding/ours':>13} {'max |blend-whole|':>18}"
+        f"{'flips/ours':>11} {'max |tiled-whole|':>18} {'sliding s/MP':>13} {'sliding/ours':>13} "
+        f"{'max |blend-whole|':>18}"
     )
     for r in rows:
         print(
             f"{r['device']:<6} {r['precision']:<9} {r['preset']:<6} {r['gflop_per_s']:>8.1f} {r['ours_s_per_mpx']:>10.2f} "
-            f"{r['floor_s_per_mpx']:>11.2f} {r['ours_over_floor']:>10.2f}x "
+            f"{r['floor_s_per_mpx']:>11.2f} {r['ours_over_floor']:>10.2f}x {r['flips_over_ours']:>10.2f}x "
             f"{r.get('ours_max_diff_to_whole', float('nan')):>18.1e} {r.get('sliding_s_per_mpx', float('nan')):>13.2f} "
             f"{r.get('sliding_over_ours', float('nan')):>12.2f}x {r.get('sliding_max_diff_to_whole', float('nan')):>18.3f}"
         )

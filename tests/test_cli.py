@@ -18,10 +18,12 @@ def test_info_describes_a_preset(capsys):
 
 
 def test_info_describes_a_model_file(tmp_path, capsys):
-    path = save_model(tmp_path / "m.safetensors", UNet(preset("light", in_channels=2)))
+    model = UNet(preset("light", in_channels=2))
+    path = save_model(tmp_path / "m.safetensors", model, training={"flips": True})
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
     assert "in_channels:     2" in out and "low_percentile" in out and "napari-unet" in out
+    assert "'flips': True" in out  # how the file's model segments
 
 
 def test_errors_are_one_line_and_exit_non_zero(tmp_path, capsys):

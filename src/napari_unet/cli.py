@@ -152,6 +152,7 @@ def _info(args: argparse.Namespace) -> int:
         details = {
             "normalization": loaded.normalization.to_dict(),
             "labels": loaded.labels.to_dict(),
+            "cells": loaded.rules.to_dict(),
             "written by": f"napari-unet {loaded.package_version}",
         }
     parameters = sum(p.numel() for p in UNet(config).parameters())

@@ -169,7 +169,9 @@ def test_rules_for_cells_come_from_the_file_with_defaults_for_older_files(tmp_pa
         save_model(tmp_path / "a.safetensors", model, training={"min_size": 40, "neck_ratio": 0.7})
     )
     assert older.rules == InstanceRules(min_size=40, neck_ratio=0.7, core_threshold=0.0)
+    assert not older.rules.flips  # files from before flips were predicted without them
     assert load_model(save_model(tmp_path / "b.safetensors", model)).rules == InstanceRules()
-    broken = load_model(save_model(tmp_path / "c.safetensors", model, training={"min_size": -1}))
-    with pytest.raises(ModelFileError, match="min_size"):
-        broken.rules  # noqa: B018
+    for wrong in ({"min_size": -1}, {"flips": "yes"}):
+        broken = load_model(save_model(tmp_path / "c.safetensors", model, training=wrong))
+        with pytest.raises(ModelFileError, match=next(iter(wrong))):
+            broken.rules  # noqa: B018

@@ -8,7 +8,7 @@ from scipy import ndimage as ndi
 from napari_unet.core.config import NormalizationConfig, UNetConfig
 from napari_unet.core.device import pick_device
 from napari_unet.core.instances import label_instances
-from napari_unet.core.model import UNet
+from napari_unet.core.model import UNet, halo, nearest_valid_input_sizes
 from napari_unet.core.normalization import normalize
 from napari_unet.core.predict import predict_image
 
@@ -52,6 +52,23 @@ def test_border_pixels_see_the_mirrored_image():
     twice = ndi.uniform_filter(ndi.uniform_filter(x, 3, mode="reflect"), 3, mode="reflect")
     expected = 1 / (1 + np.exp(-4.0 * twice))
     np.testing.assert_allclose(probabilities[1], expected, atol=1e-5)
+
+
+def test_flips_make_the_prediction_mirror_with_the_image():
+    """A random network is not mirror-symmetric; the mean over the 4 mirror images is (for
+    an image whose padded size needs no extra rows and columns, so that the padding
+    mirrors too)."""
+    config = UNetConfig(depth=3, base_channels=4, dropout=0.0)
+    net = UNet(config)
+    net.reset_parameters(torch.Generator().manual_seed(0))
+    size = nearest_valid_input_sizes(config, 60)[1] - 2 * halo(config)
+    image = np.random.default_rng(0).random((size, size + 2**config.poolings), np.float32)
+    for axes in ((0,), (1,), (0, 1)):
+        mirrored = np.flip(image, axes).copy()
+        for flips, same in ((False, False), (True, True)):
+            expected = np.flip(predict_image(net, image, flips=flips), [a + 1 for a in axes])
+            got = predict_image(net, mirrored, flips=flips)
+            assert np.allclose(got, expected, atol=1e-5) == same, (axes, flips)
 
 
 def test_prediction_checks_the_channels():

@@ -2,10 +2,12 @@
 
 import numpy as np
 import pytest
+import torch
 
 from napari_unet.core.config import InstanceRules, NormalizationConfig, UNetConfig
 from napari_unet.core.events import PlaneDone, TilesDone, drain
 from napari_unet.core.model import UNet
+from napari_unet.core.predict import predict_image
 from napari_unet.core.segment import segment, stack_planes
 
 
@@ -52,6 +54,17 @@ def test_a_stack_is_numbered_without_repeats_across_planes(make_threshold_unet):
         ).labels
         np.testing.assert_array_equal(alone > 0, labels[z] > 0)
     assert [e.done for e in events if isinstance(e, PlaneDone)] == [1, 2, 3]
+
+
+def test_the_rules_say_whether_to_predict_with_flips():
+    net = UNet(UNetConfig(depth=2, base_channels=4, dropout=0.0))
+    net.reset_parameters(torch.Generator().manual_seed(0))
+    image = np.random.default_rng(0).random((40, 50), np.float32)
+    for flips in (False, True):
+        result = drain(segment(net, image, keep_probability=True, rules=InstanceRules(flips=flips)))
+        expected = predict_image(net, image, flips=flips)[1]
+        np.testing.assert_allclose(result.cell_probability, expected, atol=1e-5)
+    assert not np.allclose(predict_image(net, image, flips=True), predict_image(net, image))
 
 
 @pytest.mark.parametrize(

@@ -96,6 +96,17 @@ def test_tiled_equals_whole_image_prediction(random_net, tile):
     assert events[-1] == TilesDone(done=events[-1].total, total=events[-1].total)
 
 
+@pytest.mark.parametrize("tile", [100, 132, 276])
+@pytest.mark.parametrize("shape", [(203, 157), (13, 2)])
+def test_tiled_flips_equal_whole_image_flips(random_net, tile, shape):
+    """Each tile flips its own window, yet the result is the whole padded image's."""
+    image = np.random.default_rng(4).random(shape, dtype=np.float32)
+    whole = predict_image(random_net, image, flips=True)
+    tiled, _ = run(predict_tiled(random_net, image, tile_size=tile, batch_size=2, flips=True))
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    assert np.abs(whole - predict_image(random_net, image)).max() > 1e-3  # flips do change it
+
+
 def test_tiles_off_the_pooling_grid_would_differ(random_net):
     """Why the plan keeps origins on the grid: a 4 px shift changes the output."""
     image = np.random.default_rng(2).random((1, 1, 196, 196), dtype=np.float32)

@@ -380,9 +380,13 @@ def test_new_networks_get_batch_norm_for_roundish_cells_only():
         assert has_layers == result.model.config.batch_norm
         # and only their interiors need a sure core
         assert result.rules.core_threshold == (CORE_THRESHOLD if has_layers else 0.0)
+        # and segmenting with flips is for roundish cells, whatever the layers
+        assert result.rules.flips == (pair is not rod_pair)
         return result.model.config.batch_norm
 
+    rod_pair = rods()
+
     assert batch_norm((sample.image, sample.annotation))
-    assert not batch_norm(rods())
+    assert not batch_norm(rod_pair)
     assert not batch_norm((sample.image, sample.annotation), batch_norm=False)
-    assert batch_norm(rods(), batch_norm=True)
+    assert batch_norm(rod_pair, batch_norm=True)

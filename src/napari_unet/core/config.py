@@ -210,7 +210,9 @@ class AugmentConfig(_JsonRecord):
 
 @dataclass(frozen=True)
 class InstanceRules(_JsonRecord):
-    """How a trained model's probabilities become cells (see ``core.instances``).
+    """How a trained model's output becomes cells: how the probabilities are predicted
+    (``flips``, ``core.predict``) and how they are labelled (the other fields,
+    ``core.instances``).
 
     Training measures them on the painted cells and stores them in the model file; every
     front end segments with them. The defaults are for a model without that record.
@@ -219,6 +221,11 @@ class InstanceRules(_JsonRecord):
     min_size: int = 10  # px: smaller objects are fragments, not cells
     neck_ratio: float = 0.0  # cut interiors at necks this narrow; 0 = never
     core_threshold: float = 0.0  # interiors must reach this probability somewhere; 0 = off
+    flips: bool = False  # average the probabilities of the image and its 3 mirror images
+
+    def labelling(self) -> dict[str, Any]:
+        """The fields that :func:`~napari_unet.core.instances.label_instances` takes."""
+        return {k: v for k, v in self.to_dict().items() if k != "flips"}
 
     def __post_init__(self) -> None:
         _check_int("min_size", self.min_size, minimum=0)
@@ -226,6 +233,8 @@ class InstanceRules(_JsonRecord):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
                 raise ValueError(f"{name} = {value!r} must be in [0, 1), e.g. 0.8")
+        if not isinstance(self.flips, bool):
+            raise ValueError(f"flips = {self.flips!r} must be true or false")
 
 
 # TrainConfig fields of the paper's recipe (two classes with gap insertion; none of the

@@ -3,6 +3,12 @@
 :func:`predict_image` is the plain, whole-image version: mirror-pad the image by the
 network's halo (paper, Fig. 2), run it once, crop. It is the reference that faster,
 tiled prediction must reproduce.
+
+With ``flips``, both also run the network on the image's three mirror images (flipped
+up-down, left-right, both) and average the four probabilities, flipped back: four times
+the work, for probabilities that no longer depend on which way up the image lies. What is
+flipped is the mirror-padded input, so each tile can flip its own window and the tiled
+result still equals the whole-image one.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ __all__ = ["predict_image", "predict_tiled"]
 MAX_TILE = 1100  # px per axis: the largest tile chosen automatically
 CPU_MEMORY = 2 * 2**30  # bytes a batch of tiles may take on the CPU (less on small machines)
 PRECISION_TILE = 256  # px: the tile on which "auto" precision is measured on the CPU
+MIRRORS = ((), (-2,), (-1,), (-2, -1))  # axes flipped: the image and its 3 mirror images
 
 
 @torch.no_grad()
@@ -34,6 +41,7 @@ def predict_image(
     normalization: NormalizationConfig | None = None,
     *,
     device: str | torch.device | None = None,
+    flips: bool = False,
 ) -> np.ndarray:
     """Class probabilities for a whole 2D image.
 
@@ -42,7 +50,8 @@ def predict_image(
 
     The image is normalised (:func:`~napari_unet.core.normalization.normalize`), mirrored
     by the halo on every side and, on the bottom and right, by as much more as the next
-    valid input size needs; the output is cropped back to (H, W).
+    valid input size needs; the output is cropped back to (H, W). With ``flips``, the mean
+    over the padded input and its mirror images (module docstring).
     """
     image = _with_channel_axis(model, np.asarray(image))
     x = normalize(image, normalization)
@@ -59,11 +68,10 @@ def predict_image(
     was_training = model.training
     model.eval()
     try:
-        logits = model(torch.from_numpy(x)[None].to(device))
+        probabilities = _mirrored_mean(model, torch.from_numpy(x)[None].to(device), flips)
     finally:
         model.train(was_training)
-    probabilities = torch.softmax(logits.float(), dim=1)[0, :, :height, :width]
-    return probabilities.cpu().numpy()
+    return probabilities[0, :, :height, :width].cpu().numpy()
 
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
@@ -81,6 +89,7 @@ def predict_tiled(
     memory: int | None = None,
     out=None,
     intensity: tuple[float, float] | None = None,
+    flips: bool = False,
 ) -> Generator[TilesDone, None, np.ndarray]:
     """Class probabilities for a 2D image, tile by tile; equal to :func:`predict_image`.
 
@@ -108,6 +117,8 @@ def predict_tiled(
         model's parameters are converted in place).
     intensity: the (low, high) intensities that map to 0 and 1, instead of the image's
         percentiles: for a crop of a larger image, pass the whole image's range.
+    flips: average over the image and its mirror images, as :func:`predict_image` does
+        (each tile's window is flipped; four times the work, about the same memory).
     When the device runs out of memory, the batch and then the tile are halved and the
     plan restarts (the result does not depend on the tiling).
     Yields a :class:`TilesDone` after each batch; returns float32 (classes, H, W).
@@ -151,7 +162,7 @@ def predict_tiled(
                 for first in range(0, len(tiles), batch_size):
                     batch = tiles[first : first + batch_size]
                     windows = np.stack([_window(image, t, low, high) for t in batch])
-                    probabilities = _run(model, windows, device, run_as)
+                    probabilities = _run(model, windows, device, run_as, flips)
                     for t, p in zip(batch, probabilities, strict=True):
                         out[(slice(None), *t.write)] = p[(slice(None), *t.crop)]
                     yield TilesDone(done=first + len(batch), total=len(tiles))
@@ -207,13 +218,32 @@ def _precision(model: UNet, device: torch.device, precision: str) -> Precision:
 
 
 def _run(
-    model: UNet, windows: np.ndarray, device: torch.device, precision: Precision
+    model: UNet, windows: np.ndarray, device: torch.device, precision: Precision, flips: bool
 ) -> np.ndarray:
     """Softmax probabilities (float32, numpy) of a batch of input windows."""
-    batch = torch.from_numpy(windows).to(device).contiguous(memory_format=precision.memory_format)
+    batch = torch.from_numpy(windows).to(device)
     with torch.no_grad(), precision.autocast_on(device.type):
-        logits = model(batch)
-    return torch.softmax(logits.float(), dim=1).cpu().numpy()
+        probabilities = _mirrored_mean(model, batch, flips, precision.memory_format)
+    return probabilities.cpu().numpy()
+
+
+def _mirrored_mean(
+    model: UNet,
+    batch: torch.Tensor,
+    flips: bool,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> torch.Tensor:
+    """Softmax probabilities of a (N, C, h, w) batch; with ``flips``, the mean over the batch
+    and its mirror images, each flipped back. One mirror image at a time: the peak memory
+    of one pass."""
+    mirrors = MIRRORS if flips else MIRRORS[:1]
+    total = None
+    for axes in mirrors:
+        x = batch.flip(axes) if axes else batch
+        probabilities = torch.softmax(model(x.contiguous(memory_format=memory_format)).float(), 1)
+        probabilities = probabilities.flip(axes) if axes else probabilities
+        total = probabilities if total is None else total + probabilities
+    return total / len(mirrors)
 
 
 def _check_channels(model: UNet, shape: tuple[int, ...]) -> None:

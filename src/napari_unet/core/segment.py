@@ -109,8 +109,10 @@ def segment(
     (``model.config.scale``, :mod:`.scale`) gets each plane resized to it; labels and
     probability come back at the image's pixels.
     ``rules`` (a trained model's, e.g. ``TrainResult.rules``; by default
-    ``InstanceRules()``), ``threshold`` and ``method`` ("components" or "watershed", for
-    two-class networks) go to :func:`~napari_unet.core.instances.label_instances`.
+    ``InstanceRules()``) say whether to predict with flips
+    (:func:`~napari_unet.core.predict.predict_tiled`) and, with ``threshold`` and
+    ``method`` ("components" or "watershed", for two-class networks), how
+    :func:`~napari_unet.core.instances.label_instances` labels.
     """
     image = colour_channels(image, model.config.in_channels)
     planes = stack_planes(image.shape, model.config.in_channels)
@@ -119,6 +121,7 @@ def segment(
     kept = np.zeros(labels.shape, np.float32) if keep_probability else None
     count = 0
     scale, shape = model.config.scale, labels.shape[-2:]
+    rules = rules or InstanceRules()
     for z in range(planes):
         image_plane = image if single else image[z]
         if scale != 1:
@@ -130,12 +133,10 @@ def segment(
             tile_size=tile_size,
             batch_size=batch_size,
             device=device,
+            flips=rules.flips,
         )
         plane = labels_from_probabilities(
-            probabilities,
-            threshold=threshold,
-            method=method,
-            **(rules or InstanceRules()).to_dict(),
+            probabilities, threshold=threshold, method=method, **rules.labelling()
         )
         if scale != 1:
             plane = labels_to_image(plane, shape)
