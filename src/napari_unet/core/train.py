@@ -357,10 +357,10 @@ def _rules(
     networks with batch normalisation, else off. neck_ratio: calibrated when ``necks``
     (:func:`_calibrate_necks`, on ``device``); else 0. flips: for outline networks on
     roundish cells (:func:`_cuts_necks`): averaging the four mirror images raised HeLa's
-    F1 by 0.004 over 16 models (seed 14: 0.874 -> 0.894) and BBBC007's by 0.014 (9
-    models), and lowered the E. coli colony's by 0.007 (6 models; presumably it blurs
-    the gaps between rods). Validation and the neck calibration predict without them
-    (a quarter of the time).
+    F1 by 0.004 over 32 models (0.919 -> 0.923) and BBBC007's by 0.005 (20 models), and
+    lowered the E. coli colony's in 4 of 6 models (mean 0.907 -> 0.905; presumably it
+    blurs the gaps between rods). Validation and the neck calibration predict without
+    them (a quarter of the time).
     """
     min_size = max(10, round(MIN_SIZE_FRACTION * data.median_cell_area()))
     outlines = model.config.classes == 3
