@@ -47,6 +47,7 @@ def predict_image(
 
     image: (H, W) or (1, H, W) for a one-channel model, (C, H, W) for C input channels.
     Returns float32 probabilities of shape (classes, H, W) that sum to 1 over classes.
+    device: where to compute (default: where the model is); the model is moved there.
 
     The image is normalised (:func:`~napari_unet.core.normalization.normalize`), mirrored
     by the halo on every side and, on the bottom and right, by as much more as the next
@@ -66,7 +67,7 @@ def predict_image(
     if device is None:
         device = next(model.parameters()).device
     was_training = model.training
-    model.eval()
+    model.to(device).eval()
     try:
         probabilities = _mirrored_mean(model, torch.from_numpy(x)[None].to(device), flips)
     finally:
