@@ -159,9 +159,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--presets", nargs="+", default=["light", "paper"])
+    parser.add_argument(
+        "--devices", nargs="+", help="default: cpu, and cuda when present", choices=["cpu", "cuda"]
+    )
     args = parser.parse_args()
     image = np.random.default_rng(0).random((args.size, args.size), dtype=np.float32)
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    names = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = [torch.device(name) for name in names]
     rows = []
     for device in devices:
         half = torch.cuda.is_bf16_supported() if device.type == "cuda" else native_cpu_bfloat16()

@@ -232,10 +232,10 @@ def main() -> int:
     shown = [r for r in rows if r.get("model", "best") == "best"]  # what training returns
     print()
     print(
-        "| dataset | method | seed | painted cells | steps | F1 @ 0.5 | F1, edge cells left out "
-        "| mean IoU | pairs within 3 px split | within 6 px |"
+        "| dataset | method | seed | painted cells | steps | training s | F1 @ 0.5 "
+        "| F1, edge cells left out | mean IoU | pairs within 3 px split | within 6 px |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in sorted(shown, key=lambda r: (r["dataset"], r["method"], r["seed"])):
         split, split6 = (
             "-" if r[key] is None else f"{100 * r[key]:.0f} % of {r[count]}"
@@ -243,24 +243,26 @@ def main() -> int:
         )
         print(
             f"| {r['dataset']} | {r['method']} | {r['seed']} | {r['painted_cells']} "
-            f"| {r.get('steps', '-')} | {r['f1']:.2f} | {r['f1_inner']:.2f} "
+            f"| {r.get('steps', '-')} | {r.get('train_seconds', '-')} | {r['f1']:.3f} "
+            f"| {r['f1_inner']:.3f} "
             f"| {r['mean_iou']:.2f} | {split} | {split6} |"
         )
     if len(args.seeds) > 1:
         print(f"\nmeans over seeds {args.seeds}:\n")
         print(
-            "| dataset | method | F1 @ 0.5 | F1, edge cells left out | mean IoU "
-            "| pairs within 3 px split | within 6 px |"
+            "| dataset | method | training s, longest | F1 @ 0.5 | F1, edge cells left out "
+            "| mean IoU | pairs within 3 px split | within 6 px |"
         )
-        print("|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|")
         for key in dict.fromkeys((r["dataset"], r["method"]) for r in shown):
             group = [r for r in shown if (r["dataset"], r["method"]) == key]
             mean = {
                 k: np.mean([r[k] for r in group if r[k] is not None] or [np.nan])
                 for k in ("f1", "f1_inner", "mean_iou", "pairs_split", "pairs_split_6px")
             }
+            longest = max((r["train_seconds"] for r in group if "train_seconds" in r), default="-")
             print(
-                f"| {key[0]} | {key[1]} | {mean['f1']:.2f} | {mean['f1_inner']:.2f} "
+                f"| {key[0]} | {key[1]} | {longest} | {mean['f1']:.3f} | {mean['f1_inner']:.3f} "
                 f"| {mean['mean_iou']:.2f} | {100 * mean['pairs_split']:.0f} % "
                 f"| {100 * mean['pairs_split_6px']:.0f} % |"
             )
