@@ -16,6 +16,7 @@ from napari_unet.core.predict import predict_image, predict_tiled
 from napari_unet.core.segment import segment
 from napari_unet.core.synthetic import touching_cells
 from napari_unet.core.train import train
+from napari_unet.model_io import load_model, save_trained
 
 DEVICES = [
     "cpu",
@@ -97,3 +98,26 @@ def test_segmentation_on_the_device_matches_the_cpu(device, make_threshold_unet)
     assert labels.shape == reference.shape and labels.dtype == reference.dtype
     assert match_instances(reference, labels).f1 == 1.0
     assert ((labels > 0) == (reference > 0)).mean() >= 0.995  # bfloat16 rounding at edges
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_training_on_the_device_resumes_from_a_file_written_on_the_cpu(device, tmp_path):
+    sample = touching_cells((96, 96), rng=np.random.default_rng(0))
+    pairs = [(sample.image, sample.annotation)]
+    config = TrainConfig(minutes=None, iterations=3, batch_size=2, tile_size=60)
+    first = drain(train(pairs, config, model=random_unet(), device="cpu"))
+    loaded = load_model(save_trained(tmp_path / "m.safetensors", first))
+    again = drain(
+        train(
+            pairs,
+            config,
+            model=loaded.model,
+            optimizer_state=loaded.optimizer_state,
+            device=device,
+        )
+    )
+    state = again.optimizer_state["state"]
+    assert state and all(float(s["step"]) == 6 for s in state.values())  # Adam went on
+    assert all(torch.isfinite(p).all() for p in again.last_model.parameters())
+    saved = save_trained(tmp_path / "again.safetensors", again)  # device tensors written
+    assert load_model(saved).training["steps"] == 3
