@@ -41,6 +41,19 @@ def test_training_data_warns_about_complete_masks_only_when_read_as_sparse():
     assert dense.warnings == []
 
 
+def test_training_data_warns_when_no_background_is_painted():
+    cells = sample()
+    only_cells = np.where(cells.annotation == 1, 0, cells.annotation)
+    data = TrainingSet([(cells.image, only_cells)], rng=np.random.default_rng(0))
+    assert len(data.warnings) == 1 and data.warnings[0].startswith("no background is painted")
+    both = [(cells.image, only_cells), (cells.image, cells.annotation)]  # painted in one pair
+    assert TrainingSet(both, rng=np.random.default_rng(0)).warnings == []
+    dense = TrainingSet(
+        [(cells.image, cells.truth)], labels=LabelConfig(dense=True), rng=np.random.default_rng(0)
+    )
+    assert dense.warnings == []  # (0 is background there)
+
+
 def test_cell_1_cut_by_the_image_edge_still_counts():
     # numbered in raster order, cell 1 of a real mask often touches the top edge
     ratios = []

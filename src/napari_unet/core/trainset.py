@@ -146,6 +146,14 @@ class TrainingSet:
                 "background (label 1)"
                 + ("" if self.label_config.dense else "; for complete masks use dense labels")
             )
+        if not any((plane.labels == 1).any() for plane in self.planes):  # (internal: 1)
+            # HeLa, one paint draw: F1 0.78 without its background strokes, 0.93 with them
+            # (docs/benchmarks.md, "Cells painted, no background")
+            self.warnings.append(
+                f"no background is painted (label {self.label_config.background}): with "
+                "nothing to learn background from, the network will find cells where there "
+                "are none; paint a few background strokes"
+            )
         self.held_back = hold_back_cells(painted, validation_fraction, rng)
         for p in range(len(self.planes)):
             self._make_targets(p)
