@@ -1,9 +1,10 @@
 """Sparse labels that look like complete masks: a warning, not an error."""
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from napari_unet.core.config import LabelConfig
-from napari_unet.core.labels import looks_complete
+from napari_unet.core.labels import looks_complete, read_annotation
 from napari_unet.core.synthetic import touching_cells
 from napari_unet.core.trainset import TrainingSet
 
@@ -52,6 +53,36 @@ def test_training_data_warns_when_no_background_is_painted():
         [(cells.image, cells.truth)], labels=LabelConfig(dense=True), rng=np.random.default_rng(0)
     )
     assert dense.warnings == []  # (0 is background there)
+
+
+def test_a_label_painted_on_separate_cells_becomes_one_cell_per_piece():
+    labels = np.zeros((8, 10), np.int64)
+    labels[1:3, 1:3] = 5
+    labels[3, 3] = 5  # touches the first piece at a corner: the same piece
+    labels[5:7, 6:9] = 5
+    labels[5:7, 1:3] = 7
+    labels[0, 5:9] = 1  # background
+    annotation = read_annotation(labels)
+    assert annotation.pieces == {5: 2}
+    assert annotation.cells[3, 3] == annotation.cells[1, 1] == 5 and annotation.cells[5, 1] == 7
+    assert (annotation.cells[5:7, 6:9] == 8).all()  # a new label above the largest
+    assert (annotation.cells[0] == 0).all() and annotation.annotated[0, 5:9].all()
+    huge = read_annotation(np.where(labels > 1, labels * 10**9, labels))  # sparse values
+    assert huge.pieces == {5 * 10**9: 2} and len(np.unique(huge.cells)) == 4
+    dense = read_annotation(np.where(labels > 1, 1, 0), LabelConfig(dense=True))  # binary
+    assert dense.pieces == {1: 3} and len(np.unique(dense.cells)) == 4
+
+
+def test_training_data_splits_and_warns_when_cells_share_a_label():
+    cells = sample()
+    one_label = np.where(cells.annotation > 1, 2, cells.annotation)
+    data = TrainingSet([(cells.image, one_label)], rng=np.random.default_rng(0))
+    separate = ndi.label(cells.annotation > 1, structure=np.ones((3, 3)))[1]
+    assert 1 < data.cell_count == separate  # one cell per piece (touching cells stay one)
+    assert len(data.warnings) == 1 and "label 2: " in data.warnings[0]
+    assert data.warnings[0].startswith("pair 1: 1 label(s) cover separate cells")
+    painted = TrainingSet([(cells.image, cells.annotation)], rng=np.random.default_rng(0))
+    assert painted.warnings == [] and painted.cell_count >= data.cell_count
 
 
 def test_cell_1_cut_by_the_image_edge_still_counts():

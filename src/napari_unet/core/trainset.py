@@ -114,10 +114,19 @@ class TrainingSet:
         for index, (image, label_image) in enumerate(pairs):
             images, label_planes = _split_planes(index, image, label_image, in_channels)
             self._pair_planes.append([])
+            pieces: dict[int, int] = {}  # labels painted on several separate cells
             for image_plane, label_plane in zip(images, label_planes, strict=True):
                 self._pair_planes[-1].append(len(raw))
-                raw.append((image_plane, self._internal(label_plane, image_plane.shape)))
+                raw.append((image_plane, self._internal(label_plane, image_plane.shape, pieces)))
                 self._image_shapes.append(image_plane.shape[-2:])
+            if pieces:
+                label, count = max(pieces.items(), key=lambda item: item[1])
+                self.warnings.append(
+                    f"pair {index + 1}: {len(pieces)} label(s) cover separate cells (label "
+                    f"{label}: {count} pieces); each piece is trained as a cell of its own, "
+                    "but cells that touch under one label stay one cell: give every cell its "
+                    "own label (in napari, press M before painting the next one)"
+                )
             if not self.label_config.dense and any(
                 looks_complete(plane, self.label_config.background) for plane in label_planes
             ):
@@ -306,11 +315,18 @@ class TrainingSet:
             weights.append(weight[crop, crop])
         return torch.stack(images), torch.stack(targets), torch.stack(weights)
 
-    def _internal(self, labels: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
+    def _internal(
+        self, labels: np.ndarray, image_shape: tuple[int, ...], pieces: dict | None = None
+    ) -> np.ndarray:
+        """Labels as training uses them (0 not annotated, 1 background, 2.. cells); adds
+        to ``pieces`` the labels split into several cells."""
         if not self.label_config.dense and not np.any(labels):  # a plane nobody painted
             check_labels(labels, image_shape)
             return np.zeros(np.shape(labels), np.int64)
         annotation = read_annotation(labels, self.label_config, image_shape)
+        if pieces is not None:
+            for label, count in annotation.pieces.items():
+                pieces[label] = pieces.get(label, 0) + count
         internal = np.where(annotation.annotated, 1, 0).astype(np.int64)
         internal[annotation.cells > 0] = annotation.cells[annotation.cells > 0] + 1
         return internal
