@@ -38,6 +38,7 @@ def test_training_data_warns_about_complete_masks_only_when_read_as_sparse():
     pairs = [(cells.image, cells.annotation), (cells.image, cells.truth)]
     data = TrainingSet(pairs, rng=np.random.default_rng(0))
     assert len(data.warnings) == 1 and data.warnings[0].startswith("pair 2: the background")
+    assert "a label from 2 up" in data.warnings[0] and "dense" in data.warnings[0]  # both fixes
     dense = TrainingSet(pairs[1:], labels=LabelConfig(dense=True), rng=np.random.default_rng(0))
     assert dense.warnings == []
 

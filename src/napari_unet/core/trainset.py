@@ -132,9 +132,10 @@ class TrainingSet:
             ):
                 self.warnings.append(
                     f"pair {index + 1}: the background label ({self.label_config.background})"
-                    " is one object of the size and shape of a cell; if these labels are "
-                    "complete masks with 0 as background, train with dense labels (--dense, "
-                    "or tick Complete masks)"
+                    " is one object of the size and shape of a cell. If it is a cell, give "
+                    "it a label from 2 up (napari's first label, 1, paints background); if "
+                    "these labels are complete masks with 0 as background, train with dense "
+                    "labels (--dense, or tick Complete masks)"
                 )
         self.scale = (
             scale if scale is not None else choose_scale(_median_area(labels for _, labels in raw))
