@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from _common import median_seconds, write_results
 
-from napari_unet.core.augment import augment, sample_augmentation
 from napari_unet.core.config import AugmentConfig
+from napari_unet.core.training.augment import augment, sample_augmentation
 
 ELASTIC_ONLY = AugmentConfig(
     rotate=False, flip=False, scale=(1, 1), gain=(1, 1), offset=(0, 0), gamma=(1, 1)

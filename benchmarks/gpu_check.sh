@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA GPU, in one run of a few minutes:
-#   1. the device tests (tests/core/test_devices.py, and the augmentation's CUDA test),
+#   1. the device tests (tests/core/network/test_devices.py, and the augmentation's CUDA test),
 #      which compare CUDA's results with the float32 CPU ones;
 #   2. training on HeLa nuclei as train_quality.py does (30 painted cells, the defaults:
 #      450 steps), timed, and scored on 4 frames it never saw: the training issue's bar is
@@ -32,8 +32,8 @@ nvidia-smi -L || echo "(no nvidia-smi)"
 
 # -p no:warnings: the project's warning filters name pydantic, which napari brings (absent here)
 echo "== device tests"
-"$python" -m pytest -q -rs -p no:cacheprovider -p no:warnings tests/core/test_devices.py \
-    tests/core/test_augment.py 2>&1 | tee "$out/tests.log" | tail -n 25
+"$python" -m pytest -q -rs -p no:cacheprovider -p no:warnings tests/core/network/test_devices.py \
+    tests/core/training/test_augment.py 2>&1 | tee "$out/tests.log" | tail -n 25
 
 echo "== training on HeLa (seeds $seeds)"
 # shellcheck disable=SC2086  # the seeds are words

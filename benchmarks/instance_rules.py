@@ -22,9 +22,9 @@ from skimage.morphology import h_maxima
 from skimage.segmentation import expand_labels, watershed
 from train_quality import DATASETS, score
 
+from napari_unet.core.cells.instances import split_at_necks
 from napari_unet.core.events import drain
-from napari_unet.core.instances import split_at_necks
-from napari_unet.core.predict import predict_tiled
+from napari_unet.core.network.predict import predict_tiled
 from napari_unet.model_io import load_model
 
 

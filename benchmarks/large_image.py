@@ -24,8 +24,8 @@ from _common import write_results
 
 from napari_unet.core.config import UNetConfig
 from napari_unet.core.events import TilesDone, drain
-from napari_unet.core.model import UNet
-from napari_unet.core.predict import predict_tiled
+from napari_unet.core.network.model import UNet
+from napari_unet.core.network.predict import predict_tiled
 from napari_unet.core.synthetic import touching_cells
 
 BLOCK = 2048

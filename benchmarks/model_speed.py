@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from napari_unet.core.config import preset
-from napari_unet.core.model import UNet, nearest_valid_input_sizes, output_size
+from napari_unet.core.network.model import UNet, nearest_valid_input_sizes, output_size
 
 MODES = {  # name: (channels_last, bf16 autocast)
     "fp32": (False, False),

@@ -32,9 +32,9 @@ from _common import write_results
 
 from napari_unet.core.config import UNetConfig, preset
 from napari_unet.core.events import drain
-from napari_unet.core.model import UNet
-from napari_unet.core.precision import native_cpu_bfloat16
-from napari_unet.core.predict import predict_image, predict_tiled
+from napari_unet.core.network.model import UNet
+from napari_unet.core.network.precision import native_cpu_bfloat16
+from napari_unet.core.network.predict import predict_image, predict_tiled
 
 
 def flops_per_output_pixel(config: UNetConfig) -> float:

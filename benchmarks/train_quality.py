@@ -40,12 +40,12 @@ from skimage.draw import line
 from skimage.filters import threshold_otsu
 from skimage.segmentation import clear_border
 
+from napari_unet.core.cells.instances import label_instances
+from napari_unet.core.cells.metrics import match_instances, split_touching_pairs
 from napari_unet.core.config import PAPER_RECIPE, TrainConfig
 from napari_unet.core.events import drain
-from napari_unet.core.instances import label_instances
-from napari_unet.core.metrics import match_instances, split_touching_pairs
 from napari_unet.core.segment import segment
-from napari_unet.core.train import train
+from napari_unet.core.training.loop import train
 from napari_unet.model_io import save_trained
 
 DATASETS = {

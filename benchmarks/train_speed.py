@@ -17,15 +17,15 @@ import torch
 from _common import median_seconds, write_results
 
 from napari_unet.core.config import preset
-from napari_unet.core.loss import weighted_cross_entropy
-from napari_unet.core.model import UNet
-from napari_unet.core.precision import (
+from napari_unet.core.network.model import UNet
+from napari_unet.core.network.precision import (
     BFLOAT16,
     CPU_PREDICTION,
     CPU_TRAINING,
     choose_precision,
     native_cpu_bfloat16,
 )
+from napari_unet.core.targets import weighted_cross_entropy
 
 # float32 in the default layout (CPU training), in channels_last (CPU prediction), and
 # bfloat16 autocast in channels_last

@@ -21,7 +21,7 @@ from scipy import ndimage as ndi
 
 from napari_unet.core.config import LabelConfig, WeightMapConfig
 from napari_unet.core.synthetic import touching_cells
-from napari_unet.core.weightmap import class_weights, targets_and_weights, touching_pixels
+from napari_unet.core.targets import class_weights, targets_and_weights, touching_pixels
 
 DENSE = LabelConfig(dense=True)
 

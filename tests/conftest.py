@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from napari_unet.core import precision
 from napari_unet.core.config import UNetConfig
-from napari_unet.core.model import UNet
+from napari_unet.core.network import precision
+from napari_unet.core.network.model import UNet
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,6 @@ half a model.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import uuid
@@ -29,8 +28,9 @@ from safetensors.torch import load as _load_safetensors_bytes
 from safetensors.torch import save as _save_safetensors_bytes
 
 from . import __version__
-from .core.config import InstanceRules, LabelConfig, NormalizationConfig, UNetConfig
-from .core.model import UNet
+from .core.cells.rules import InstanceRules
+from .core.config import LabelConfig, NormalizationConfig, UNetConfig
+from .core.network.model import UNet
 
 __all__ = [
     "FORMAT_VERSION",
@@ -65,9 +65,8 @@ class LoadedModel:
     def rules(self) -> InstanceRules:
         """How this model's probabilities become cells, as training measured them (the
         defaults for what a file does not say)."""
-        fields = {f.name for f in dataclasses.fields(InstanceRules)}
         try:
-            return InstanceRules.from_dict({k: v for k, v in self.training.items() if k in fields})
+            return InstanceRules.from_training(self.training)
         except ValueError as error:
             raise ModelFileError(
                 f"the model file's rules for cells are not valid: {error}"
@@ -122,7 +121,7 @@ def save_model(
 
 
 def save_trained(path: str | os.PathLike, result, *, last: bool = False) -> Path:
-    """Write a :class:`~napari_unet.core.train.TrainResult` to one model file: the best
+    """Write a :class:`~napari_unet.core.training.TrainResult` to one model file: the best
     model (``last=True``: the last one), how it was trained and its history, and the
     optimiser state after the last step, from which training can resume."""
     return save_model(

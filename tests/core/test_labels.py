@@ -3,10 +3,10 @@
 import numpy as np
 from scipy import ndimage as ndi
 
-from napari_unet.core.config import LabelConfig
+from napari_unet.core.config import LabelConfig, TrainConfig
 from napari_unet.core.labels import looks_complete, read_annotation
 from napari_unet.core.synthetic import touching_cells
-from napari_unet.core.trainset import TrainingSet
+from napari_unet.core.training.trainset import TrainingSet
 
 
 def sample(seed=0):
@@ -39,7 +39,9 @@ def test_training_data_warns_about_complete_masks_only_when_read_as_sparse():
     data = TrainingSet(pairs, rng=np.random.default_rng(0))
     assert len(data.warnings) == 1 and data.warnings[0].startswith("pair 2: the background")
     assert "a label from 2 up" in data.warnings[0] and "dense" in data.warnings[0]  # both fixes
-    dense = TrainingSet(pairs[1:], labels=LabelConfig(dense=True), rng=np.random.default_rng(0))
+    dense = TrainingSet(
+        pairs[1:], TrainConfig(labels=LabelConfig(dense=True)), rng=np.random.default_rng(0)
+    )
     assert dense.warnings == []
 
 
@@ -51,7 +53,9 @@ def test_training_data_warns_when_no_background_is_painted():
     both = [(cells.image, only_cells), (cells.image, cells.annotation)]  # painted in one pair
     assert TrainingSet(both, rng=np.random.default_rng(0)).warnings == []
     dense = TrainingSet(
-        [(cells.image, cells.truth)], labels=LabelConfig(dense=True), rng=np.random.default_rng(0)
+        [(cells.image, cells.truth)],
+        TrainConfig(labels=LabelConfig(dense=True)),
+        rng=np.random.default_rng(0),
     )
     assert dense.warnings == []  # (0 is background there)
 

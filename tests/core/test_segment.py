@@ -1,14 +1,14 @@
 """Segmentation of images and stacks: shapes, numbering, progress, errors."""
 
 import numpy as np
-import pytest
 import torch
 
-from napari_unet.core.config import InstanceRules, NormalizationConfig, UNetConfig
+from napari_unet.core.cells.rules import InstanceRules
+from napari_unet.core.config import NormalizationConfig, UNetConfig
 from napari_unet.core.events import PlaneDone, TilesDone, drain
-from napari_unet.core.model import UNet
-from napari_unet.core.predict import predict_image
-from napari_unet.core.segment import segment, stack_planes
+from napari_unet.core.network.model import UNet
+from napari_unet.core.network.predict import predict_image
+from napari_unet.core.segment import segment
 
 
 def blobs(seed, shape=(60, 70), count=3):
@@ -65,22 +65,6 @@ def test_the_rules_say_whether_to_predict_with_flips():
         expected = predict_image(net, image, flips=flips)[1]
         np.testing.assert_allclose(result.cell_probability, expected, atol=1e-5)
     assert not np.allclose(predict_image(net, image, flips=True), predict_image(net, image))
-
-
-@pytest.mark.parametrize(
-    ("shape", "channels", "planes"),
-    [((5, 6), 1, 1), ((4, 5, 6), 1, 4), ((3, 5, 6), 3, 1), ((2, 3, 5, 6), 3, 2)],
-)
-def test_stack_planes_reads_the_axes(shape, channels, planes):
-    assert stack_planes(shape, channels) == planes
-
-
-@pytest.mark.parametrize(
-    ("shape", "channels"), [((5,), 1), ((2, 2, 5, 6), 1), ((2, 5, 6), 3), ((5, 6), 2)]
-)
-def test_shapes_that_do_not_fit_the_model_are_explained(shape, channels):
-    with pytest.raises(ValueError, match="Move the channel axis first"):
-        stack_planes(shape, channels)
 
 
 def test_a_multichannel_model_takes_channel_first_images():

@@ -6,7 +6,7 @@ import pytest
 from napari_unet._widgets import segment as segment_module
 from napari_unet.core.config import UNetConfig
 from napari_unet.core.events import TilesDone
-from napari_unet.core.model import UNet
+from napari_unet.core.network.model import UNet
 from napari_unet.model_io import save_model
 
 
@@ -89,7 +89,7 @@ def test_progress_follows_the_tiles_and_cancel_adds_nothing(
     widget = dock(viewer)
     widget._model_path.value = save_model(tmp_path / "t.safetensors", make_threshold_unet(1))
     # small tiles: many batches, so progress has steps and Cancel has something to stop
-    monkeypatch.setattr("napari_unet.core.predict.MAX_TILE", 40)
+    monkeypatch.setattr("napari_unet.core.network.predict.MAX_TILE", 40)
     widget._run.native.click()
     widget._cancel.native.click()
     qtbot.waitUntil(lambda: widget._run.enabled, timeout=20_000)

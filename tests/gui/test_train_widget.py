@@ -7,8 +7,8 @@ import pytest
 from qtpy.QtCore import QThreadPool
 
 from napari_unet._widgets import train as train_module
-from napari_unet.core import train as core_train
 from napari_unet.core.config import TrainConfig
+from napari_unet.core.training import loop as training_loop
 from napari_unet.model_io import load_model
 
 
@@ -83,7 +83,7 @@ def test_training_draws_the_loss_curve_and_the_model_reaches_segment_layer(
     viewer_with_sample, qtbot, monkeypatch, messages, tmp_path
 ):
     viewer = viewer_with_sample
-    monkeypatch.setattr(core_train, "PREVIEW_EVERY", 0.0)
+    monkeypatch.setattr(training_loop, "PREVIEW_EVERY", 0.0)
     widget = dock_train(viewer, monkeypatch, quick(iterations=6))
     _, segment_widget = viewer.window.add_plugin_dock_widget("napari-unet", "Segment layer")
     painted = viewer.layers["painted cells"].data.copy()
@@ -127,17 +127,24 @@ def test_stop_ends_training_within_a_step_and_keeps_the_model(
 
 def test_strokes_painted_during_training_reach_the_training(viewer_with_sample, qtbot, monkeypatch):
     viewer = viewer_with_sample
+    from napari_unet.core.training.trainset import TrainingSet
+
+    applied = []  # the paint the training set received, in the training thread
+    original = TrainingSet.apply_labels
+
+    def recording(self, updates):
+        applied.append({pair: labels.copy() for pair, labels in updates.items()})
+        return original(self, updates)
+
+    monkeypatch.setattr(TrainingSet, "apply_labels", recording)
     widget = dock_train(viewer, monkeypatch, quick(iterations=100_000))
     labels = viewer.layers["painted cells"]
     widget._train_button.native.click()
-    qtbot.waitUntil(
-        lambda: widget._data is not None and len(widget.plot.losses) > 0, timeout=30_000
-    )
+    qtbot.waitUntil(lambda: len(widget.plot.losses) > 0, timeout=30_000)
     row, column = np.argwhere(labels.data == 0)[0]
-    data = widget._data
-    assert data.planes[0].weight[row, column] == 0
     labels.paint((row, column), 1)
-    qtbot.waitUntil(lambda: data.planes[0].weight[row, column] > 0, timeout=10_000)
+    qtbot.waitUntil(lambda: any(u[0][row, column] == 1 for u in applied), timeout=10_000)
+    assert applied[-1][0].shape == labels.data.shape
     widget.stop()
     wait_for_training(qtbot, widget)
 
@@ -166,7 +173,9 @@ def test_errors_are_explained_and_leave_the_layers_alone(
     wrong = viewer.add_labels(np.zeros((30, 50), np.uint8), name="wrong")
     widget.set_pair(0, image, wrong)
     widget._train_button.native.click()
-    assert "has shape (30, 50) but the image" in messages["error"][-1]
+    assert (
+        "the labels have shape (30, 50) but the image has shape (40, 50)" in messages["error"][-1]
+    )
 
     unpainted = viewer.add_labels(np.where(np.arange(50) < 5, 1, 0)[None].repeat(40, 0), name="bg")
     widget.set_pair(0, image, unpainted)
@@ -183,20 +192,23 @@ def test_augmentation_preview_adds_deformed_tiles(viewer_with_sample, qtbot):
     widget._augment_button.native.click()
     qtbot.waitUntil(lambda: "augmented targets" in viewer.layers, timeout=20_000)
     tiles = viewer.layers["augmented tiles"].data
-    targets = viewer.layers["augmented targets"].data
-    assert tiles.shape == targets.shape and tiles.shape[0] == 4
+    targets = viewer.layers["augmented targets"]
+    # training tiles of the light preset: 276 px in, the targets of their 188 px output
+    assert tiles.shape == (4, 276, 276) and targets.data.shape == (4, 188, 188)
+    assert tuple(targets.translate) == (0, 44, 44)  # over the tile's centre
+    targets = targets.data
     assert set(np.unique(targets)) <= {0, 1, 2} and (targets == 2).any()
 
 
 def test_augmentation_preview_follows_the_elastic_switch(viewer_with_sample, qtbot, monkeypatch):
-    from napari_unet.core.trainset import TrainingSet
+    from napari_unet.core.training.trainset import TrainingSet
 
     used = []
     original = TrainingSet.sample_batch
 
-    def recording(self, count, in_size, out_size, rng, augmentation=None):
-        used.append(augmentation)
-        return original(self, count, in_size, out_size, rng, augmentation)
+    def recording(self, count, in_size, out_size, rng):
+        used.append(self.config.augmentation)
+        return original(self, count, in_size, out_size, rng)
 
     monkeypatch.setattr(TrainingSet, "sample_batch", recording)
     viewer = viewer_with_sample

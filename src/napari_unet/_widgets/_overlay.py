@@ -18,13 +18,13 @@ from napari.qt.threading import create_worker
 from qtpy.QtCore import QTimer
 
 from ..core.config import LabelConfig, WeightMapConfig
-from ..core.weightmap import targets_and_weights
+from ..core.targets import targets_and_weights
 
 DEBOUNCE_MS = 250
 
 
 def weight_maps(
-    labels: np.ndarray, config: WeightMapConfig, label_config: LabelConfig, contours: bool
+    labels: np.ndarray, config: WeightMapConfig, label_config: LabelConfig, outlines: bool
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weights (float32) and gaps (uint8) for (H, W) or (Z, H, W) labels; planes without
     any annotation (or that break the label rules) give zeros."""
@@ -35,7 +35,7 @@ def weight_maps(
         if not label_config.dense and not plane.any():
             continue
         try:
-            targets = targets_and_weights(plane, config, label_config, contours=contours)
+            targets = targets_and_weights(plane, config, label_config, outlines=outlines)
         except ValueError:
             continue
         weights[z], gaps[z] = targets.weight, targets.gaps
@@ -46,7 +46,7 @@ class WeightMapOverlay:
     """Shows and refreshes the weight map of one labels layer while it is on.
 
     settings: called on the GUI thread for the current (WeightMapConfig, LabelConfig,
-        contours) of the training widget.
+        outlines) of the training widget.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer, settings: Callable[[], tuple]) -> None:
@@ -97,13 +97,13 @@ class WeightMapOverlay:
             self._again = True
             return
         labels = np.array(self._labels.data, copy=True)  # the worker never sees the layer
-        config, label_config, contours = self._settings()
+        config, label_config, outlines = self._settings()
         self._worker = create_worker(
             weight_maps,
             labels,
             config,
             label_config,
-            contours,
+            outlines,
             _connect={"returned": self._apply, "finished": self._done},
             _start_thread=True,
         )

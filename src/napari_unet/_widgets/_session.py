@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from psygnal import Signal
 
-from ..core.config import InstanceRules, NormalizationConfig
-from ..core.model import UNet
+from ..core.cells.rules import InstanceRules
+from ..core.config import NormalizationConfig
+from ..core.network.model import UNet
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The "Train U-Net" dock widget: image and labels layers in, a trained model out.
 
 Thin: it reads its widgets into a :class:`~napari_unet.core.config.TrainConfig`, starts
-:func:`napari_unet.core.train.train` in a worker thread and shows what it yields: the
+:func:`napari_unet.core.training.loop.train` in a worker thread and shows what it yields: the
 progress bar, the loss curve, validation F1 and a live prediction of the visible part of
 the image. Strokes painted while training runs are handed to the running training. The
 trained model is offered to "Segment layer" at once and can be saved to one file.
@@ -9,7 +9,6 @@ trained model is offered to "Segment layer" at once and can be saved to one file
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -32,7 +31,6 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog
 
-from ..core.colour import colour_channels
 from ..core.config import (
     PAPER_RECIPE,
     PRESETS,
@@ -40,9 +38,7 @@ from ..core.config import (
     LabelConfig,
     TrainConfig,
     WeightMapConfig,
-    preset,
 )
-from ..core.device import pick_device
 from ..core.events import (
     Checkpoint,
     LabelsIgnored,
@@ -51,9 +47,9 @@ from ..core.events import (
     TrainStep,
     Validation,
 )
-from ..core.model import halo
-from ..core.train import TILE_OUTPUT, TrainResult, infer_channels, train
-from ..core.trainset import TrainingSet
+from ..core.images import colour_channels, pair_channels
+from ..core.network.device import pick_device
+from ..core.training import TrainingControl, TrainResult, augmented_samples, train
 from ..model_io import load_model, save_trained
 from ._overlay import DEBOUNCE_MS, WeightMapOverlay
 from ._plot import LossPlot
@@ -63,33 +59,10 @@ FINE_TUNE = "fine-tune a model file"
 PREVIEW_SIZE = 512  # px: the largest preview window per axis
 
 
-def _training(pairs, config, init_path, kwargs, stop):
+def _training(pairs, config, init_path, device, control):
     """Worker body: load the model to fine-tune (if any), then train."""
     init = load_model(init_path) if init_path is not None else None
-    if init is not None:
-        kwargs = {
-            **kwargs,
-            "model": init.model,
-            "optimizer_state": init.optimizer_state,
-            "normalization": init.normalization,
-        }
-    return (yield from train(pairs, config, stop=stop, **kwargs))
-
-
-def _augmented_samples(pairs, kwargs, contours, augmentation, count=4):
-    """Worker body for the augmentation preview: tiles as training would draw them."""
-    data = TrainingSet(
-        pairs,
-        in_channels=kwargs["in_channels"],
-        labels=kwargs["labels"],
-        weight_map=kwargs["weight_map"],
-        contours=contours,
-        validation_fraction=0.0,
-        rng=np.random.default_rng(),
-    )
-    size = TILE_OUTPUT + 2 * halo(preset("light"))  # a default training tile
-    images, targets, _ = data.sample_batch(count, size, size, np.random.default_rng(), augmentation)
-    return images[:, 0].numpy(), targets.numpy()
+    return (yield from train(pairs, config, start=init, device=device, control=control))
 
 
 class TrainWidget(Container):
@@ -210,8 +183,7 @@ class TrainWidget(Container):
 
         self.worker = None
         self.result: TrainResult | None = None
-        self._stop_event: threading.Event | None = None
-        self._data: TrainingSet | None = None
+        self._control: TrainingControl | None = None
         self._preview_layer: napari.layers.Image | None = None
         self._closed = False
 
@@ -255,7 +227,9 @@ class TrainWidget(Container):
         return config, self._label_config(), not self._two_classes.value
 
     def _train_config(self) -> TrainConfig:
+        """Every setting of the dock, as one record (raises ``ValueError`` for bad ones)."""
         name = self._model.value
+        weight_map, labels, _ = self._weight_settings()
         return TrainConfig(
             preset=name[len("new (") : -1] if name.startswith("new (") else "light",
             minutes=self._minutes.value,
@@ -263,6 +237,9 @@ class TrainWidget(Container):
             learning_rate=self._learning_rate.value,
             tile_size=self._tile.value or None,
             seed=int(time.time()) % 2**31,
+            labels=labels,
+            weight_map=weight_map,
+            augmentation=AugmentConfig(elastic=self._elastic.value),
             **(PAPER_RECIPE if self._two_classes.value else {}),
         )
 
@@ -300,13 +277,10 @@ class TrainWidget(Container):
             image = image_layer.data[0] if image_layer.multiscale else image_layer.data
             if image_layer.rgb:  # colour axis last; a grey image saved in colour becomes grey
                 image = colour_channels(image)
-            spatial = tuple(image.shape[-labels_layer.data.ndim :])
-            if spatial != tuple(labels_layer.data.shape):
-                show_error(
-                    f"Train U-Net: the labels layer {labels_layer.name!r} has shape "
-                    f"{labels_layer.data.shape} but the image {image_layer.name!r} has "
-                    f"{tuple(image.shape)}; add a Labels layer made for this image."
-                )
+            try:
+                pair_channels(image.shape, labels_layer.data.shape)
+            except ValueError as error:
+                show_error(f"Train U-Net: {image_layer.name!r} and {labels_layer.name!r}: {error}.")
                 return None
             read.append((np.asarray(image), np.array(labels_layer.data, copy=True)))
         return read
@@ -323,7 +297,6 @@ class TrainWidget(Container):
         try:
             config = self._train_config()
             device = pick_device(self._device.value)
-            augmentation = AugmentConfig(elastic=self._elastic.value)
         except ValueError as error:
             show_error(f"Train U-Net: {error}")
             return
@@ -333,13 +306,7 @@ class TrainWidget(Container):
             if not init_path.is_file():
                 show_error("Train U-Net: choose the model file to fine-tune.")
                 return
-        kwargs = {
-            "labels": self._label_config(),
-            "weight_map": self._weight_settings()[0],
-            "augmentation": augmentation,
-            "device": device,
-        }
-        self._stop_event = threading.Event()
+        self._control = TrainingControl()
         self._image_names = [image.name for image, _ in self.pair_layers()]
         self._train_button.enabled = False
         self._stop_button.enabled = True
@@ -348,13 +315,15 @@ class TrainWidget(Container):
         self._progress.visible = True
         self._status.value = "preparing the training data ..."
         self.plot.clear()
+        self._watch_labels()
+        self._update_preview_window()
         self.worker = create_worker(
             _training,
             pairs,
             config,
             init_path,
-            kwargs,
-            self._stop_event,
+            device,
+            self._control,
             _connect={
                 "yielded": self._on_event,
                 "returned": self._on_result,
@@ -366,15 +335,15 @@ class TrainWidget(Container):
 
     def stop(self) -> None:
         """End training after the current step; the best model so far is kept."""
-        if self._stop_event is not None:
-            self._stop_event.set()
+        if self._control is not None:
+            self._control.stop()
             self._status.value = "stopping after this step ..."
 
     def shutdown(self) -> None:
         """Stop training and wait for the worker (the widget or the viewer is closing)."""
         self._closed = True
-        if self._stop_event is not None:
-            self._stop_event.set()
+        if self._control is not None:
+            self._control.stop()
         worker = self.worker
         if worker is not None:
             worker.quit()
@@ -386,12 +355,9 @@ class TrainWidget(Container):
         if self._closed:
             return
         if isinstance(event, TrainingStarted):
-            self._data = event.data
             self._status.value = event.summary()
             for warning in event.warnings:
                 show_warning(f"Train U-Net: {warning}")
-            self._watch_labels()
-            self._update_preview_window()
         elif isinstance(event, TrainStep):
             self._progress.value = int(1000 * event.progress)
             self.plot.add_loss(event.step, event.loss)
@@ -427,7 +393,7 @@ class TrainWidget(Container):
 
     def _finished(self) -> None:
         self.worker = None
-        self._data = None
+        self._control = None
         self._unwatch_labels()
         if self._closed:
             return
@@ -454,17 +420,17 @@ class TrainWidget(Container):
         self._label_timer.start()  # sent once painting pauses
 
     def _send_labels(self) -> None:
-        if self._data is None:
+        if self._control is None:
             return
         for index, labels in enumerate(self._watched):
-            self._data.update_labels(index, np.array(labels.data, copy=True))
+            self._control.update_labels(index, labels.data)
 
     def _update_preview_window(self, *_) -> None:
-        if self._data is None:
+        if self._control is None:
             return
         pairs = self.pair_layers()
         if not self._live_preview.value or not pairs:
-            self._data.set_preview_window(0, 0, None)
+            self._control.set_preview_window(0, 0, None)
             return
         image_layer, labels_layer = pairs[0]
         corners = np.asarray(image_layer.corner_pixels)
@@ -480,7 +446,7 @@ class TrainWidget(Container):
                 low, high = 0, min(shape[axis], PREVIEW_SIZE)
             window.append(slice(low, high))
         plane = int(self._viewer.dims.current_step[0]) if labels_layer.data.ndim == 3 else 0
-        self._data.set_preview_window(0, plane, tuple(window))
+        self._control.set_preview_window(0, plane, tuple(window))
 
     def _show_preview(self, event: Preview) -> None:
         pairs = self.pair_layers()
@@ -513,14 +479,15 @@ class TrainWidget(Container):
         pairs = self._read_pairs()
         if pairs is None:
             return
-        config, labels, contours = self._weight_settings()
-        kwargs = {"in_channels": infer_channels(*pairs[0]), "labels": labels, "weight_map": config}
+        try:
+            config = self._train_config()
+        except ValueError as error:
+            show_error(f"Train U-Net: {error}")
+            return
         create_worker(
-            _augmented_samples,
+            augmented_samples,  # the tiles training draws with these settings
             pairs,
-            kwargs,
-            contours,
-            AugmentConfig(elastic=self._elastic.value),  # as training will draw them
+            config,
             _connect={
                 "returned": self._show_augmented,
                 "errored": lambda error: show_error(f"Train U-Net: {error}"),
@@ -530,8 +497,14 @@ class TrainWidget(Container):
 
     def _show_augmented(self, samples: tuple[np.ndarray, np.ndarray]) -> None:
         images, targets = samples
-        self._viewer.add_image(images, name="augmented tiles", colormap="gray")
-        self._viewer.add_labels(targets.astype(np.uint8), name="augmented targets", opacity=0.4)
+        margin = (images.shape[-1] - targets.shape[-1]) // 2  # targets cover the tile's output
+        self._viewer.add_image(images[:, 0], name="augmented tiles", colormap="gray")
+        self._viewer.add_labels(
+            targets.astype(np.uint8),
+            name="augmented targets",
+            opacity=0.4,
+            translate=(0, margin, margin),
+        )
 
     def _ask_where_to_save(self) -> None:
         path, _ = QFileDialog.getSaveFileName(

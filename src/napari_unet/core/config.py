@@ -8,6 +8,7 @@ Every record here is plain data: it is written into model files as JSON (see
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -26,13 +27,16 @@ def _check_int(name: str, value: Any, *, minimum: int, maximum: int | None = Non
 
 
 class _JsonRecord:
-    """Mixin: ``to_dict``/``from_dict`` for flat frozen dataclasses of JSON scalars."""
+    """Mixin: ``to_dict``/``from_dict`` for frozen dataclasses of JSON scalars and of
+    other such records."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     @classmethod
     def from_dict(cls: type[_Record], data: dict[str, Any]) -> _Record:
+        if not isinstance(data, dict):
+            raise ValueError(f"{cls.__name__} must be a JSON object, not {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(data) - names)
         if unknown:
@@ -40,7 +44,24 @@ class _JsonRecord:
                 f"{cls.__name__} has no field(s) {', '.join(unknown)}; "
                 f"known fields: {', '.join(sorted(names))}"
             )
-        return cls(**data)
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for name, value in data.items():
+            record = next(
+                (t for t in typing.get_args(hints[name]) or (hints[name],) if _is_record(t)),
+                None,
+            )
+            values[name] = record.from_dict(value) if record and value is not None else value
+        return cls(**values)
+
+
+def _is_record(kind: Any) -> bool:
+    return isinstance(kind, type) and issubclass(kind, _JsonRecord)
+
+
+def _check_record(name: str, value: Any, kind: type, optional: bool = False) -> None:
+    if not (isinstance(value, kind) or (optional and value is None)):
+        raise ValueError(f"{name} must be a {kind.__name__}, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -85,13 +106,18 @@ class UNetConfig(_JsonRecord):
         """Number of 2x2 max-poolings (and of up-convolutions): ``depth - 1``."""
         return self.depth - 1
 
+    @property
+    def outlines(self) -> bool:
+        """Whether the network has the outline class (three classes: background, cell
+        interior, cell outline) rather than the paper's two."""
+        return self.classes == 3
+
 
 PRESETS: dict[str, UNetConfig] = {
     # The network of the paper: 31,030,658 parameters for 1 input channel and 2 classes.
     "paper": UNetConfig(depth=5, base_channels=64, padding="valid"),
-    # CPU-friendly: 481,762 parameters (1 channel, 2 classes), 3 poolings. A first trial on
-    # real nuclei (TRIALS.md) found it as good as 32 channels / 4 poolings within a 3-10
-    # minute CPU budget, at 3x the training steps.
+    # CPU-friendly: 481,762 parameters (1 channel, 2 classes), 3 poolings
+    # (docs/decisions/2026-11-21-light-preset.md).
     "light": UNetConfig(depth=4, base_channels=16, padding="valid"),
 }
 
@@ -208,56 +234,26 @@ class AugmentConfig(_JsonRecord):
             raise ValueError(f"image_order {self.image_order!r} must be 'linear' or 'cubic'")
 
 
-@dataclass(frozen=True)
-class InstanceRules(_JsonRecord):
-    """How a trained model's output becomes cells: how the probabilities are predicted
-    (``flips``, ``core.predict``) and how they are labelled (the other fields,
-    ``core.instances``).
-
-    Training measures them on the painted cells and stores them in the model file; every
-    front end segments with them. The defaults are for a model without that record.
-    """
-
-    min_size: int = 10  # px: smaller objects are fragments, not cells
-    neck_ratio: float = 0.0  # cut interiors at necks this narrow; 0 = never
-    core_threshold: float = 0.0  # interiors must reach this probability somewhere; 0 = off
-    flips: bool = False  # average the probabilities of the image and its 3 mirror images
-
-    def labelling(self) -> dict[str, Any]:
-        """The fields that :func:`~napari_unet.core.instances.label_instances` takes."""
-        return {k: v for k, v in self.to_dict().items() if k != "flips"}
-
-    def __post_init__(self) -> None:
-        _check_int("min_size", self.min_size, minimum=0)
-        for name in ("neck_ratio", "core_threshold"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
-                raise ValueError(f"{name} = {value!r} must be in [0, 1), e.g. 0.8")
-        if not isinstance(self.flips, bool):
-            raise ValueError(f"flips = {self.flips!r} must be true or false")
-
-
 # TrainConfig fields of the paper's recipe (two classes with gap insertion; none of the
 # additions that measured better), as the "Paper's two classes" switch and --two-classes set.
-PAPER_RECIPE: dict[str, Any] = {"contours": False, "paste_neighbours": False, "batch_norm": False}
+PAPER_RECIPE: dict[str, Any] = {"outlines": False, "paste_neighbours": False, "batch_norm": False}
 
 
 @dataclass(frozen=True)
 class TrainConfig(_JsonRecord):
-    """How a model is trained (the settings a user may change; see ``core.train``).
+    """How a model is trained: every setting a user may change
+    (:func:`~napari_unet.core.training.train`).
 
-    The defaults are what measured best on real data within a few CPU minutes
-    (docs/benchmarks.md): the light preset, three classes (background, cell, outline),
-    pasted neighbours and batch normalisation for roundish cells, Adam, batches of 4
-    tiles, and 450 steps or 3 minutes, whichever comes first (against 3 CPU minutes,
-    659-942 steps: F1 level on HeLa, with 2 % fewer touching pairs split, and higher on
-    BBBC007; and a GPU is spared the whole 3 minutes). ``preset="paper"`` with
-    ``contours``, ``paste_neighbours`` and ``batch_norm`` off is the paper's network and
-    loss.
+    The defaults are what measured best on real data within a few CPU minutes: the light
+    preset, three classes (background, cell, outline), pasted neighbours and batch
+    normalisation for roundish cells, Adam, batches of 4 tiles, and 450 steps or 3
+    minutes, whichever comes first (docs/decisions/2026-12-01-step-budget.md).
+    ``preset="paper"`` with ``PAPER_RECIPE`` is the paper's network and loss. The label
+    convention, weight map, augmentation and normalisation are records of their own.
     """
 
     preset: str = "light"  # architecture of a new model (ignored when fine-tuning)
-    contours: bool = True  # three classes (outline class) instead of gap insertion
+    outlines: bool = True  # three classes (outline class) instead of gap insertion
     paste_neighbours: bool = True  # also train on copies with painted cells made to touch
     batch_norm: bool | None = None  # in a new network; None: for roundish cells, not rods
     # training stops when either budget is spent
@@ -269,9 +265,17 @@ class TrainConfig(_JsonRecord):
     validation_fraction: float = 0.2  # painted cells held back (when there are >= 10)
     validate_every: float = 15.0  # seconds between validations
     seed: int = 0
+    labels: LabelConfig = LabelConfig()  # how the painted labels are read
+    weight_map: WeightMapConfig = WeightMapConfig()  # the loss weights (eq. 2)
+    augmentation: AugmentConfig | None = AugmentConfig()  # None = no augmentation
+    normalization: NormalizationConfig = NormalizationConfig()  # of a new model's input
 
     def __post_init__(self) -> None:
         preset(self.preset)  # raises for an unknown name
+        _check_record("labels", self.labels, LabelConfig)
+        _check_record("weight_map", self.weight_map, WeightMapConfig)
+        _check_record("augmentation", self.augmentation, AugmentConfig, optional=True)
+        _check_record("normalization", self.normalization, NormalizationConfig)
         if self.batch_norm not in (None, True, False):
             raise ValueError(f"batch_norm must be True, False or None, not {self.batch_norm!r}")
         if self.minutes is None and self.iterations is None:

@@ -55,16 +55,13 @@ class TilesDone:
 
 @dataclass(frozen=True)
 class TrainingStarted:
-    """Training has its data ready. ``data`` is the live
-    :class:`~napari_unet.core.trainset.TrainingSet`: hand it new labels while training
-    runs (``data.update_labels``)."""
+    """Training has its data ready and takes its first step next."""
 
     device: str
     precision: str  # "float32", or the autocast dtype: "bfloat16", "float16"
     cells: int  # painted cells trained on
     validation_cells: int  # painted cells held back to validate on (0: no validation)
     input_size: int  # px, training tile (input) size
-    data: Any = None
     warnings: tuple[str, ...] = ()  # what looks wrong in the data, without being an error
 
     def summary(self) -> str:

@@ -103,8 +103,8 @@ def separate_pieces(cells: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
     """Cells with every label that covers separate pieces split into one cell per piece.
 
     In napari the brush keeps its label until the next is chosen (M), so a user may paint
-    several cells with one label; training on them as one cell taught nothing (HeLa: F1
-    0 instead of 0.93, docs/benchmarks.md). Pieces are 8-connected; the first (in raster
+    several cells with one label; training on them as one cell teaches nothing
+    (docs/decisions/2026-12-02-paint-warnings.md). Pieces are 8-connected; the first (in raster
     order) keeps the label, the others get new labels above the largest, in order, so the
     same paint gives the same cells. Cells that touch under one label stay one cell.
     Returns the cells (the input itself when nothing is split) and {label: pieces}.

@@ -1,10 +1,10 @@
 """Segmentation of whole images and stacks: the one computation behind the "Segment layer"
 widget, ``napari-unet segment`` and Python.
 
-Axes: a model with one input channel takes (H, W) images or (Z, H, W) stacks (Z = time or
-depth: each plane is segmented on its own); a model with C > 1 channels takes (C, H, W) or
-(Z, C, H, W). Labels are numbered without repeats across the whole stack, so one value is
-one object in one plane.
+Axes (:mod:`~napari_unet.core.images`): a model with one input channel takes (H, W) images
+or (Z, H, W) stacks (Z = time or depth: each plane is segmented on its own); a model with
+C > 1 channels takes (C, H, W) or (Z, C, H, W). Labels are numbered without repeats across
+the whole stack, so one value is one object in one plane.
 """
 
 from __future__ import annotations
@@ -15,39 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .colour import colour_channels
-from .config import InstanceRules, NormalizationConfig
+from .cells.instances import cell_probability, labels_from_probabilities
+from .cells.rules import InstanceRules
+from .config import NormalizationConfig
 from .events import PlaneDone, TilesDone
-from .instances import label_instances
-from .model import UNet
-from .predict import predict_tiled
-from .scale import labels_to_image, network_shape, resize_image
+from .images import colour_channels, count_planes, labels_to_image, network_shape, resize_image
+from .network.model import UNet
+from .network.predict import predict_tiled
 
-__all__ = [
-    "Segmentation",
-    "cell_probability",
-    "labels_from_probabilities",
-    "segment",
-    "stack_planes",
-]
-
-
-def cell_probability(probabilities: np.ndarray) -> np.ndarray:
-    """(H, W) probability of "cell" from (classes, H, W) class probabilities: class 1, plus
-    the outline class 2 of three-class networks."""
-    return probabilities[1:].sum(axis=0) if len(probabilities) > 2 else probabilities[1]
-
-
-def labels_from_probabilities(probabilities: np.ndarray, **options) -> np.ndarray:
-    """(H, W) instance labels from (classes, H, W) class probabilities of a two- or
-    three-class network; ``options`` (threshold, method, and the fields of
-    :class:`~napari_unet.core.config.InstanceRules`) go to
-    :func:`~napari_unet.core.instances.label_instances`."""
-    return label_instances(
-        cell_probability(probabilities),
-        outline_probability=probabilities[2] if len(probabilities) > 2 else None,
-        **options,
-    )
+__all__ = ["Segmentation", "segment"]
 
 
 @dataclass(frozen=True)
@@ -57,32 +33,6 @@ class Segmentation:
 
     labels: np.ndarray
     cell_probability: np.ndarray | None = None
-
-
-def stack_planes(image_shape: tuple[int, ...], in_channels: int) -> int:
-    """How many planes an image of this shape has for a model with ``in_channels``.
-
-    Raises ``ValueError`` for shapes that do not fit the model.
-    """
-    spatial = 2 + (in_channels > 1)  # (H, W) or (C, H, W)
-    shape = tuple(image_shape)
-    if len(shape) == spatial:
-        planes = 1
-    elif len(shape) == spatial + 1:
-        planes = shape[0]
-    else:
-        planes = 0
-    if planes == 0 or (in_channels > 1 and shape[-3] != in_channels):
-        want = (
-            "(H, W) or (Z, H, W)"
-            if in_channels == 1
-            else (f"({in_channels}, H, W) or (Z, {in_channels}, H, W)")
-        )
-        raise ValueError(
-            f"this model takes images of shape {want}; got shape {shape}. Move the channel "
-            "axis first for multichannel images"
-        )
-    return planes
 
 
 def segment(
@@ -101,7 +51,7 @@ def segment(
     """Instance labels for an image or a stack, plane by plane, tile by tile.
 
     Colour images (colour axis last) are taken as
-    :func:`~napari_unet.core.colour.colour_channels` says. Yields :class:`TilesDone` per
+    :func:`~napari_unet.core.images.colour_channels` says. Yields :class:`TilesDone` per
     batch of tiles and :class:`PlaneDone` per plane; returns a :class:`Segmentation` whose
     labels have the image's spatial shape ((H, W) or (Z, H, W)), uint16 or uint32 as the
     number of objects needs, and, with ``keep_probability``, the cell probability. Each
@@ -110,12 +60,12 @@ def segment(
     probability come back at the image's pixels.
     ``rules`` (a trained model's, e.g. ``TrainResult.rules``; by default
     ``InstanceRules()``) say whether to predict with flips
-    (:func:`~napari_unet.core.predict.predict_tiled`) and, with ``threshold`` and
+    (:func:`~napari_unet.core.network.predict.predict_tiled`) and, with ``threshold`` and
     ``method`` ("components" or "watershed", for two-class networks), how
-    :func:`~napari_unet.core.instances.label_instances` labels.
+    :func:`~napari_unet.core.cells.instances.label_instances` labels.
     """
     image = colour_channels(image, model.config.in_channels)
-    planes = stack_planes(image.shape, model.config.in_channels)
+    planes = count_planes(image.shape, model.config.in_channels)
     single = image.ndim == 2 + (model.config.in_channels > 1)
     labels = np.zeros((planes, *image.shape[-2:]), np.uint32)
     kept = np.zeros(labels.shape, np.float32) if keep_probability else None

@@ -1,0 +1,46 @@
+"""The ``napari-unet`` command line.
+
+    napari-unet demo                 napari with the sample data and the plugin's widgets
+    napari-unet demo --headless      the same work without a display; files in --out
+    napari-unet train --image IMG --labels LBL --out MODEL   train (or fine-tune) a model
+    napari-unet segment MODEL IMAGE... --out DIR   label TIFFs for images (TIFF, zarr, PNG, ...)
+    napari-unet info MODEL|--preset  what a model file or preset holds, and its tile sizes
+
+Thin: one module per command parses its arguments and calls the core. napari is imported
+only by ``demo`` with a display, so that the rest works on a server without Qt; the
+commands import the core only when they run, so that ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import demo, info, segment, train
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 = success)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (ValueError, OSError, MemoryError) as error:  # ModelFileError: a ValueError
+        print(f"napari-unet {args.command}: {error}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="napari-unet",
+        description="U-Net segmentation of touching cells (Ronneberger et al. 2015).",
+    )
+    parser.add_argument("--version", action="version", version=f"napari-unet {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in (demo, train, segment, info):
+        command.add_parser(commands)
+    return parser

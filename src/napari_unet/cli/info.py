@@ -1,0 +1,53 @@
+"""``napari-unet info``: what a model file or a preset holds, and its tile sizes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(commands) -> None:
+    info = commands.add_parser(
+        "info",
+        help="describe a model file or a preset",
+        description="Print the architecture, size, halo and valid tile sizes of a model file "
+        "or a preset.",
+    )
+    source = info.add_mutually_exclusive_group(required=True)
+    source.add_argument("model", nargs="?", type=Path, help="a model file (.safetensors)")
+    source.add_argument("--preset", help="a preset name: paper or light")
+    info.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..core.config import preset
+    from ..core.network.model import UNet, halo, nearest_valid_input_sizes, output_size
+
+    if args.preset:
+        config, details = preset(args.preset), {}
+        title = f"preset {args.preset}"
+    else:
+        from ..model_io import load_model
+
+        loaded = load_model(args.model)
+        config = loaded.model.config
+        title = str(args.model)
+        details = {
+            "normalization": loaded.normalization.to_dict(),
+            "labels": loaded.labels.to_dict(),
+            "cells": loaded.rules.to_dict(),
+            "written by": f"napari-unet {loaded.package_version}",
+        }
+    parameters = sum(p.numel() for p in UNet(config).parameters())
+    smallest = nearest_valid_input_sizes(config, 1)[1]
+    examples = [smallest] + [nearest_valid_input_sizes(config, s)[1] for s in (256, 512, 1024)]
+    print(title)
+    for key, value in {**config.to_dict(), **details}.items():
+        print(f"  {key + ':':<16} {value}")
+    print(f"  {'parameters:':<16} {parameters:,}")
+    print(f"  {'halo:':<16} {halo(config)} px per side")
+    print(
+        f"  {'tile sizes:':<16} {smallest} + {2**config.poolings} k px, e.g. "
+        + ", ".join(f"{s} -> {output_size(config, s)}" for s in examples)
+    )
+    return 0

@@ -1,0 +1,243 @@
+"""From class probabilities to instance labels: one integer per cell."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.feature import peak_local_max
+from skimage.morphology import convex_hull_image, h_maxima
+from skimage.segmentation import expand_labels, relabel_sequential, watershed
+
+__all__ = [
+    "cell_probability",
+    "label_instances",
+    "labels_from_probabilities",
+    "split_at_necks",
+]
+
+METHODS = ("components", "watershed")
+# px a cell's interior is grown by (within the cell probability) to give the whole cell:
+# networks trained on sparse paint put the interior edge about 2 px inside the cell
+# (docs/decisions/2026-11-22-outline-class.md).
+OUTLINE_GROWTH = 2
+# px: a saddle must be at least this much thinner than both maxima (pixel noise is not a
+# neck; docs/decisions/2026-12-01-neck-cutting.md).
+NECK_DEPTH = 1.25
+# Two cells cut apart at a neck join again when, grown to whole cells, they make a convex
+# shape (area / convex hull area at least this): two touching cells leave a notch where
+# they meet, a nucleus whose interior the network notched along its texture does not
+# (docs/decisions/2026-12-01-neck-cutting.md).
+NECK_SOLIDITY = 0.915
+# Background this sure is a real gap between cells, not a speck inside one (_mend_interior;
+# docs/decisions/2026-11-22-outline-class.md).
+GAP_PROBABILITY = 0.9
+
+
+def split_at_necks(mask: np.ndarray, ratio: float) -> np.ndarray:
+    """Label the regions of ``mask``, cutting a region in two where it has a neck.
+
+    The distance transform of the mask is split into basins around its maxima (a
+    watershed); then neighbouring basins are merged again, widest contact first, unless
+    their saddle (the largest distance value on their common border) is below ``ratio``
+    times the smaller of their two maxima and at least ``NECK_DEPTH`` px below it. A
+    single round cell has one basin; an elongated one has several on a ridge, whose
+    saddles are nearly as high as their maxima, so they merge back. Returns int labels.
+    """
+    distance = ndi.distance_transform_edt(mask)
+    basins = watershed(-distance, ndi.label(h_maxima(distance, 1))[0], mask=mask)
+    count = int(basins.max())
+    if count < 2:
+        return basins
+    peak = np.zeros(count + 1)
+    peak[1:] = ndi.maximum(distance, basins, index=np.arange(1, count + 1))
+    firsts, seconds, saddles = [], [], []
+    for a, b, da, db in (
+        (basins[:, :-1], basins[:, 1:], distance[:, :-1], distance[:, 1:]),
+        (basins[:-1], basins[1:], distance[:-1], distance[1:]),
+    ):
+        border = (a != b) & (a > 0) & (b > 0)
+        firsts.append(np.minimum(a[border], b[border]))
+        seconds.append(np.maximum(a[border], b[border]))
+        saddles.append(np.minimum(da[border], db[border]))
+    first, second, saddle = (np.concatenate(x) for x in (firsts, seconds, saddles))
+    if first.size == 0:
+        return basins
+    key = first.astype(np.int64) * (count + 1) + second
+    order = np.lexsort((-saddle, key))  # per pair, its highest saddle first
+    key, saddle = key[order], saddle[order]
+    unique = np.r_[True, key[1:] != key[:-1]]
+    parent = np.arange(count + 1)
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for k in np.argsort(-saddle[unique], kind="stable"):
+        pair, height = key[unique][k], saddle[unique][k]
+        x, y = root(int(pair // (count + 1))), root(int(pair % (count + 1)))
+        if x == y:
+            continue
+        smaller = min(peak[x], peak[y])
+        if height > ratio * smaller or smaller - height < NECK_DEPTH:
+            parent[y] = x
+            peak[x] = max(peak[x], peak[y])
+    lookup = np.array([root(i) for i in range(count + 1)])
+    return relabel_sequential(lookup[basins])[0]
+
+
+def _keep_sure(seeds: np.ndarray, probability: np.ndarray, core: float) -> np.ndarray:
+    """``seeds`` without the regions whose ``probability`` stays below ``core``."""
+    count = int(seeds.max())
+    if count == 0:
+        return seeds
+    sure = np.zeros(count + 1, bool)
+    sure[1:] = ndi.maximum(probability, seeds, np.arange(1, count + 1)) >= core
+    return np.where(sure[seeds], seeds, 0)
+
+
+def _mend_interior(interior: np.ndarray, background: np.ndarray, outline: np.ndarray) -> np.ndarray:
+    """``interior`` with its background specks filled.
+
+    Some networks let background win by a little at scattered pixels inside large
+    textured nuclei (a dither), so their interiors fall into pieces. A speck is a pixel
+    where background is likelier than outline (an outline pixel may mark a contact
+    between cells and is kept); it becomes interior where the interior encloses it, or
+    where a 3x3 closing of the interior covers it and background is not nearly sure there
+    (``GAP_PROBABILITY``: a real gap between two cells).
+    """
+    speck = ~interior & (background > outline)
+    closed = ndi.binary_closing(interior, np.ones((3, 3), bool))
+    interior = interior | (closed & speck & (background < GAP_PROBABILITY))
+    return interior | (ndi.binary_fill_holes(interior) & speck)
+
+
+def _join_convex(labels: np.ndarray, regions: np.ndarray) -> np.ndarray:
+    """``labels`` with the touching pairs of cells cut from one interior (same label in
+    ``regions``) joined where their union is convex (``NECK_SOLIDITY``); the most convex
+    pair first, each cell joined once."""
+    pairs = set()
+    for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1], labels[1:])):
+        touching = (a != b) & (a > 0) & (b > 0)
+        pairs.update(zip(a[touching].tolist(), b[touching].tolist(), strict=True))
+    if not pairs:
+        return labels
+    region = np.zeros(int(labels.max()) + 1, np.int64)
+    region[labels[regions > 0]] = regions[regions > 0]  # a cell's interior region
+    boxes = ndi.find_objects(labels)
+    convex = []
+    for a, b in {(min(p), max(p)) for p in pairs if region[p[0]] == region[p[1]]}:
+        box = tuple(
+            slice(min(p.start, q.start), max(p.stop, q.stop))
+            for p, q in zip(boxes[a - 1], boxes[b - 1], strict=True)
+        )
+        union = np.isin(labels[box], (a, b))
+        solidity = union.sum() / convex_hull_image(union).sum()
+        if solidity >= NECK_SOLIDITY:
+            convex.append((solidity, a, b))
+    lookup = np.arange(len(region))
+    done: set[int] = set()
+    for _, a, b in sorted(convex, reverse=True):
+        if a not in done and b not in done:
+            lookup[b] = a
+            done.update((a, b))
+    return lookup[labels]
+
+
+def label_instances(
+    cell_probability: np.ndarray,
+    *,
+    threshold: float = 0.5,
+    min_size: int = 10,
+    fill_holes: bool = True,
+    method: str = "components",
+    min_distance: int = 4,
+    outline_probability: np.ndarray | None = None,
+    neck_ratio: float = 0.0,
+    core_threshold: float = 0.0,
+) -> np.ndarray:
+    """Label the cells in a probability map.
+
+    cell_probability: (H, W) floats in [0, 1]. Pixels above ``threshold`` are cell.
+    outline_probability: (H, W), for networks with an outline class (three classes): the
+        probability of a cell's outline, included in ``cell_probability``. Then each
+        connected region where the interior (cell minus outline) is above ``threshold``,
+        background specks in it filled (``_mend_interior``), is a cell, grown by
+        ``OUTLINE_GROWTH`` px (not into other cells, and only where the cell probability
+        is above ``threshold``). ``method`` applies to networks with two classes only.
+    neck_ratio: with ``outline_probability``, also cut interiors at necks: where an
+        interior's distance transform has two maxima whose saddle is below
+        ``neck_ratio`` x the smaller maximum (and at least ``NECK_DEPTH`` px below it),
+        the interior is two cells (touching cells whose contact the network missed),
+        unless the two grown cells together are convex (``NECK_SOLIDITY``). 0 = off.
+        Training calibrates it on the painted cells (``TrainResult.rules``).
+    core_threshold: with ``outline_probability``, interiors (after cutting at necks)
+        whose probability stays below this everywhere are dropped; 0 = off. Training
+        sets it for networks with batch normalisation
+        (:func:`~napari_unet.core.cells.rules.rules_for`).
+    method: "components" (default): each 4-connected region is a cell, which is right when
+        the network has learned the gaps between touching cells; "watershed": regions are
+        further split by a watershed of their distance transform seeded at its maxima
+        (at least ``min_distance`` px apart), for cells the network did not separate.
+    fill_holes: holes inside a cell become part of it.
+    Cells smaller than ``min_size`` pixels are dropped. Returns (H, W) labels numbered
+    1..n without gaps, 0 for background, uint16 or uint32 as n needs.
+    """
+    probability = np.asarray(cell_probability)
+    if probability.ndim != 2:
+        raise ValueError(f"expected a 2D probability map; got shape {probability.shape}")
+    if method not in METHODS:
+        raise ValueError(f"method {method!r} is not known; use one of {', '.join(METHODS)}")
+    foreground = probability > threshold
+    if fill_holes:
+        foreground = ndi.binary_fill_holes(foreground)
+    labels, count = ndi.label(foreground)
+    if outline_probability is not None and count:
+        interior_probability = probability - outline_probability
+        interior = foreground & _mend_interior(
+            interior_probability > threshold, 1 - probability, outline_probability
+        )
+        regions = ndi.label(interior)[0]
+        seeds = split_at_necks(interior, neck_ratio) if neck_ratio > 0 else regions
+        seeds = _keep_sure(seeds, interior_probability, core_threshold)
+        labels = expand_labels(seeds, OUTLINE_GROWTH)
+        labels[~foreground] = 0
+        if neck_ratio > 0:
+            labels = _join_convex(labels, regions)
+        labels = relabel_sequential(labels)[0]
+        count = int(labels.max())
+    elif method == "watershed" and count:
+        distance = ndi.distance_transform_edt(foreground)
+        peaks = peak_local_max(distance, min_distance=min_distance, labels=labels)
+        markers = np.zeros(labels.shape, np.int32)
+        markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+        labels = watershed(-distance, markers, mask=foreground)
+        count = int(labels.max())
+    if count and min_size > 1:
+        sizes = np.bincount(labels.ravel())
+        keep = sizes >= min_size
+        keep[0] = False
+        lookup = np.zeros(len(sizes), np.int64)
+        lookup[keep] = np.arange(1, int(keep.sum()) + 1)
+        labels, count = lookup[labels], int(keep.sum())
+    dtype = np.uint16 if count < 2**16 else np.uint32
+    return labels.astype(dtype)
+
+
+def cell_probability(probabilities: np.ndarray) -> np.ndarray:
+    """(H, W) probability of "cell" from (classes, H, W) class probabilities: class 1, plus
+    the outline class 2 of three-class networks."""
+    return probabilities[1:].sum(axis=0) if len(probabilities) > 2 else probabilities[1]
+
+
+def labels_from_probabilities(probabilities: np.ndarray, **options) -> np.ndarray:
+    """(H, W) instance labels from (classes, H, W) class probabilities of a two- or
+    three-class network; ``options`` (threshold, method, and the fields of
+    :class:`~napari_unet.core.config.InstanceRules`) go to
+    :func:`~napari_unet.core.cells.instances.label_instances`."""
+    return label_instances(
+        cell_probability(probabilities),
+        outline_probability=probabilities[2] if len(probabilities) > 2 else None,
+        **options,
+    )

@@ -1,0 +1,119 @@
+"""Scoring a model on the painted cells while it trains: validation on the held-back cells,
+the choice of the best model, the calibration of its rules, and the live preview.
+
+Everything here predicts small crops of the training planes around painted cells, without
+test-time flips (a quarter of the time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..cells.instances import cell_probability, labels_from_probabilities
+from ..cells.metrics import InstanceScores, match_instances
+from ..cells.rules import NECK_CELLS, InstanceRules, calibrate_neck_ratio, rules_for
+from ..events import Preview, drain
+from ..images import resize_image
+from ..network.model import UNet
+from ..network.predict import predict_tiled
+from .trainset import TrainingSet, ValidationRegion
+
+__all__ = ["BestModel", "calibrated_rules", "preview", "validate"]
+
+# validation F1 x IoU this close to the best counts as a tie (plus what one held-back cell
+# can change: 1 / their number; docs/decisions/2026-12-01-best-model.md)
+QUALITY_TOLERANCE = 0.03
+
+
+def predict_crop(
+    model: UNet, data: TrainingSet, plane: int, window: tuple[slice, slice], device
+) -> np.ndarray:
+    """(classes, h, w) probabilities of ``window`` of training plane ``plane``."""
+    image = data.planes[plane].image[(slice(None), *window)]
+    return drain(predict_tiled(model, image, intensity=(0.0, 1.0), device=device))
+
+
+def uncalibrated_rules(model: UNet, data: TrainingSet) -> InstanceRules:
+    """The rules for ``model`` on the painted cells, without cutting at necks."""
+    return rules_for(data.cells, outlines=model.config.outlines, batch_norm=model.config.batch_norm)
+
+
+def validate(
+    model: UNet, data: TrainingSet, regions: list[ValidationRegion], device
+) -> InstanceScores:
+    """Object F1 at IoU 0.5 on the held-back cells: predicted objects count only where
+    they overlap a held-back cell (elsewhere nothing is known)."""
+    tp = fp = fn = 0
+    ious = []
+    options = uncalibrated_rules(model, data).labelling()
+    for region in regions:
+        probabilities = predict_crop(model, data, region.plane, region.window, device)
+        predicted = labels_from_probabilities(probabilities, **options)
+        touching = np.unique(predicted[region.truth > 0])
+        predicted = np.where(np.isin(predicted, touching[touching > 0]), predicted, 0)
+        scores = match_instances(region.truth, predicted)
+        tp, fp, fn = tp + scores.tp, fp + scores.fp, fn + scores.fn
+        ious += [scores.mean_matched_iou] * scores.tp
+    return InstanceScores(0.5, tp, fp, fn, float(np.mean(ious)) if ious else 0.0)
+
+
+class BestModel:
+    """The best model so far, by F1 x mean matched IoU on the held-back cells (finer than
+    F1 on a few cells); near-ties go to the later, longer-trained model, since a handful
+    of held-back cells cannot tell models apart more finely. Without validation, the
+    latest model is the best."""
+
+    def __init__(self, held_back: int) -> None:
+        self.tolerance = QUALITY_TOLERANCE + 1.0 / max(held_back, 1)
+        self.state: dict[str, torch.Tensor] | None = None  # None: the last model
+        self.step = 0
+        self.f1: float | None = None
+        self._quality: float | None = None
+
+    def offer(self, model: UNet, step: int, scores: InstanceScores) -> bool:
+        """Keep ``model`` (after ``step``) if it is the best so far; True if kept."""
+        quality = scores.f1 * scores.mean_matched_iou
+        if self._quality is not None and quality < self._quality - self.tolerance:
+            return False
+        self.state, self.step, self.f1 = cpu_state(model), step, scores.f1
+        self._quality = max(quality, self._quality or 0.0)
+        return True
+
+
+def calibrated_rules(model: UNet, data: TrainingSet, device) -> InstanceRules:
+    """How ``model``'s probabilities become cells, from the painted cells: the neck ratio
+    calibrated on up to ``NECK_CELLS`` of them (spread evenly) where necks are cut."""
+    rules = uncalibrated_rules(model, data)
+    if not data.cells.cuts_necks(model.config.outlines):
+        return rules
+    regions = data.validation_regions(cells="all", at_most=NECK_CELLS)
+    if not regions:
+        return rules
+    crops = [(predict_crop(model, data, r.plane, r.window, device), r.truth > 0) for r in regions]
+    return dataclasses.replace(rules, neck_ratio=calibrate_neck_ratio(crops, rules))
+
+
+def calibrated_cells(model: UNet, data: TrainingSet) -> int:
+    """How many painted cells :func:`calibrated_rules` will predict."""
+    return min(data.cells.count, NECK_CELLS) if data.cells.cuts_necks(model.config.outlines) else 0
+
+
+def preview(
+    model: UNet, data: TrainingSet, request: tuple[int, int, tuple[slice, slice]], device
+) -> Preview:
+    """The cell probability in the preview window ``request`` = (pair, plane, window), in
+    the image's pixels."""
+    pair, z, window = request
+    plane, network_window = data.preview_target(pair, z, window)
+    probability = cell_probability(predict_crop(model, data, plane, network_window, device))
+    shape = tuple(s.stop - s.start for s in window)
+    return Preview(pair, z, window, resize_image(probability, shape))
+
+
+def cpu_state(model: UNet) -> dict[str, Any]:
+    """A copy of the model's weights on the CPU."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}

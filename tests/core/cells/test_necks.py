@@ -1,0 +1,85 @@
+"""Cutting cell interiors at necks: two touching discs are two cells, one disc or one rod
+stays one."""
+
+import numpy as np
+import pytest
+
+from napari_unet.core.cells.instances import label_instances, split_at_necks
+
+
+def disc(shape, centre, radius):
+    rows, cols = np.ogrid[: shape[0], : shape[1]]
+    return (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= radius**2
+
+
+def test_two_discs_joined_by_a_neck_are_cut_in_two():
+    shape = (40, 70)
+    mask = disc(shape, (20, 20), 12) | disc(shape, (20, 42), 12)  # overlap: a neck
+    labels = split_at_necks(mask, 0.8)
+    assert labels.max() == 2 and labels[20, 15] != labels[20, 47]
+    assert (labels[mask] > 0).all() and (labels[~mask] == 0).all()
+    assert split_at_necks(mask, 0.3).max() == 1  # a gentler ratio keeps them together
+
+
+def test_two_small_discs_with_a_shallow_neck_are_cut_in_two():
+    """Small nuclei (interiors 6 px in radius) touch with a neck only ~1.3 px thinner than
+    the discs: as deep as the neck of small touching HeLa nuclei, which a depth of 2 px
+    left joined. One such disc on its own stays whole."""
+    shape = (40, 60)
+    mask = disc(shape, (20, 20), 6) | disc(shape, (20, 29.5), 6)
+    labels = split_at_necks(mask, 0.8)
+    assert labels.max() == 2 and labels[20, 16] != labels[20, 34]
+    cells = label_instances(
+        mask.astype(np.float32), outline_probability=0 * mask, min_size=1, neck_ratio=0.8
+    )
+    assert cells.max() == 2  # not convex together: not joined again
+    assert split_at_necks(disc(shape, (20, 20), 6), 0.8).max() == 1
+
+
+@pytest.mark.parametrize("ratio", [0.5, 0.8])
+def test_one_disc_and_one_rod_stay_whole(ratio):
+    shape = (40, 90)
+    assert split_at_necks(disc(shape, (20, 20), 12), ratio).max() == 1
+    rod = np.zeros(shape, bool)
+    rod[17:24, 5:85] = True  # 7 px wide, long: a ridge of equal maxima
+    assert split_at_necks(rod, ratio).max() == 1
+
+
+def test_a_notched_interior_is_one_cell_when_its_outline_is_convex():
+    """The network notched one round cell's interior along its texture: cut at the neck,
+    the two grown pieces fill the disc, which is convex, so they are one cell again. Two
+    overlapping discs leave a notch where they meet and stay two."""
+    shape = (40, 70)
+    cell = disc(shape, (20, 20), 14).astype(np.float32)
+    outline = cell - disc(shape, (20, 20), 12)  # the rim
+    outline[19:22, 4:19] = outline[19:22, 22:37] = 1.0  # notches from both sides
+    interior = (cell - outline) > 0.5
+    assert split_at_necks(interior, 0.8).max() == 2  # the neck is cut...
+    one = label_instances(cell, outline_probability=outline, min_size=1, neck_ratio=0.8)
+    assert one.max() == 1  # ...and joined again
+
+    two_discs = (disc(shape, (20, 20), 12) | disc(shape, (20, 42), 12)).astype(np.float32)
+    two = label_instances(two_discs, outline_probability=0 * two_discs, min_size=1, neck_ratio=0.8)
+    assert two.max() == 2 and two[20, 10] != two[20, 52]
+
+
+@pytest.mark.parametrize(
+    ("line_cell", "line_outline", "cells"),
+    [
+        (0.45, 0.0, 1),  # background wins by a little: a speck line, mended
+        (1.0, 1.0, 2),  # the outline wins: a contact between two cells
+        (0.0, 0.0, 2),  # background is sure: a real gap
+    ],
+)
+def test_background_specks_do_not_cut_an_interior(line_cell, line_outline, cells):
+    """A network dithering inside a large textured nucleus lets background win by a
+    little along a line across its interior: still one cell. The same line as outline
+    or as sure background divides it."""
+    shape = (40, 40)
+    cell = disc(shape, (20, 20), 14).astype(np.float32)
+    outline = cell - disc(shape, (20, 20), 12)  # the rim
+    cell[20, 8:33] = line_cell  # across the interior, from rim to rim
+    outline[20, 8:33] = line_outline
+    labels = label_instances(cell, outline_probability=outline, min_size=1)
+    assert labels.max() == cells
+    assert (labels[disc(shape, (20, 20), 11)] > 0).all()  # the whole cell is covered
