@@ -217,13 +217,6 @@ def test_augmentation_can_be_switched_off():
     assert AugmentConfig().elastic  # on by default
 
 
-def rods():
-    labels = np.ones((60, 60), np.uint8)
-    for k in range(4):
-        labels[5 + 12 * k : 11 + 12 * k, 5:55] = 2 + k  # 6 x 50 px rods
-    return np.random.default_rng(0).random((60, 60)), labels
-
-
 def test_a_budget_shorter_than_preparing_the_data_still_trains_one_step():
     sample = cells()
     config = quick(minutes=1e-5, iterations=None)  # spent before the first step
@@ -231,7 +224,7 @@ def test_a_budget_shorter_than_preparing_the_data_still_trains_one_step():
     assert len(result.history["steps"]) == 1
 
 
-def test_new_networks_get_batch_norm_for_roundish_cells_only():
+def test_new_networks_get_batch_norm_for_roundish_cells_only(rods):
     sample = cells()
 
     def batch_norm(pair, **settings):
@@ -244,7 +237,7 @@ def test_new_networks_get_batch_norm_for_roundish_cells_only():
         assert result.rules.flips == (pair is not rod_pair)
         return result.model.config.batch_norm
 
-    rod_pair = rods()
+    rod_pair = rods
 
     assert batch_norm((sample.image, sample.annotation))
     assert not batch_norm(rod_pair)

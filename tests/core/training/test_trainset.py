@@ -13,13 +13,6 @@ def cells(seed=0, shape=(96, 96), **kwargs):
     return touching_cells(shape, rng=np.random.default_rng(seed), **kwargs)
 
 
-def rods():
-    labels = np.ones((60, 60), np.uint8)
-    for k in range(4):
-        labels[5 + 12 * k : 11 + 12 * k, 5:55] = 2 + k  # 6 x 50 px rods
-    return np.random.default_rng(0).random((60, 60)), labels
-
-
 def test_held_back_cells_weigh_nothing_in_training_and_are_the_validation_truth():
     sample = cells(shape=(128, 128), painted_cells=14)
     data = TrainingSet([(sample.image, sample.annotation)], rng=np.random.default_rng(0))
@@ -76,12 +69,12 @@ def test_label_updates_are_picked_up_and_bad_ones_refused():
     assert (data.planes[0].weight[:5] > 0).all()  # the good labels are kept
 
 
-def test_the_painted_cells_decide_the_shape_policy():
+def test_the_painted_cells_decide_the_shape_policy(rods):
     sample = cells()
     round_cells = TrainingSet([(sample.image, sample.annotation)], rng=np.random.default_rng(0))
     assert round_cells.cells.median_elongation < 1.6 and round_cells.cells.roundish
     assert round_cells.pasting and round_cells.contact_planes
-    data = TrainingSet([rods()], rng=np.random.default_rng(0))
+    data = TrainingSet([rods], rng=np.random.default_rng(0))
     assert data.cells.median_elongation > 5 and data.cells.rods
     assert not data.pasting and data.contact_planes == []
     squares = np.ones((60, 60), np.uint8)
