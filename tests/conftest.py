@@ -22,6 +22,13 @@ def float32_on_every_cpu(monkeypatch):
     monkeypatch.setattr(precision, "native_cpu_bfloat16", lambda: False)
 
 
+@pytest.fixture(autouse=True)
+def own_cache_folder(monkeypatch, tmp_path_factory):
+    """Each test remembers precision measurements in a folder of its own, never in the
+    user's cache."""
+    monkeypatch.setenv("NAPARI_UNET_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
 def threshold_unet(depth: int = 1, level: float = 0.5, steepness: float = 40.0) -> UNet:
     """A U-Net whose cell probability is sigmoid(steepness * (x - level)) of its input x.
 

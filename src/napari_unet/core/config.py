@@ -8,6 +8,7 @@ Every record here is plain data: it is written into model files as JSON (see
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -15,6 +16,8 @@ from typing import Any, Literal, TypeVar
 _Record = TypeVar("_Record", bound="_JsonRecord")
 
 PADDING_MODES = ("valid", "same")
+# "auto": measured where it matters (core.network.precision); or one forced
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 
 def _check_int(name: str, value: Any, *, minimum: int, maximum: int | None = None) -> None:
@@ -265,6 +268,7 @@ class TrainConfig(_JsonRecord):
     validation_fraction: float = 0.2  # painted cells held back (when there are >= 10)
     validate_every: float = 15.0  # seconds between validations
     seed: int = 0
+    precision: str = "auto"  # one of PRECISIONS
     labels: LabelConfig = LabelConfig()  # how the painted labels are read
     weight_map: WeightMapConfig = WeightMapConfig()  # the loss weights (eq. 2)
     augmentation: AugmentConfig | None = AugmentConfig()  # None = no augmentation
@@ -281,9 +285,13 @@ class TrainConfig(_JsonRecord):
         if self.minutes is None and self.iterations is None:
             raise ValueError("give a time budget (minutes) or a number of iterations")
         if self.minutes is not None and not (
-            isinstance(self.minutes, (int, float)) and self.minutes > 0
+            isinstance(self.minutes, (int, float)) and 0 < self.minutes < math.inf
         ):
-            raise ValueError(f"minutes = {self.minutes!r} must be > 0, e.g. 3")
+            raise ValueError(f"minutes = {self.minutes!r} must be a number above 0, e.g. 3")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision {self.precision!r} is not known; use one of {', '.join(PRECISIONS)}"
+            )
         if self.iterations is not None:
             _check_int("iterations", self.iterations, minimum=1)
         _check_int("batch_size", self.batch_size, minimum=1)

@@ -12,6 +12,7 @@ __all__ = [
     "Checkpoint",
     "LabelsIgnored",
     "PlaneDone",
+    "Status",
     "Preview",
     "TilesDone",
     "TrainingStarted",
@@ -35,6 +36,14 @@ def drain(
             return stop.value
         if on_event is not None:
             on_event(event)
+
+
+@dataclass(frozen=True)
+class Status:
+    """What a long computation is doing now, or a setting it corrected, in one line for a
+    status bar or a terminal (e.g. "reading the paint", "tile size 100 ...; using 180")."""
+
+    message: str
 
 
 @dataclass(frozen=True)

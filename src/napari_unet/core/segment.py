@@ -18,7 +18,7 @@ import torch
 from .cells.instances import cell_probability, labels_from_probabilities
 from .cells.rules import InstanceRules
 from .config import NormalizationConfig
-from .events import PlaneDone, TilesDone
+from .events import PlaneDone, Status, TilesDone
 from .images import colour_channels, count_planes, labels_to_image, network_shape, resize_image
 from .network.model import UNet
 from .network.predict import predict_tiled
@@ -46,8 +46,9 @@ def segment(
     tile_size: int | None = None,
     batch_size: int | None = None,
     device: str | torch.device | None = None,
+    precision: str = "auto",
     keep_probability: bool = False,
-) -> Generator[TilesDone | PlaneDone, None, Segmentation]:
+) -> Generator[TilesDone | PlaneDone | Status, None, Segmentation]:
     """Instance labels for an image or a stack, plane by plane, tile by tile.
 
     Colour images (colour axis last) are taken as
@@ -62,7 +63,10 @@ def segment(
     ``InstanceRules()``) say whether to predict with flips
     (:func:`~napari_unet.core.network.predict.predict_tiled`) and, with ``threshold`` and
     ``method`` ("components" or "watershed", for two-class networks), how
-    :func:`~napari_unet.core.cells.instances.label_instances` labels.
+    :func:`~napari_unet.core.cells.instances.label_instances` labels. ``tile_size``,
+    ``batch_size``, ``device`` and ``precision`` go to
+    :func:`~napari_unet.core.network.predict.predict_tiled` (which yields a
+    :class:`Status` when it changes the tile size).
     """
     image = colour_channels(image, model.config.in_channels)
     planes = count_planes(image.shape, model.config.in_channels)
@@ -83,6 +87,7 @@ def segment(
             tile_size=tile_size,
             batch_size=batch_size,
             device=device,
+            precision=precision,
             flips=rules.flips,
         )
         plane = labels_from_probabilities(

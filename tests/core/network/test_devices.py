@@ -73,7 +73,7 @@ def test_training_on_the_device_returns_cpu_models_and_leaves_the_given_one(devi
         events.append,
     )
 
-    started = events[0]
+    started = next(e for e in events if isinstance(e, TrainingStarted))
     assert isinstance(started, TrainingStarted) and started.device.startswith(device)
     expected = {"cpu": {"float32"}, "cuda": {"bfloat16", "float16"}, "mps": {"float32"}}
     assert started.precision in expected[device]

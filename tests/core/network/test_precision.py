@@ -15,8 +15,11 @@ from napari_unet.core.network.precision import (
     CPU_PREDICTION,
     CPU_TRAINING,
     Precision,
+    cache_file,
     choose_precision,
+    named_precision,
     native_cpu_bfloat16,
+    will_measure,
 )
 from napari_unet.core.network.predict import predict_tiled
 from napari_unet.core.synthetic import touching_cells
@@ -46,6 +49,7 @@ def measured(monkeypatch):
         monkeypatch.setattr(precision_module, "native_cpu_bfloat16", lambda: True)
         monkeypatch.setattr(precision_module, "_time_passes", fake)
         monkeypatch.setattr(precision_module, "_measured", {})
+        cache_file().unlink(missing_ok=True)  # a machine that never measured
         return calls
 
     return setup
@@ -103,10 +107,34 @@ def test_training_and_prediction_run_in_the_chosen_precision(monkeypatch):
     config = TrainConfig(minutes=None, iterations=2, batch_size=2, tile_size=60)
     seen = []
     result = drain(train_module.train([(sample.image, sample.annotation)], config), seen.append)
-    assert isinstance(seen[0], TrainingStarted) and seen[0].precision == "bfloat16"
+    assert isinstance(seen[1], TrainingStarted) and seen[1].precision == "bfloat16"
     assert all(np.isfinite(e.loss) for e in seen if isinstance(e, TrainStep))
     assert all(p.dtype == torch.float32 for p in result.model.parameters())  # weights stay float32
 
     full = drain(predict_tiled(result.model, sample.image, precision="float32"))
     half = drain(predict_tiled(result.model, sample.image, precision="bfloat16"))
     assert 0 < np.abs(full - half).max() < 0.1  # bfloat16 did run, and close to float32
+
+
+def test_a_measurement_is_remembered_for_this_machine_across_processes(measured):
+    calls = measured(float32_seconds=1.0, bfloat16_seconds=0.4)
+    assert will_measure(tiny(), CPU, SHAPE, training=True)
+    assert choose_precision(tiny(), CPU, SHAPE, training=True) == BFLOAT16
+    assert len(calls) == 2 and cache_file().is_file()
+    precision_module._measured.clear()  # as a new process starts
+    assert not will_measure(tiny(), CPU, SHAPE, training=True)
+    precision_module._time_passes = pytest.fail  # (restored by monkeypatch)
+    assert choose_precision(tiny(), CPU, SHAPE, training=True) == BFLOAT16  # not measured again
+    measured(float32_seconds=0.4, bfloat16_seconds=1.0)
+    cache_file().write_text("{not json")  # a damaged cache is measured anew, not an error
+    assert choose_precision(tiny(), CPU, SHAPE, training=True) == CPU_TRAINING
+
+
+def test_a_precision_can_be_named():
+    assert named_precision("float32", CPU, training=True) == CPU_TRAINING
+    assert named_precision("float32", CPU, training=False) == CPU_PREDICTION
+    assert named_precision("bfloat16", CPU, training=True) == BFLOAT16
+    with pytest.raises(ValueError, match="float16 runs on GPUs only"):
+        named_precision("float16", CPU, training=False)
+    with pytest.raises(ValueError, match="precision 'double' is not known"):
+        named_precision("double", CPU, training=False)

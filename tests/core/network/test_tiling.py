@@ -5,15 +5,18 @@ import pytest
 import torch
 
 from napari_unet.core.config import NormalizationConfig, UNetConfig, preset
-from napari_unet.core.events import TilesDone, drain
+from napari_unet.core.events import Status, TilesDone, drain
 from napari_unet.core.network.model import UNet, halo, output_size
 from napari_unet.core.network.predict import predict_image, predict_tiled
 from napari_unet.core.network.tiling import (
+    MAX_HALO_SHARE,
     choose_tile_size,
+    halo_share,
     plan_tiles,
     read_window,
     smallest_tile,
     tile_memory,
+    usable_tile_size,
 )
 
 LIGHT = preset("light")  # 3 poolings: outputs are 4 px off the 8 px grid
@@ -85,7 +88,7 @@ def random_net():
     return net.eval()
 
 
-@pytest.mark.parametrize("tile", [100, 132, 276])
+@pytest.mark.parametrize("tile", [180, 196, 276])
 def test_tiled_equals_whole_image_prediction(random_net, tile):
     image = np.random.default_rng(1).random((203, 157), dtype=np.float32)
     whole = predict_image(random_net, image)
@@ -96,7 +99,7 @@ def test_tiled_equals_whole_image_prediction(random_net, tile):
     assert events[-1] == TilesDone(done=events[-1].total, total=events[-1].total)
 
 
-@pytest.mark.parametrize("tile", [100, 132, 276])
+@pytest.mark.parametrize("tile", [180, 196, 276])
 @pytest.mark.parametrize("shape", [(203, 157), (13, 2)])
 def test_tiled_flips_equal_whole_image_flips(random_net, tile, shape):
     """Each tile flips its own window, yet the result is the whole padded image's."""
@@ -123,7 +126,7 @@ def test_tiles_off_the_pooling_grid_would_differ(random_net):
 def test_tiny_images_work_and_match_the_whole_image(random_net, shape):
     image = np.random.default_rng(3).random(shape, dtype=np.float32)
     whole = predict_image(random_net, image)
-    tiled, _ = run(predict_tiled(random_net, image, tile_size=132))
+    tiled, _ = run(predict_tiled(random_net, image, tile_size=196))
     assert tiled.shape == (2, *shape)
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
 
@@ -136,8 +139,8 @@ def test_padded_networks_are_not_tiled_silently():
 
 def test_bfloat16_makes_the_same_class_decisions_as_float32(random_net):
     image = np.random.default_rng(4).random((120, 130), dtype=np.float32)
-    full, _ = run(predict_tiled(random_net, image, tile_size=132, precision="float32"))
-    half, _ = run(predict_tiled(random_net, image, tile_size=132, precision="bfloat16"))
+    full, _ = run(predict_tiled(random_net, image, tile_size=196, precision="float32"))
+    half, _ = run(predict_tiled(random_net, image, tile_size=196, precision="bfloat16"))
     assert half.dtype == np.float32
     assert np.abs(half - full).max() < 0.05
     assert ((half[1] > 0.5) == (full[1] > 0.5)).mean() > 0.99
@@ -226,11 +229,11 @@ def test_lazy_images_are_read_window_by_window_into_a_zarr_output(random_net, tm
     out = zarr.open(
         str(tmp_path / "p.zarr"), mode="w", shape=(2, 400, 380), chunks=(2, 128, 128), dtype="f4"
     )
-    tiled, _ = run(predict_tiled(random_net, lazy, tile_size=132, out=out))
+    tiled, _ = run(predict_tiled(random_net, lazy, tile_size=196, out=out))
     assert tiled is out
     percentile_sample, *windows = lazy.reads  # small image: the sample is all of it
     assert percentile_sample == data.size
-    assert len(windows) > 4 and max(windows) <= 132 * 132
+    assert len(windows) > 4 and max(windows) <= 196 * 196
     np.testing.assert_allclose(out[:], predict_image(random_net, data), atol=1e-5)
 
 
@@ -243,3 +246,56 @@ def test_large_images_take_their_percentiles_from_a_subsample():
     np.testing.assert_allclose(sampled, exact, rtol=0.01)
     with pytest.raises(ValueError, match="expected"):
         run(predict_tiled(UNet(SMALL), image[:50, :50], out=np.zeros((2, 10, 10))))
+
+
+def test_tile_sizes_that_would_spend_the_work_on_halo_or_memory_are_changed_and_said():
+    light = UNetConfig(depth=4, base_channels=16)  # halo 44 px
+    assert usable_tile_size(light, 276, memory=2**31) == (276, None)
+    size, note = usable_tile_size(light, 90, memory=2**31)  # 92 would compute 4 px of 92
+    assert size == 180 and halo_share(light, 180) <= MAX_HALO_SHARE < halo_share(light, 172)
+    assert note.startswith("tile size 90 spends 99.8% of the work on halo") and "using 180" in note
+    size, note = usable_tile_size(light, 100_000, memory=2**30)
+    assert tile_memory(light, size) <= 2**30 < tile_memory(light, 2 * size)
+    assert note.startswith("tile size 100000 needs about") and f"using {size}" in note
+    assert usable_tile_size(light, 277, memory=2**31) == (
+        284,
+        "tile size 277 is not a valid input size of this network; using 284",
+    )
+    for wrong in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match="must be a whole number of pixels above 0"):
+            usable_tile_size(light, wrong, memory=2**31)
+
+
+def test_prediction_says_which_tile_size_it_used(random_net):
+    image = np.random.default_rng(6).random((120, 130), dtype=np.float32)
+    tiled, events = run(predict_tiled(random_net, image, tile_size=100))
+    notes = [e.message for e in events if isinstance(e, Status)]
+    assert len(notes) == 1 and "using 180" in notes[0]
+    np.testing.assert_allclose(tiled, predict_image(random_net, image), atol=1e-5)
+
+
+class CpuAllocatorFails(RunsOutOfMemory):
+    """The CPU allocator's failure is a plain RuntimeError, not an OutOfMemoryError."""
+
+    def forward(self, x):
+        self.seen.append(tuple(x.shape))
+        if x.numel() > self.budget:
+            raise RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't "
+                "allocate memory: you tried to allocate 118 GiB"
+            )
+        return self.net(x)
+
+
+def test_the_cpu_allocators_failure_is_handled_like_running_out_of_memory(random_net):
+    image = np.random.default_rng(5).random((300, 280), dtype=np.float32)
+    model = CpuAllocatorFails(random_net, budget=2 * 140 * 140)
+    tiled, _ = run(predict_tiled(model, image, tile_size=276, batch_size=4))
+    np.testing.assert_allclose(tiled, predict_image(random_net, image), atol=1e-5)
+
+    class Broken(RunsOutOfMemory):
+        def forward(self, x):
+            raise RuntimeError("a bug, not memory")
+
+    with pytest.raises(RuntimeError, match="a bug"):  # other errors are not retried
+        run(predict_tiled(Broken(random_net, budget=0), image, tile_size=276))

@@ -13,6 +13,7 @@ from napari_unet.core.config import AugmentConfig, LabelConfig, TrainConfig, UNe
 from napari_unet.core.events import (
     Checkpoint,
     LabelsIgnored,
+    Status,
     TrainingStarted,
     TrainStep,
     Validation,
@@ -51,7 +52,8 @@ def test_training_yields_its_events_in_order_and_returns_the_model():
     events, result = events_of(
         train([(sample.image, sample.annotation)], quick(iterations=5), start=tiny())
     )
-    assert isinstance(events[0], TrainingStarted) and events[0].device == "cpu"
+    assert [type(e) for e in events[:2]] == [Status, TrainingStarted]  # said what it does
+    assert events[0].message == "reading the images and the paint" and events[1].device == "cpu"
     steps = [e for e in events if isinstance(e, TrainStep)]
     assert [s.step for s in steps] == [1, 2, 3, 4, 5]
     assert all(np.isfinite(s.loss) and s.loss > 0 for s in steps)
@@ -100,7 +102,7 @@ def test_validation_keeps_the_best_model():
     validations = [e for e in events if isinstance(e, Validation)]
     assert len(validations) == 6
     # the rule: the latest within 0.03 + 1 / (held-back cells) of the best so far
-    tolerance = 0.03 + 1 / events[0].validation_cells
+    tolerance = 0.03 + 1 / events[1].validation_cells
     kept, best_quality = None, None
     for v in validations:
         quality = v.f1 * v.mean_iou
@@ -115,7 +117,7 @@ def test_labels_painted_during_training_are_used():
     sample = cells()
     control = TrainingControl()
     generator = train([(sample.image, sample.annotation)], quick(iterations=3), control=control)
-    assert isinstance(next(generator), TrainingStarted)
+    assert isinstance(next(generator), Status) and isinstance(next(generator), TrainingStarted)
     square = np.where(sample.annotation > 1, 1, sample.annotation)  # cells painted over...
     square[10:40, 10:40] = 2  # ...but one cell of 30 x 30 px
     control.update_labels(0, square)
@@ -192,8 +194,9 @@ def test_bad_input_is_explained_before_any_step(change, message):
     sample = cells()
     image, labels = change(sample.image, sample.annotation)
     generator = train([(image, labels)], quick(), start=tiny())
+    assert isinstance(next(generator), Status)  # reading...
     with pytest.raises(ValueError, match=message):
-        next(generator)
+        next(generator)  # ...and refused before any step
 
 
 def test_train_config_is_checked():

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 
 from ..config import NormalizationConfig
-from ..events import TilesDone
+from ..events import Status, TilesDone
 from ..images import check_finite, check_plane, intensity_range, normalize
 from .model import UNet, halo, nearest_valid_input_sizes
-from .precision import Precision, choose_precision
-from .tiling import choose_tile_size, plan_tiles, read_window, smallest_tile
+from .precision import PRECISIONS, Precision, choose_precision, named_precision
+from .tiling import choose_tile_size, plan_tiles, read_window, smallest_tile, usable_tile_size
 
 __all__ = ["predict_image", "predict_tiled"]
 
@@ -75,9 +75,6 @@ def predict_image(
     return probabilities[0, :, :height, :width].cpu().numpy()
 
 
-PRECISIONS = ("auto", "float32", "bfloat16", "float16")
-
-
 def predict_tiled(
     model: UNet,
     image: np.ndarray,
@@ -91,7 +88,7 @@ def predict_tiled(
     out=None,
     intensity: tuple[float, float] | None = None,
     flips: bool = False,
-) -> Generator[TilesDone, None, np.ndarray]:
+) -> Generator[TilesDone | Status, None, np.ndarray]:
     """Class probabilities for a 2D image, tile by tile; equal to :func:`predict_image`.
 
     image: (H, W) or (C, H, W): numpy, or a lazy array (dask, zarr) of which only each
@@ -99,7 +96,9 @@ def predict_tiled(
     out: where to write the probabilities, any array of shape (classes, H, W) that takes
         slice assignment (a zarr array keeps memory bounded for huge images); by default
         a new float32 numpy array.
-    tile_size: input pixels per axis, rounded up to the next valid size. By default each
+    tile_size: input pixels per axis, rounded up to the next valid size, enlarged where it
+        would spend most of the work on halo and shrunk where a batch would not fit in
+        memory (:func:`~.tiling.usable_tile_size`; a :class:`Status` says so). By default each
         axis gets the size that wastes the fewest pixels on halo and overhang
         (:func:`~.tiling.choose_tile_size`) within ``memory`` bytes per batch: by default
         60 % of a CUDA device's free memory, else 2 GiB (at most a quarter of the RAM).
@@ -120,21 +119,16 @@ def predict_tiled(
     :func:`~napari_unet.core.events.drain`.
     """
     config = model.config
-    if config.padding != "valid":
-        raise ValueError(
-            "tiled prediction is seamless only for networks with valid convolutions; this "
-            "one pads ('same'): use predict_image, or a valid-convolution model"
-        )
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision {precision!r} is not known; use one of {PRECISIONS}")
-    check_plane(image.shape, model.config.in_channels)
+    _check(model, image, precision)
     low, high = intensity or intensity_range(image, normalization)
     shape = tuple(image.shape[-2:])
     device = torch.device(device) if device is not None else next(model.parameters()).device
     run_as = _precision(model, device, precision)
     if batch_size is None:
         batch_size = 1 if device.type == "cpu" else 4
-    tile = _tile_size(config, shape, tile_size, batch_size, device, memory)
+    tile, note = _tile_size(config, shape, tile_size, batch_size, device, memory)
+    if note:
+        yield Status(note)
     if out is None:
         out = np.empty((config.classes, *shape), np.float32)
     elif tuple(out.shape) != (config.classes, *shape):
@@ -153,23 +147,48 @@ def predict_tiled(
                         out[(slice(None), *t.write)] = p[(slice(None), *t.crop)]
                     yield TilesDone(done=first + len(batch), total=len(tiles))
                 return out
-            except torch.OutOfMemoryError:
+            except (torch.OutOfMemoryError, RuntimeError) as error:
+                if not _out_of_memory(error):
+                    raise
                 batch_size, tile = _smaller(config, device, batch_size, tile)
     finally:
         model.train(was_training)
 
 
+def _check(model: UNet, image, precision: str) -> None:
+    """Raise ``ValueError`` for what :func:`predict_tiled` cannot do."""
+    if model.config.padding != "valid":
+        raise ValueError(
+            "tiled prediction is seamless only for networks with valid convolutions; this "
+            "one pads ('same'): use predict_image, or a valid-convolution model"
+        )
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not known; use one of {PRECISIONS}")
+    check_plane(image.shape, model.config.in_channels)
+
+
 def _tile_size(
     config, shape: tuple[int, int], tile_size: int | None, batch_size: int, device, memory
-) -> tuple[int, int]:
-    """Input px per axis: ``tile_size`` rounded up to a valid size, or by default the size
-    per axis that wastes the fewest pixels within the memory budget."""
-    if tile_size is not None:
-        return (nearest_valid_input_sizes(config, tile_size)[1],) * 2
+) -> tuple[tuple[int, int], str | None]:
+    """Input px per axis, and a note when ``tile_size`` had to be changed: by default the
+    size per axis that wastes the fewest pixels within the memory budget."""
     budget = memory if memory is not None else _memory_budget(device)
-    return tuple(
+    if tile_size is not None:
+        size, note = usable_tile_size(config, tile_size, memory=budget, batch_size=batch_size)
+        return (size, size), note
+    sizes = tuple(
         choose_tile_size(n, config, memory=budget, batch_size=batch_size, largest=MAX_TILE)
         for n in shape
+    )
+    return sizes, None
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` says the device ran out of memory (the CPU allocator raises a
+    plain RuntimeError, CUDA an OutOfMemoryError)."""
+    message = str(error)
+    return isinstance(error, torch.OutOfMemoryError) or (
+        "can't allocate memory" in message or "DefaultCPUAllocator" in message
     )
 
 
@@ -213,14 +232,12 @@ def _memory_budget(device: torch.device) -> int:
 def _precision(model: UNet, device: torch.device, precision: str) -> Precision:
     """How to run ``model`` for ``precision``: "auto" measures on the CPU
     (:func:`~napari_unet.core.network.precision.choose_precision`, on one tile of about
-    ``PRECISION_TILE`` px, once per architecture); the others are forced."""
+    ``PRECISION_TILE`` px, once per architecture and machine); the others are forced."""
     if precision == "auto":
         size = nearest_valid_input_sizes(model.config, PRECISION_TILE)[1]
         shape = (1, model.config.in_channels, size, size)
         return choose_precision(model, device, shape, training=False)
-    return Precision(
-        {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[precision]
-    )
+    return named_precision(precision, device, training=False)
 
 
 def _run(

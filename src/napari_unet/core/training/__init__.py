@@ -9,5 +9,13 @@ training through a :class:`TrainingControl`.
 
 from .control import TrainingControl
 from .loop import StartingModel, TrainResult, augmented_samples, train
+from .report import describe
 
-__all__ = ["StartingModel", "TrainResult", "TrainingControl", "augmented_samples", "train"]
+__all__ = [
+    "StartingModel",
+    "TrainResult",
+    "TrainingControl",
+    "augmented_samples",
+    "describe",
+    "train",
+]

@@ -23,16 +23,24 @@ import torch
 
 from ..cells.rules import InstanceRules
 from ..config import LabelConfig, NormalizationConfig, TrainConfig, preset
-from ..events import Checkpoint, LabelsIgnored, TrainingStarted, TrainStep, Validation
+from ..events import Checkpoint, LabelsIgnored, Status, TrainingStarted, TrainStep, Validation
 from ..images import colour_channels, pair_channels
 from ..network.device import pick_device
 from ..network.model import UNet, nearest_valid_input_sizes, output_size
-from ..network.precision import Precision, choose_precision
+from ..network.precision import Precision, choose_precision, named_precision, will_measure
 from ..targets import weighted_cross_entropy
 from . import budget
 from .control import TrainingControl
 from .trainset import TrainingSet
-from .validation import BestModel, calibrated_cells, calibrated_rules, cpu_state, preview, validate
+from .validation import (
+    BestModel,
+    calibrated_cells,
+    calibrated_rules,
+    cpu_state,
+    preview,
+    uncalibrated_rules,
+    validate,
+)
 
 __all__ = ["StartingModel", "TrainResult", "augmented_samples", "train"]
 
@@ -73,8 +81,19 @@ class TrainResult:
     history: dict[str, list] = field(default_factory=dict)
     best_step: int = 0
     best_f1: float | None = None
-    stopped: bool = False  # True when the caller stopped training before the budget
+    ended: str = "steps"  # "steps" or "minutes" (the budget spent), or "stopped" (the caller)
+    validation_cells: int = 0  # painted cells held back; best_f1 was measured on them
     rules: InstanceRules = field(default_factory=InstanceRules)
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the caller stopped training before its budget was spent."""
+        return self.ended == "stopped"
+
+    @property
+    def steps(self) -> int:
+        """Optimiser steps taken."""
+        return len(self.history.get("steps", []))
 
     @property
     def normalization(self) -> NormalizationConfig:
@@ -90,8 +109,10 @@ class TrainResult:
             "config": self.config.to_dict(),
             "best_step": self.best_step,
             "best_f1": self.best_f1,
-            "steps": len(self.history.get("steps", [])),
+            "validation_cells": self.validation_cells,
+            "steps": self.steps,
             "stopped": self.stopped,
+            "ended": self.ended,
             **self.rules.to_dict(),  # min_size, neck_ratio, core_threshold, flips
             "history": self.history,
         }
@@ -127,10 +148,11 @@ def train(
     control = control or TrainingControl()
     device = pick_device(device)
     rng = np.random.default_rng(config.seed)
+    yield Status("reading the images and the paint")
     data, model = _prepare(pairs, config, given, rng)
     input_size, out_size = tile_sizes(model, config)
     shape = (config.batch_size, model.config.in_channels, input_size, input_size)
-    precision = choose_precision(model, device, shape, training=True)
+    precision = yield from _precision(model, device, shape, config.precision)
     model.to(device=device, memory_format=precision.memory_format).train()
     optimizer = _optimizer(model, config, optimizer_state)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.autocast == torch.float16)
@@ -174,7 +196,8 @@ def train(
                 last_preview = time.perf_counter()
     finally:
         torch.random.set_rng_state(torch_state)
-    return _result(model, optimizer, data, config, history, best, step, control.stopped, device)
+    ended = "stopped" if control.stopped else _why_it_ended(config, step)
+    return _result(model, optimizer, data, config, history, best, step, ended, device)
 
 
 def _starting_point(
@@ -238,6 +261,23 @@ def tile_sizes(model: UNet, config: TrainConfig) -> tuple[int, int]:
     wanted = config.tile_size or TILE_OUTPUT + 2 * model.halo
     input_size = nearest_valid_input_sizes(model.config, wanted)[1]
     return input_size, output_size(model.config, input_size)
+
+
+def _precision(
+    model: UNet, device: torch.device, shape: tuple[int, ...], name: str
+) -> Generator[Status, None, Precision]:
+    """The precision to train in: ``name``, or for "auto" the measured choice (said
+    before it is measured: a few seconds, once per machine)."""
+    if name != "auto":
+        return named_precision(name, device, training=True)
+    if will_measure(model, device, shape, training=True):
+        yield Status("timing float32 against bfloat16 on this CPU (once for this machine)")
+    return choose_precision(model, device, shape, training=True)
+
+
+def _why_it_ended(config: TrainConfig, steps: int) -> str:
+    """ "steps" when the step budget was spent, else "minutes"."""
+    return "steps" if config.iterations is not None and steps >= config.iterations else "minutes"
 
 
 def _started(
@@ -353,13 +393,17 @@ def _result(
     history: dict[str, list],
     best: BestModel,
     steps: int,
-    stopped: bool,
+    ended: str,
     device,
 ) -> TrainResult:
-    """The best and last models on the CPU, and the best model's calibrated rules."""
+    """The best and last models on the CPU, and the best model's calibrated rules (not
+    calibrated when no step was taken: such a model is not one to use)."""
     last_model = _on_cpu(model, cpu_state(model))
     best_model = _on_cpu(model, best.state) if best.state is not None else copy.deepcopy(last_model)
-    rules = calibrated_rules(best_model, data, device)
+    if steps:
+        rules = calibrated_rules(best_model, data, device)
+    else:
+        rules = uncalibrated_rules(best_model, data)
     best_model.to("cpu")  # (calibrating moved it to the device)
     return TrainResult(
         model=best_model,
@@ -369,7 +413,8 @@ def _result(
         history=history,
         best_step=best.step if best.state is not None else steps,
         best_f1=best.f1,
-        stopped=stopped,
+        ended=ended,
+        validation_cells=len(data.held_back),
         rules=rules,
     )
 

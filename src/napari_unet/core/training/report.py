@@ -1,0 +1,57 @@
+"""What a training did, in plain lines for the command line and the dock: how many steps
+of how many, why it ended, and how far to trust its validation score."""
+
+from __future__ import annotations
+
+from .loop import TrainResult
+
+__all__ = ["FEW_VALIDATION_CELLS", "SHORT_OF_PLAN", "describe"]
+
+SHORT_OF_PLAN = 0.8  # of the planned steps: fewer, and the clock ended training early
+FEW_VALIDATION_CELLS = 10  # held-back cells below which one cell moves F1 by over 0.1
+
+
+def describe(result: TrainResult) -> list[str]:
+    """One to three lines: the steps and why training ended (and what to do when the clock
+    ended it far short of its steps), then the validation score with the number of
+    held-back cells it rests on."""
+    config, steps = result.config, result.steps
+    planned = config.iterations
+    of = f" of {planned}" if planned is not None else ""
+    if result.ended == "stopped":
+        lines = [f"stopped after {steps}{of} steps"]
+    elif result.ended == "minutes":
+        lines = [f"trained {steps}{of} steps in the {config.minutes:g}-minute budget"]
+        if planned is not None and steps < SHORT_OF_PLAN * planned:
+            seconds = result.history["steps"][-1][1] / max(steps, 1) if steps else 0.0
+            lines[0] = (
+                f"trained only {steps} of {planned} steps: the {config.minutes:g}-minute "
+                f"budget ran out first ({seconds:.1f} s a step on this machine)"
+            )
+            lines.append(
+                "the model may be undertrained: give it more minutes (--minutes, or Minutes "
+                "in the dock), close other work, or train on a GPU"
+            )
+    else:
+        lines = [f"trained {steps} steps"]
+    lines.append(_validation_line(result))
+    return lines
+
+
+def _validation_line(result: TrainResult) -> str:
+    held = result.validation_cells
+    if result.best_f1 is None:
+        return (
+            "not validated: fewer than 10 cells are painted, so none were held back; the "
+            "last model is kept"
+        )
+    line = (
+        f"best model at step {result.best_step}: validation F1 {result.best_f1:.2f} on "
+        f"{held} held-back painted cell{'s' if held != 1 else ''}"
+    )
+    if held < FEW_VALIDATION_CELLS:
+        line += (
+            f" (a rough score: one cell more or less moves it by about {1 / held:.2f}; "
+            "paint more cells for a firmer one)"
+        )
+    return line
