@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,8 +27,10 @@ from safetensors.torch import load as _load_safetensors_bytes
 from safetensors.torch import save as _save_safetensors_bytes
 
 from . import __version__
+from ._files import write_atomically
 from .core.cells.rules import InstanceRules
 from .core.config import LabelConfig, NormalizationConfig, UNetConfig
+from .core.network.device import pick_device
 from .core.network.model import UNet
 
 __all__ = [
@@ -60,6 +61,7 @@ class LoadedModel:
     training: dict[str, Any] = field(default_factory=dict)  # settings and history, free JSON
     package_version: str = ""  # the napari-unet version that wrote the file
     optimizer_state: dict[str, Any] | None = None  # torch optimizer state_dict, to resume
+    optimizer_problem: str | None = None  # why the file's optimiser state was not usable
 
     @property
     def rules(self) -> InstanceRules:
@@ -116,8 +118,7 @@ def save_model(
     }
     tensors.update(optimizer_tensors)
     data = _save_safetensors_bytes(tensors, metadata={_METADATA_KEY: header})
-    _write_atomically(path, data)
-    return path
+    return write_atomically(path, data)
 
 
 def save_trained(path: str | os.PathLike, result, *, last: bool = False) -> Path:
@@ -137,18 +138,25 @@ def save_trained(path: str | os.PathLike, result, *, last: bool = False) -> Path
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
     """Read a model file written by :func:`save_model`; the network comes back in eval mode.
 
-    Raises :class:`ModelFileError` (a ``ValueError``) for a missing file, a pickle, a file
-    of another format, a newer format version, or weights that do not fit the architecture.
+    Raises :class:`ModelFileError` (a ``ValueError``) naming the file for a missing file or
+    a folder, a pickle, a file of another format, a newer format version, a description
+    that is not valid, weights that do not fit the architecture (naming the tensor) or that
+    hold NaN, and ``ValueError`` for a device that is not available. Nothing is allocated
+    for the network before its weights are known to fit it. A damaged optimiser state
+    does not stop the model from loading (``optimizer_problem`` says what is wrong).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{str(path)!r} is a folder; give a model file (.safetensors)")
     if not path.is_file():
         raise ModelFileError(f"model file {str(path)!r} does not exist")
+    device = pick_device(device)
     data = path.read_bytes()
     _refuse_pickles(path, data)
     try:
-        tensors = _load_safetensors_bytes(data)
         metadata = _read_header_metadata(data)
-    except (SafetensorError, ValueError, json.JSONDecodeError) as error:
+        tensors = _load_safetensors_bytes(data)
+    except (SafetensorError, ValueError, UnicodeDecodeError) as error:
         raise ModelFileError(
             f"{path.name} is not a napari-unet model file (it is not in the safetensors "
             f"format: {error})"
@@ -158,29 +166,59 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
         config = UNetConfig.from_dict(description["architecture"])
         normalization = NormalizationConfig.from_dict(description.get("normalization", {}))
         labels = LabelConfig.from_dict(description.get("labels", {}))
+        training = description.get("training", {})
+        if not isinstance(training, dict):
+            raise ValueError("its training record is not a JSON object")
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"{path.name} has an invalid description: {error}") from None
-    model = UNet(config)
     optimizer_tensors = {k: tensors.pop(k) for k in list(tensors) if k.startswith(_OPTIMIZER)}
-    try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as error:
-        first_line = str(error).splitlines()[0]
-        raise ModelFileError(
-            f"the weights in {path.name} do not fit its architecture ({first_line})"
-        ) from None
+    _check_weights(path, config, tensors)
+    model = UNet(config)
+    model.load_state_dict(tensors, strict=True)
+    optimizer_state, problem = None, None
+    if "optimizer" in description:
+        try:
+            optimizer_state = _unflatten_optimizer(description["optimizer"], optimizer_tensors)
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            problem = f"the optimiser state in {path.name} is damaged ({error!r})"
     return LoadedModel(
         model=model.to(device).eval(),
         normalization=normalization,
         labels=labels,
-        training=description.get("training", {}),
+        training=training,
         package_version=str(description.get("package_version", "")),
-        optimizer_state=(
-            _unflatten_optimizer(description["optimizer"], optimizer_tensors)
-            if "optimizer" in description
-            else None
-        ),
+        optimizer_state=optimizer_state,
+        optimizer_problem=problem,
     )
+
+
+def _check_weights(path: Path, config: UNetConfig, tensors: dict[str, torch.Tensor]) -> None:
+    """Compare the file's tensors with the architecture's, on torch's "meta" device (no
+    memory), and refuse NaN or infinite weights."""
+    with torch.device("meta"):
+        expected = {name: t.shape for name, t in UNet(config).state_dict().items()}
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [n for n in expected if n in tensors and tensors[n].shape != expected[n]]
+    problem = None
+    if missing:
+        problem = f"{len(missing)} tensor(s) missing, e.g. {missing[0]}"
+    elif unexpected:
+        problem = f"{len(unexpected)} tensor(s) not in the architecture, e.g. {unexpected[0]}"
+    elif wrong:
+        name = wrong[0]
+        problem = f"{name} has shape {tuple(tensors[name].shape)}, not {tuple(expected[name])}"
+    if problem:
+        raise ModelFileError(
+            f"the weights in {path.name} do not fit its architecture ({problem}); the file "
+            "is damaged or was edited"
+        )
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise ModelFileError(
+                f"the weights in {path.name} hold NaN or infinite values ({name}): the "
+                "training that wrote it diverged; train again (a lower learning rate helps)"
+            )
 
 
 _OPTIMIZER = "optimizer."
@@ -227,10 +265,18 @@ def _refuse_pickles(path: Path, data: bytes) -> None:
 
 
 def _read_header_metadata(data: bytes) -> dict[str, str]:
-    """The ``__metadata__`` of a safetensors header (8-byte little-endian length, then JSON)."""
+    """The ``__metadata__`` of a safetensors header (8-byte little-endian length, then JSON).
+    Raises ``ValueError`` (JSONDecodeError is one) for anything else."""
     length = int.from_bytes(data[:8], "little")
+    if len(data) < 8 or 8 + length > len(data):
+        raise ValueError("the header is cut short")
     header = json.loads(data[8 : 8 + length])
-    return header.get("__metadata__") or {}
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    metadata = header.get("__metadata__") or {}
+    if not isinstance(metadata, dict):
+        raise ValueError("the header's metadata is not a JSON object")
+    return metadata
 
 
 def _parse_description(path: Path, metadata: dict[str, str]) -> dict[str, Any]:
@@ -240,7 +286,15 @@ def _parse_description(path: Path, metadata: dict[str, str]) -> dict[str, Any]:
             f"{_METADATA_KEY!r} description); weights from elsewhere need their architecture: "
             "build the UNet yourself and save it with napari_unet.model_io.save_model"
         )
-    description = json.loads(metadata[_METADATA_KEY])
+    try:
+        description = json.loads(metadata[_METADATA_KEY])
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(f"{path.name} has a description that is not JSON: {error}") from None
+    if not isinstance(description, dict):
+        raise ModelFileError(
+            f"{path.name} has a description that is a JSON {type(description).__name__}, not "
+            "an object; the file is damaged or was not written by napari-unet"
+        )
     if description.get("format") != FORMAT:
         raise ModelFileError(f"{path.name} is not a napari-unet model file")
     version = description.get("format_version")
@@ -256,19 +310,3 @@ def _parse_description(path: Path, metadata: dict[str, str]) -> dict[str, Any]:
             f"{FORMAT_VERSION} and older. Upgrade napari-unet: pip install -U napari-unet"
         )
     return description
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A temporary file beside the target (same file system, so the rename is atomic),
-    # created with open(), which honours the user's umask (mkstemp would make it private).
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "xb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -21,15 +21,38 @@ from . import demo, info, segment, train
 __all__ = ["main"]
 
 
+EPILOG = """labels, as painted in napari:
+  0 = not annotated, 1 = background, 2 and up = one cell each
+  (train --dense reads complete masks instead: 0 = background, every other value a cell)
+
+examples:
+  napari-unet demo
+  napari-unet train --image cells.tif --labels painted.tif --out model.safetensors
+  napari-unet segment model.safetensors cells.tif more.tif --out labels/
+  napari-unet info model.safetensors
+
+"napari-unet COMMAND --help" says more about each command."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (0 = success)."""
+    """Run the command line; returns the exit status (0 = success, 1 = an error it
+    explained, 2 = wrong arguments, 130 = interrupted)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.run(args)
     except (ValueError, OSError, MemoryError) as error:  # ModelFileError: a ValueError
-        print(f"napari-unet {args.command}: {error}", file=sys.stderr)
+        print(f"napari-unet {args.command}: {_one_line(error)}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"\nnapari-unet {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.filename and error.strerror:
+        return f"{error.strerror}: {error.filename}"
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="napari-unet",
-        description="U-Net segmentation of touching cells (Ronneberger et al. 2015).",
+        description="U-Net segmentation of touching cells (Ronneberger et al. 2015): paint "
+        "a few cells, train, segment.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"napari-unet {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -7,42 +7,61 @@ import sys
 import time
 from pathlib import Path
 
+from ._arguments import PRECISION_CHOICES, folder, positive_int
+
+EXAMPLE = """example:
+  napari-unet segment model.safetensors cells.tif more/*.tif --out labels/"""
+
 
 def add_parser(commands) -> None:
     seg = commands.add_parser(
         "segment",
         help="segment images with a model file",
         description="Segment images (TIFF, zarr, PNG, JPEG, ...; 2D, or stacks with the plane "
-        "axis first; colour images with the colour axis last) "
-        "and write one label TIFF per image, NAME_labels.tif, to --out.",
+        "axis first; colour images with the colour axis last) and write one label TIFF per "
+        "image, NAME_labels.tif, to --out. Files are written whole or not at all; existing "
+        "ones are kept unless --overwrite.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     seg.add_argument("model", type=Path, help="a model file (.safetensors)")
     seg.add_argument(
-        "images", type=Path, nargs="+", help="image files (TIFF, PNG, ...) or zarr arrays"
+        "images", type=Path, nargs="+", help="one or more image files (TIFF, PNG, ...) or zarr"
     )
-    seg.add_argument("--out", type=Path, required=True, help="output folder")
-    seg.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
-    seg.add_argument("--tile-size", type=int, default=None, help="input tile size in px")
+    seg.add_argument("--out", type=folder, required=True, help="output folder")
+    seg.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    seg.add_argument(
+        "--device",
+        default="auto",
+        help="auto (default: CUDA, then MPS, then CPU), cpu, cuda or mps",
+    )
+    seg.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISION_CHOICES,
+        help="arithmetic: auto (default; on a CPU, bfloat16 where measured faster), float32 "
+        "or bfloat16",
+    )
+    seg.add_argument(
+        "--tile-size",
+        type=positive_int,
+        default=None,
+        metavar="PX",
+        help="input tile size in px (default: chosen per image for the least waste, up to "
+        "1100; sizes under about 4 halos, 180 for the light preset, are enlarged)",
+    )
     seg.add_argument("--probabilities", action="store_true", help="also write NAME_probability.tif")
     seg.add_argument(
         "--watershed",
         action="store_true",
-        help="split cells the network merged (distance-transform watershed)",
+        help="split cells the network merged (distance-transform watershed; two-class models)",
     )
     seg.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    import tifffile
-
-    from ..core.events import drain
-    from ..core.images import colour_channels, count_planes
     from ..core.network.device import pick_device
-    from ..core.segment import segment
-    from ..image_io import read_image
     from ..model_io import load_model
-    from ._progress import TilesProgress
 
     missing = [str(p) for p in args.images if not p.exists()]
     if missing:
@@ -54,41 +73,65 @@ def run(args: argparse.Namespace) -> int:
             f"two images would write {clashes[0]}_labels.tif; segment them into separate "
             "--out folders"
         )
+    outputs = {name: _outputs(args, name) for name in names}
+    existing = [str(p) for paths in outputs.values() for p in paths if p.exists()]
+    if existing and not args.overwrite:
+        raise ValueError(
+            f"{existing[0]} exists ({len(existing)} output file(s) would be replaced); add "
+            "--overwrite to replace them, or choose another --out"
+        )
     device = pick_device(args.device)
     loaded = load_model(args.model, device=device)
-    args.out.mkdir(parents=True, exist_ok=True)
     for path, name in zip(args.images, names, strict=True):
-        image = read_image(path)
-        start = time.perf_counter()
-        try:
-            image = colour_channels(image, loaded.model.config.in_channels)
-            planes = count_planes(image.shape, loaded.model.config.in_channels)
-            progress = TilesProgress(name, planes) if sys.stderr.isatty() else None
-            result = drain(
-                segment(
-                    loaded.model,
-                    image,
-                    loaded.normalization,
-                    tile_size=args.tile_size,
-                    device=device,
-                    keep_probability=args.probabilities,
-                    method="watershed" if args.watershed else "components",
-                    rules=loaded.rules,
-                ),
-                progress,
-            )
-        except ValueError as error:
-            raise ValueError(f"{path.name}: {error}") from None
-        if progress is not None:
-            print(file=sys.stderr)
-        written = [args.out / f"{name}_labels.tif"]
-        tifffile.imwrite(written[0], result.labels, compression="zlib")
-        if args.probabilities:
-            written.append(args.out / f"{name}_probability.tif")
-            tifffile.imwrite(written[1], result.cell_probability, compression="zlib")
-        objects = len(np.unique(result.labels)) - 1
-        print(
-            f"{path.name}: {objects} objects in {time.perf_counter() - start:.1f} s -> "
-            + ", ".join(str(p) for p in written)
-        )
+        _segment_one(args, loaded, device, path, name, outputs[name])
     return 0
+
+
+def _outputs(args: argparse.Namespace, name: str) -> list[Path]:
+    return [args.out / f"{name}_labels.tif"] + (
+        [args.out / f"{name}_probability.tif"] if args.probabilities else []
+    )
+
+
+def _segment_one(args, loaded, device, path: Path, name: str, outputs: list[Path]) -> None:
+    """Segment one image and write its files (each whole, or not at all)."""
+    import numpy as np
+
+    from ..core.events import drain
+    from ..core.images import colour_channels, count_planes
+    from ..core.segment import segment
+    from ..image_io import read_image, write_tiff
+    from ._progress import TilesProgress
+
+    image = read_image(path)
+    start = time.perf_counter()
+    live = sys.stderr.isatty()
+    try:
+        image = colour_channels(image, loaded.model.config.in_channels)
+        planes = count_planes(image.shape, loaded.model.config.in_channels)
+        result = drain(
+            segment(
+                loaded.model,
+                image,
+                loaded.normalization,
+                tile_size=args.tile_size,
+                device=device,
+                precision=args.precision,
+                keep_probability=args.probabilities,
+                method="watershed" if args.watershed else "components",
+                rules=loaded.rules,
+            ),
+            TilesProgress(name, planes, live),
+        )
+    except ValueError as error:
+        raise ValueError(f"{path.name}: {error}") from None
+    if live:
+        print(file=sys.stderr)
+    write_tiff(outputs[0], result.labels)
+    if args.probabilities:
+        write_tiff(outputs[1], result.cell_probability)
+    objects = len(np.unique(result.labels)) - 1
+    print(
+        f"{path.name}: {objects} objects in {time.perf_counter() - start:.1f} s -> "
+        + ", ".join(str(p) for p in outputs)
+    )

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
+
+from ._arguments import PRECISION_CHOICES, finite_minutes, positive_int
+
+EXAMPLE = """example:
+  napari-unet train --image cells.tif --labels painted.tif --out model.safetensors
+  napari-unet train --image a.tif --labels a_paint.tif --image b.tif --labels b_paint.tif \\
+      --out model.safetensors --minutes 10"""
 
 
 def add_parser(commands) -> None:
@@ -12,27 +23,51 @@ def add_parser(commands) -> None:
         "train",
         help="train a model on images and painted labels",
         description="Train a U-Net on image/labels pairs (TIFF, zarr, PNG, JPEG, ...; 2D or "
-        "stacks; colour images with the colour axis last) and "
-        "write one model file. Labels: 0 = not annotated, 1 = background, 2 and up = one cell "
-        "each (or, with --dense, complete masks with 0 = background). Ctrl-C stops training "
-        "early and still writes the best model so far.",
+        "stacks; colour images with the colour axis last) and write one model file. Labels: "
+        "0 = not annotated, 1 = background, 2 and up = one cell each (or, with --dense, "
+        "complete masks with 0 = background). Ctrl-C (or kill) stops training early and "
+        "still writes the best model so far; Ctrl-C twice quits at once, writing nothing.",
+        epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    tr.add_argument("--image", type=Path, action="append", required=True, help="an image")
     tr.add_argument(
-        "--labels", type=Path, action="append", required=True, help="its labels (same order)"
+        "--image",
+        type=Path,
+        action="append",
+        required=True,
+        metavar="IMAGE",
+        help="an image to learn from; repeat --image/--labels for more pairs",
+    )
+    tr.add_argument(
+        "--labels",
+        type=Path,
+        action="append",
+        required=True,
+        metavar="LABELS",
+        help="the painted labels of the --image before it (same order)",
     )
     tr.add_argument("--out", type=Path, required=True, help="the model file to write")
-    tr.add_argument("--preset", default="light", help="architecture: light (default) or paper")
+    tr.add_argument(
+        "--preset",
+        default="light",
+        choices=["light", "paper"],
+        help="architecture of a new model: light (default, fast on a CPU) or paper (31 M "
+        "parameters, for GPUs)",
+    )
     budget = tr.add_mutually_exclusive_group()
     budget.add_argument(
         "--minutes",
-        type=float,
+        type=finite_minutes,
         default=None,
         metavar="M",
         help="train for M minutes (default: 450 steps or 3 minutes, whichever comes first)",
     )
     budget.add_argument(
-        "--iterations", type=int, default=None, metavar="N", help="train for N optimiser steps"
+        "--iterations",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="train for N optimiser steps",
     )
     tr.add_argument("--dense", action="store_true", help="complete masks: 0 = background")
     tr.add_argument("--init", type=Path, default=None, help="a model file to fine-tune/resume")
@@ -42,7 +77,18 @@ def add_parser(commands) -> None:
         help="the paper's recipe: two classes with gap insertion (no outline class, no "
         "pasted neighbours, no batch normalisation)",
     )
-    tr.add_argument("--device", default="auto", help="auto (default), cpu, cuda or mps")
+    tr.add_argument(
+        "--device",
+        default="auto",
+        help="auto (default: CUDA, then MPS, then CPU), cpu, cuda or mps",
+    )
+    tr.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISION_CHOICES,
+        help="arithmetic: auto (default; on a CPU, bfloat16 where measured faster, once per "
+        "machine), float32 or bfloat16",
+    )
     tr.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     tr.set_defaults(run=run)
 
@@ -58,19 +104,54 @@ def train_config(args: argparse.Namespace):
         preset=args.preset,
         **({"minutes": args.minutes, "iterations": args.iterations} if given else {}),
         seed=args.seed,
+        precision=args.precision,
         labels=LabelConfig(dense=args.dense),
         **(PAPER_RECIPE if args.two_classes else {}),
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    import signal
-
+    from .._files import check_writable
     from ..core.events import drain
-    from ..core.training import TrainingControl, train
-    from ..image_io import read_image, read_labels
-    from ..model_io import load_model, save_trained
+    from ..core.training import TrainingControl, describe, train
+    from ..model_io import load_model
     from ._progress import TrainingProgress
+
+    pairs = _read_pairs(args)
+    config = train_config(args)
+    out = check_writable(args.out, "model file")
+    replacing = _model_at(out)
+    init = load_model(args.init) if args.init else None
+    if init is not None and init.optimizer_problem:
+        print(f"warning: {init.optimizer_problem}; the optimiser starts afresh", file=sys.stderr)
+    control = TrainingControl()
+    progress = TrainingProgress(sys.stderr.isatty())
+    with _stopping_on_signals(control):
+        result = drain(
+            train(pairs, config, start=init, device=args.device, control=control), progress
+        )
+    progress.finish(result)
+    if result.steps == 0:
+        print(
+            f"napari-unet train: stopped before the first training step; no model was "
+            f"written ({out} is as it was)",
+            file=sys.stderr,
+        )
+        return 130
+    written = _save(out, result)
+    if written is None:
+        return 1
+    for line in describe(result):
+        print(line)
+    if replacing:
+        print(f"replaced the model that was in {out} ({replacing})")
+    print(f"written: {written}")
+    return 0
+
+
+def _read_pairs(args: argparse.Namespace) -> list:
+    from ..core.images import colour_channels, is_colour, pair_channels
+    from ..image_io import read_image, read_labels
 
     if len(args.image) != len(args.labels):
         raise ValueError(
@@ -79,26 +160,83 @@ def run(args: argparse.Namespace) -> int:
     missing = [str(p) for p in [*args.image, *args.labels] if not p.exists()]
     if missing:
         raise ValueError(f"no such file: {', '.join(missing)}")
-    config = train_config(args)
-    init = load_model(args.init) if args.init else None
-    pairs = [
-        (read_image(i), read_labels(lab)) for i, lab in zip(args.image, args.labels, strict=True)
-    ]
-    control = TrainingControl()
-    previous = signal.signal(signal.SIGINT, lambda *_: control.stop())
-    progress = TrainingProgress(sys.stderr.isatty())
+    pairs = []
+    for image_path, labels_path in zip(args.image, args.labels, strict=True):
+        image, labels = read_image(image_path), read_labels(labels_path)
+        try:
+            channels = pair_channels(colour_channels(image).shape, labels.shape)
+        except ValueError as error:
+            raise ValueError(f"{image_path.name} and {labels_path.name}: {error}") from None
+        if channels > 1 and not is_colour(image.shape):
+            print(
+                f"note: {image_path.name} {tuple(image.shape)} with labels "
+                f"{tuple(labels.shape)} is read as {channels} channels of one "
+                f"{'stack' if labels.ndim == 3 else 'plane'} (labels of shape "
+                f"{tuple(image.shape)} would make it a stack of {image.shape[0]} planes)",
+                file=sys.stderr,
+            )
+        pairs.append((image, labels))
+    return pairs
+
+
+def _model_at(out: Path) -> str:
+    """What the model file already at ``out`` holds ("" for none); refuses to overwrite a
+    file that is not a napari-unet model."""
+    from ..model_io import ModelFileError, load_model
+
+    if not out.exists():
+        return ""
     try:
-        result = drain(
-            train(pairs, config, start=init, device=args.device, control=control), progress
+        old = load_model(out)
+    except ModelFileError:
+        raise ValueError(
+            f"{out} exists and is not a napari-unet model file; choose another --out, or "
+            "remove it first"
+        ) from None
+    f1 = old.training.get("best_f1")
+    score = f", validation F1 {f1:.2f}" if isinstance(f1, (int, float)) else ""
+    return f"{old.training.get('steps', '?')} steps{score}"
+
+
+def _save(out: Path, result) -> Path | None:
+    """Write the model to ``out``; if that fails now (the folder went away, the disk is
+    full), write it to the temporary folder instead and say where. None on failure."""
+    from ..model_io import save_trained
+
+    try:
+        return save_trained(out, result)
+    except OSError as error:
+        rescue = Path(tempfile.gettempdir()) / f"napari-unet-{time.strftime('%Y%m%d-%H%M%S')}"
+        rescue = rescue.with_suffix(".safetensors")
+        try:
+            save_trained(rescue, result)
+        except OSError:
+            print(f"napari-unet train: could not write {out}: {error}", file=sys.stderr)
+            return None
+        print(
+            f"napari-unet train: could not write {out} ({error.strerror or error}); the model "
+            f"is safe in {rescue}",
+            file=sys.stderr,
         )
+        return None
+
+
+@contextmanager
+def _stopping_on_signals(control):
+    """Ctrl-C and SIGTERM stop training after the current step (the best model is still
+    written); a second Ctrl-C quits at once."""
+    interrupted = []
+
+    def stop(number, frame):
+        if interrupted and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        interrupted.append(number)
+        control.stop()
+        print("\nstopping after this step (Ctrl-C again quits at once)", file=sys.stderr)
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-    progress.finish()
-    path = save_trained(args.out, result)
-    f1 = "" if result.best_f1 is None else f", validation F1 {result.best_f1:.2f}"
-    print(
-        f"trained {len(result.history['steps'])} steps"
-        + (" (stopped)" if result.stopped else "")
-        + f"; best at step {result.best_step}{f1} -> {path}"
-    )
-    return 0
+        for number, handler in previous.items():
+            signal.signal(number, handler)
