@@ -84,6 +84,8 @@ def test_the_wheel_carries_the_root_manifest_and_npe2_reads_it(tmp_path, manifes
         entry_points = archive.read(
             next(n for n in archive.namelist() if n.endswith("entry_points.txt"))
         )
+        licence = next(n for n in archive.namelist() if n.endswith("dist-info/licenses/LICENSE"))
+        assert archive.read(licence) == (ROOT / "LICENSE").read_bytes()
     assert b"napari-unet = napari_unet:napari.yaml" in entry_points
     from_wheel = npe2.get_manifest_from_wheel(wheel)
     assert from_wheel.name == "napari-unet"

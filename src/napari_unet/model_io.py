@@ -60,6 +60,7 @@ class LoadedModel:
     labels: LabelConfig = field(default_factory=LabelConfig)
     training: dict[str, Any] = field(default_factory=dict)  # settings and history, free JSON
     package_version: str = ""  # the napari-unet version that wrote the file
+    created: str = ""  # when the file was written (ISO 8601, UTC)
     optimizer_state: dict[str, Any] | None = None  # torch optimizer state_dict, to resume
     optimizer_problem: str | None = None  # why the file's optimiser state was not usable
 
@@ -187,6 +188,7 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> L
         labels=labels,
         training=training,
         package_version=str(description.get("package_version", "")),
+        created=str(description.get("created", "")),
         optimizer_state=optimizer_state,
         optimizer_problem=problem,
     )

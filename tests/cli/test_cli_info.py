@@ -24,6 +24,25 @@ def test_info_describes_a_model_file(tmp_path, capsys):
     assert "'flips': True" in out  # how the file's model segments
 
 
+def test_info_says_how_a_model_was_trained(tmp_path, capsys):
+    training = {
+        "steps": 35,
+        "ended": "minutes",
+        "best_step": 30,
+        "best_f1": 1.0,
+        "validation_cells": 4,
+        "config": {"iterations": 450, "minutes": 3.0, "seed": 2},
+    }
+    path = save_model(tmp_path / "m.safetensors", UNet(preset("light")), training=training)
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "trained:         35 steps, ended by its minutes (budget: 450 steps or 3 minutes, " in out
+    )
+    assert "validation:      F1 1.00 on 4 held-back painted cells, best at step 30" in out
+    assert "written:         20" in out  # the date the file was written
+
+
 def test_errors_are_one_line_and_exit_non_zero(tmp_path, capsys):
     assert main(["info", str(tmp_path / "missing.safetensors")]) == 1
     err = capsys.readouterr().err.strip()

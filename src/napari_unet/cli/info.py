@@ -19,6 +19,31 @@ def add_parser(commands) -> None:
     info.set_defaults(run=run)
 
 
+def training_facts(training: dict) -> dict[str, str]:
+    """What a model file says about its training, for people (empty for files without)."""
+    if "steps" not in training:
+        return {}
+    config = training.get("config", {})
+    budget = [
+        f"{config['iterations']} steps" if config.get("iterations") else None,
+        f"{config['minutes']:g} minutes" if config.get("minutes") else None,
+    ]
+    budget = [b for b in budget if b]
+    said = " or ".join(budget) + (", whichever first" if len(budget) > 1 else "")
+    ended = {"steps": "its steps", "minutes": "its minutes", "stopped": "being stopped"}
+    facts = {
+        "trained": f"{training['steps']} steps, ended by {ended.get(training.get('ended'), '?')}"
+        f" (budget: {said or '?'}; seed {config.get('seed', '?')})",
+    }
+    f1, held = training.get("best_f1"), training.get("validation_cells")
+    if isinstance(f1, (int, float)):
+        cells = f" on {held} held-back painted cells" if held else ""
+        facts["validation"] = f"F1 {f1:.2f}{cells}, best at step {training.get('best_step')}"
+    else:
+        facts["validation"] = "none (fewer than 10 painted cells)"
+    return facts
+
+
 def run(args: argparse.Namespace) -> int:
     from ..core.config import preset
     from ..core.network.model import UNet, halo, nearest_valid_input_sizes, output_size
@@ -36,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
             "normalization": loaded.normalization.to_dict(),
             "labels": loaded.labels.to_dict(),
             "cells": loaded.rules.to_dict(),
-            "written by": f"napari-unet {loaded.package_version}",
+            "written": f"{loaded.created or '?'} by napari-unet {loaded.package_version}",
+            **training_facts(loaded.training),
         }
     parameters = sum(p.numel() for p in UNet(config).parameters())
     smallest = nearest_valid_input_sizes(config, 1)[1]

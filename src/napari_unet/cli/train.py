@@ -46,7 +46,7 @@ def add_parser(commands) -> None:
         metavar="LABELS",
         help="the painted labels of the --image before it (same order)",
     )
-    tr.add_argument("--out", type=Path, required=True, help="the model file to write")
+    tr.add_argument("--out", required=True, help="the model file to write")
     tr.add_argument(
         "--preset",
         default="light",

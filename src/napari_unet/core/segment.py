@@ -9,6 +9,7 @@ the whole stack, so one value is one object in one plane.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Generator
 from dataclasses import dataclass
 
@@ -33,6 +34,21 @@ class Segmentation:
 
     labels: np.ndarray
     cell_probability: np.ndarray | None = None
+
+
+def check_arguments(model, image) -> None:
+    """Raise ``TypeError`` naming the fix when a file name is given for a model or an
+    image (the core takes objects; ``napari_unet.model_io`` and ``image_io`` read files)."""
+    if isinstance(model, (str, os.PathLike)) or not hasattr(model, "config"):
+        raise TypeError(
+            f"expected a UNet, not {type(model).__name__} {str(model)[:60]!r}; for a model "
+            "file use napari_unet.model_io.load_model(path), and pass its .model and .rules"
+        )
+    if isinstance(image, (str, os.PathLike)) or not hasattr(image, "shape"):
+        raise TypeError(
+            f"expected an image array, not {type(image).__name__}; read image files with "
+            "napari_unet.image_io.read_image(path)"
+        )
 
 
 def segment(
@@ -68,6 +84,7 @@ def segment(
     :func:`~napari_unet.core.network.predict.predict_tiled` (which yields a
     :class:`Status` when it changes the tile size).
     """
+    check_arguments(model, image)
     image = colour_channels(image, model.config.in_channels)
     planes = count_planes(image.shape, model.config.in_channels)
     single = image.ndim == 2 + (model.config.in_channels > 1)

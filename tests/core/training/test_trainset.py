@@ -18,12 +18,15 @@ def test_held_back_cells_weigh_nothing_in_training_and_are_the_validation_truth(
     data = TrainingSet([(sample.image, sample.annotation)], rng=np.random.default_rng(0))
     assert len(data.held_back) == 3 and data.cell_count == 11
     plane = data.planes[0]
-    for _, value in data.held_back:
-        assert (plane.weight.numpy()[sample.annotation == value - 1] == 0).all()
     regions = data.validation_regions()
     assert len(regions) == 3
-    for region, (_, value) in zip(regions, sorted(data.held_back), strict=True):
-        cell = sample.annotation == value - 1  # back to the user's value
+    held = set()
+    for region in regions:
+        inside = np.unique(sample.annotation[region.window][region.truth > 0])
+        assert len(inside) == 1 and inside[0] > 1  # one painted cell, the user's value
+        held.add(int(inside[0]))
+        cell = sample.annotation == inside[0]
+        assert (plane.weight.numpy()[cell] == 0).all()  # not trained on
         rows, cols = np.nonzero(cell)
         m = VALIDATION_MARGIN
         assert region.window == (
@@ -31,10 +34,15 @@ def test_held_back_cells_weigh_nothing_in_training_and_are_the_validation_truth(
             slice(max(cols.min() - m, 0), min(cols.max() + 1 + m, 128)),
         )
         np.testing.assert_array_equal(region.truth, cell[region.window])
+    assert len(held) == 3
+    more = sample.annotation.copy()
+    more[:4, :4] = 99  # a new cell: the same cells stay held back
+    data.apply_labels({0: more})
+    assert [r.window for r in data.validation_regions()] == [r.window for r in regions]
     every = data.validation_regions(cells="all")
-    assert len(every) == 14
+    assert len(every) == 15
     some = data.validation_regions(cells="all", at_most=4)  # spread evenly, ends included
-    assert [r.window for r in some] == [every[i].window for i in (0, 4, 9, 13)]
+    assert [r.window for r in some] == [every[i].window for i in (0, 5, 9, 14)]
 
 
 def test_training_tiles_are_centred_on_annotated_pixels():
@@ -88,3 +96,14 @@ def test_the_painted_cells_decide_the_shape_policy(rods):
         rng=np.random.default_rng(0),
     )
     assert not off.pasting and off.contact_planes == []
+
+
+def test_memory_follows_the_painted_cells_not_the_largest_label_value():
+    sample = cells()
+    huge = np.where(sample.annotation > 1, sample.annotation.astype(np.int64) + 2**40, 0)
+    huge[sample.annotation == 1] = 1
+    data = TrainingSet([(sample.image, huge)], rng=np.random.default_rng(0))
+    small = TrainingSet([(sample.image, sample.annotation)], rng=np.random.default_rng(0))
+    assert data.planes[0].labels.max() < 100  # ids 2, 3, ... whatever was painted
+    np.testing.assert_array_equal(data.planes[0].labels, small.planes[0].labels)
+    assert data.cells == small.cells and len(data.validation_regions(cells="all")) == 8

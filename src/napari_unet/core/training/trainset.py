@@ -48,6 +48,8 @@ _SPARSE = LabelConfig(dense=False, background=1)  # the internal convention
 PASTE_GAP = (0, 2)  # px between pasted neighbours and their host (< 0: overlap)
 PASTE_CONTRAST = (0.1, 1.0)  # range of the contrast factor of pasted neighbours
 VALIDATION_MARGIN = 16  # px of context around the held-back cells of a validation region
+FEW_CELLS = 5  # painted cells below which training warns
+SMALLEST_PLANE = 8  # px per side: smaller images hold nothing to learn a cell from
 
 
 @dataclass
@@ -103,6 +105,7 @@ class TrainingSet:
         self.label_config = config.labels
         self.outlines = config.outlines if outlines is None else outlines
         self._rng = rng
+        self._ids: dict[int, int] = {}  # the user's cell values -> internal ids
         self._pair_planes: list[list[int]] = []
         self._image_shapes: list[tuple[int, int]] = []  # (H, W) per plane, in image px
         self.planes: list[Plane] = []
@@ -123,11 +126,21 @@ class TrainingSet:
             )
             self.planes.append(Plane(normalised, intensity, resize_labels(internal, shape)))
         painted = self._painted()
+        if not painted and self.label_config.dense:
+            raise ValueError(
+                "no cell in the masks: complete masks (dense labels) need every cell as a "
+                "value above 0, with 0 as background, and these are all 0 (or one value "
+                "over the whole image)"
+            )
         if not painted:
             raise ValueError(
                 "no cell is painted: paint some cells (each its own label, 2 and up) and some "
-                "background (label 1)"
-                + ("" if self.label_config.dense else "; for complete masks use dense labels")
+                "background (label 1); for complete masks use dense labels"
+            )
+        if len(painted) < FEW_CELLS:
+            self.warnings.append(
+                f"only {len(painted)} cell(s) painted: the network learns what a cell looks "
+                f"like from them alone; paint {FEW_CELLS} or more (20-30 is plenty)"
             )
         if not any((plane.labels == 1).any() for plane in self.planes):  # (internal: 1)
             # docs/decisions/2026-12-02-paint-warnings.md
@@ -297,8 +310,19 @@ class TrainingSet:
             for label, count in annotation.pieces.items():
                 pieces[label] = pieces.get(label, 0) + count
         internal = np.where(annotation.annotated, 1, 0).astype(np.int64)
-        internal[annotation.cells > 0] = annotation.cells[annotation.cells > 0] + 1
+        cells = annotation.cells > 0
+        internal[cells] = self._ids_of(annotation.cells[cells])
         return internal
+
+    def _ids_of(self, values: np.ndarray) -> np.ndarray:
+        """Internal ids (2, 3, ...) of the user's cell values: each value keeps its id for
+        the life of the training set (held-back cells stay held back when paint changes),
+        new values get the next ids in order, and memory follows the number of cells, not
+        the largest value painted."""
+        found, inverse = np.unique(values, return_inverse=True)
+        for value in found.tolist():
+            self._ids.setdefault(value, len(self._ids) + 2)
+        return np.array([self._ids[v] for v in found.tolist()], np.int64)[inverse]
 
     def _training_labels(self, p: int) -> np.ndarray:
         """Plane ``p``'s labels with its held-back cells turned into "not annotated"."""
@@ -393,6 +417,11 @@ def _split_planes(
             )
     except ValueError as error:
         raise ValueError(f"pair {index + 1}: {error}") from None
+    if min(image.shape[-2:]) < SMALLEST_PLANE:
+        raise ValueError(
+            f"pair {index + 1}: the image is {image.shape[-2]} x {image.shape[-1]} px, too small "
+            f"to learn cells from (at least {SMALLEST_PLANE} x {SMALLEST_PLANE})"
+        )
     stacked = image.ndim == 3 + (in_channels > 1)
     images = list(image) if stacked else [image]
     label_planes = list(labels) if stacked else [labels]
