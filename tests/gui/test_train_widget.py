@@ -125,6 +125,21 @@ def test_stop_ends_training_within_a_step_and_keeps_the_model(
     assert "stopped" in widget._status.value
 
 
+def test_stop_before_the_first_step_offers_no_model(
+    viewer_with_sample, qtbot, monkeypatch, messages
+):
+    from napari_unet._widgets._session import session_models
+
+    widget = dock_train(viewer_with_sample, monkeypatch, quick(iterations=100_000))
+    widget._train_button.native.click()
+    widget._stop_button.native.click()  # while the data are still being read
+    wait_for_training(qtbot, widget, timeout=30_000)
+    assert widget.result is None and not widget._save_button.enabled
+    assert session_models(viewer_with_sample).models == []  # Segment layer lists nothing
+    assert widget._status.value == "stopped before the first step: no model"
+    assert "no model was made" in messages["info"][-1]
+
+
 def test_strokes_painted_during_training_reach_the_training(viewer_with_sample, qtbot, monkeypatch):
     viewer = viewer_with_sample
     from napari_unet.core.training.trainset import TrainingSet

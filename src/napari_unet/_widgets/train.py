@@ -43,13 +43,14 @@ from ..core.events import (
     Checkpoint,
     LabelsIgnored,
     Preview,
+    Status,
     TrainingStarted,
     TrainStep,
     Validation,
 )
 from ..core.images import colour_channels, pair_channels
 from ..core.network.device import pick_device
-from ..core.training import TrainingControl, TrainResult, augmented_samples, train
+from ..core.training import TrainingControl, TrainResult, augmented_samples, describe, train
 from ..model_io import load_model, save_trained
 from ._overlay import DEBOUNCE_MS, WeightMapOverlay
 from ._plot import LossPlot
@@ -354,7 +355,9 @@ class TrainWidget(Container):
     def _on_event(self, event) -> None:
         if self._closed:
             return
-        if isinstance(event, TrainingStarted):
+        if isinstance(event, Status):
+            self._status.value = event.message + " ..."
+        elif isinstance(event, TrainingStarted):
             self._status.value = event.summary()
             for warning in event.warnings:
                 show_warning(f"Train U-Net: {warning}")
@@ -373,19 +376,19 @@ class TrainWidget(Container):
     def _on_result(self, result: TrainResult) -> None:
         if self._closed:
             return
+        if result.steps == 0:  # stopped before its first step: nothing to offer
+            self._status.value = "stopped before the first step: no model"
+            show_info("Train U-Net: stopped before the first training step; no model was made.")
+            return
         self.result = result
         name = f"trained on {', '.join(self._image_names)} ({time.strftime('%H:%M:%S')})"
         session_models(self._viewer).add(
             TrainedModel(name, result.model, result.normalization, result.rules)
         )
         self._save_button.enabled = True
-        f1 = "" if result.best_f1 is None else f", validation F1 {result.best_f1:.2f}"
-        message = (
-            f"{len(result.history['steps'])} steps{' (stopped)' if result.stopped else ''}; "
-            f"best at step {result.best_step}{f1}"
-        )
-        self._status.value = message
-        show_info(f"Train U-Net: {message}. The model is ready in Segment layer.")
+        lines = describe(result)
+        self._status.value = "\n".join(lines)
+        show_info(f"Train U-Net: {'; '.join(lines)}. The model is ready in Segment layer.")
 
     def _on_error(self, error: Exception) -> None:
         if not self._closed:
