@@ -11,7 +11,10 @@ def add_parser(commands) -> None:
         "info",
         help="describe a model file or a preset",
         description="Print the architecture, size, halo and valid tile sizes of a model file "
-        "or a preset.",
+        "or a preset; for a model file also how it normalises images, how its cells are made "
+        "and how it was trained.",
+        epilog="examples:\n  napari-unet info model.safetensors\n  napari-unet info --preset paper",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     source = info.add_mutually_exclusive_group(required=True)
     source.add_argument("model", nargs="?", type=Path, help="a model file (.safetensors)")
