@@ -5,13 +5,17 @@ import pytest
 
 from napari_unet.core.cells.instances import labels_from_probabilities
 from napari_unet.core.cells.rules import (
-    CORE_THRESHOLD,
     CellShape,
     InstanceRules,
+    calibrate_core,
+    calibrate_interior,
     calibrate_neck_ratio,
     measure_cells,
+    painted_cells_found,
     rules_for,
+    rules_from_paint,
 )
+from napari_unet.core.config import UNetConfig
 
 
 def rods(count=4):
@@ -40,14 +44,14 @@ def test_memory_follows_the_cells_not_the_largest_label_value():
     assert shape.count == 2 and shape.median_area == (36 + 100) / 2
 
 
-def test_the_rules_follow_the_network_and_the_painted_cells():
-    round_cells = CellShape(count=20, median_area=400.0, median_elongation=1.2)
-    rules = rules_for(round_cells, outlines=True, batch_norm=True)
-    assert rules == InstanceRules(min_size=80, core_threshold=CORE_THRESHOLD, flips=True)
-    assert rules_for(round_cells, outlines=True, batch_norm=False).core_threshold == 0.0
-    assert not rules_for(round_cells, outlines=False, batch_norm=True).flips
+ROUND = CellShape(count=20, median_area=400.0, median_elongation=1.2)
+
+
+def test_the_rules_before_calibration_follow_the_painted_cells():
+    assert rules_for(ROUND, outlines=True) == InstanceRules(min_size=80, flips=True)
+    assert not rules_for(ROUND, outlines=False).flips
     small = CellShape(count=20, median_area=20.0, median_elongation=3.0)  # small rods
-    assert rules_for(small, outlines=True, batch_norm=False) == InstanceRules(min_size=10)
+    assert rules_for(small, outlines=True) == InstanceRules(min_size=10)
 
 
 def outline_crop(cells):
@@ -79,3 +83,65 @@ def test_rules_are_read_from_a_model_files_training_record():
     assert InstanceRules.from_training({}) == InstanceRules()
     with pytest.raises(ValueError, match="neck_ratio"):
         InstanceRules.from_training({"neck_ratio": 2})
+
+
+def unsure_crop(cells, interior=0.45):
+    """Probabilities of a network that has learned little yet: ``interior`` in each
+    cell's core (the rest outline), mostly outline at its edge, background outside."""
+    from scipy import ndimage as ndi
+
+    p = np.zeros((3, *cells.shape), np.float32)
+    p[0] = cells == 0
+    inside = cells > 0
+    core = ndi.binary_erosion(inside, iterations=2)
+    p[1][core], p[2][core] = interior, 1 - interior
+    p[1][inside & ~core], p[2][inside & ~core] = 0.2, 0.8
+    return p
+
+
+def disc(radius=9, size=40, centre=(20, 20)):
+    yy, xx = np.mgrid[:size, :size]
+    return ((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2).astype(int)
+
+
+def test_an_unsure_network_gets_an_interior_threshold_that_finds_its_cells():
+    # interior 0.45 in each cell's core: nothing passes 0.5, so fixed rules find no cell
+    crops = [(unsure_crop(disc(radius=r)), disc(radius=r) > 0) for r in (7, 8, 9, 10, 11)]
+    fixed = InstanceRules(min_size=10)
+    assert (painted_cells_found(crops, fixed) == 0).all()
+    rules = calibrate_interior(crops, fixed)
+    assert rules.interior_threshold < 0.45
+    assert (painted_cells_found(crops, rules) > 0.8).all()  # every cell found, well drawn
+
+
+def test_a_sure_network_keeps_the_default_interior_and_growth():
+    crops = [(outline_crop(disc(radius=r)), disc(radius=r) > 0) for r in (7, 8, 9, 10, 11)]
+    rules = calibrate_interior(crops, InstanceRules(min_size=10))
+    assert (rules.interior_threshold, rules.growth) == (0.5, 2)  # (growth stops at the edge)
+
+
+def test_the_core_threshold_is_as_sure_as_the_painted_cells_allow():
+    sure = [(outline_crop(disc(radius=r)), disc(radius=r) > 0) for r in (7, 8, 9, 10, 11)]
+    assert calibrate_core(sure, InstanceRules(min_size=10, growth=1)) == 0.9
+    faint = []
+    for crop, cell in sure:
+        crop = crop.copy()
+        crop[1][cell & (crop[1] > 0)] = 0.65  # the interiors peak at 0.65 - 0.35 outline...
+        crop[0][cell & (crop[1] > 0)] = 0.35
+        faint.append((crop, cell))
+    assert calibrate_core(faint, InstanceRules(min_size=10, growth=1)) == 0.6
+
+
+def test_rules_from_paint_calibrate_what_the_network_and_shape_call_for():
+    crops = [(outline_crop(disc(radius=r)), disc(radius=r) > 0) for r in (7, 8, 9, 10, 11)]
+    start = InstanceRules(min_size=10, flips=True)
+    with_norm = UNetConfig(classes=3, batch_norm=True)
+    rules = rules_from_paint(crops, start, ROUND, with_norm)
+    assert rules.core_threshold == 0.9 and rules.neck_ratio == 0.8 and rules.growth == 2
+    plain = rules_from_paint(crops, start, ROUND, UNetConfig(classes=3))
+    assert plain.core_threshold == 0.0  # no core threshold without batch normalisation
+    rods_shape = CellShape(count=20, median_area=400.0, median_elongation=4.0)
+    assert rules_from_paint(crops, start, rods_shape, with_norm).neck_ratio == 0.0
+    two_classes = UNetConfig(classes=2)
+    assert rules_from_paint(crops, start, ROUND, two_classes) == start  # nothing to tune
+    assert rules_from_paint([], start, ROUND, with_norm) == start

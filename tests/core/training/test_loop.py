@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from napari_unet.core.cells.metrics import match_instances
-from napari_unet.core.cells.rules import CORE_THRESHOLD
 from napari_unet.core.config import AugmentConfig, LabelConfig, TrainConfig, UNetConfig
 from napari_unet.core.events import (
     Checkpoint,
@@ -234,8 +233,8 @@ def test_new_networks_get_batch_norm_for_roundish_cells_only(rods):
         result = drain(train([pair], quick(iterations=1, **settings)))
         has_layers = any(isinstance(m, torch.nn.BatchNorm2d) for m in result.model.modules())
         assert has_layers == result.model.config.batch_norm
-        # and only their interiors need a sure core
-        assert result.rules.core_threshold == (CORE_THRESHOLD if has_layers else 0.0)
+        # and only their interiors need a sure core (calibrated on the paint)
+        assert (result.rules.core_threshold > 0) <= has_layers
         # and segmenting with flips is for roundish cells, whatever the layers
         assert result.rules.flips == (pair is not rod_pair)
         return result.model.config.batch_norm
@@ -256,3 +255,15 @@ def test_the_augmentation_preview_draws_the_tiles_training_draws(tile_size, size
     images, targets = augmented_samples(pairs, config, count=3, rng=np.random.default_rng(0))
     assert images.shape == (3, 1, sizes[0], sizes[0]) and targets.shape == (3, sizes[1], sizes[1])
     assert set(np.unique(targets)) <= {0, 1, 2}  # background, interior, outline
+
+
+def test_forty_steps_give_a_model_that_finds_its_painted_cells():
+    from napari_unet._sample_data import sample_cells
+
+    sample = sample_cells()
+    config = TrainConfig(minutes=None, iterations=40)
+    result = drain(train([(sample.image, sample.annotation)], config))
+    found, checked = result.painted_found
+    assert checked == 12 and found >= 6 and result.ready
+    labels = drain(segment(result.model, sample.image, rules=result.rules)).labels
+    assert labels.max() >= 20  # of the sample's 73 cells

@@ -10,10 +10,13 @@ from napari_unet.core.synthetic import touching_cells
 from napari_unet.core.training import TrainingControl, TrainResult, describe, train
 
 
-def result(steps, ended, best_f1=0.93, held=6, **config):
+def result(steps, ended, best_f1=0.93, held=6, found=(12, 12), **config):
     net = UNet(UNetConfig(depth=2, base_channels=2))
     history = {"steps": [[k + 1, 5.0 * (k + 1), 0.5] for k in range(steps)]}
-    return TrainResult(net, net, {}, TrainConfig(**config), history, steps, best_f1, ended, held)
+    config = TrainConfig(**config)
+    return TrainResult(
+        net, net, {}, config, history, steps, best_f1, ended, held, painted_found=found
+    )
 
 
 def test_a_training_the_clock_ended_far_short_says_so_and_what_to_do():
@@ -30,12 +33,12 @@ def test_a_training_the_clock_ended_far_short_says_so_and_what_to_do():
 
 
 def test_the_validation_score_comes_with_the_cells_it_rests_on():
-    few = describe(result(450, "steps", best_f1=1.0, held=4))[-1]
+    few = describe(result(450, "steps", best_f1=1.0, held=4))[1]
     assert few.startswith("best model at step 450: validation F1 1.00 on 4 held-back")
     assert "rough score" in few and "0.25" in few
-    many = describe(result(450, "steps", best_f1=0.9, held=40))[-1]
+    many = describe(result(450, "steps", best_f1=0.9, held=40))[1]
     assert many.endswith("on 40 held-back painted cells")
-    none = describe(result(450, "steps", best_f1=None, held=0))[-1]
+    none = describe(result(450, "steps", best_f1=None, held=0))[1]
     assert none.startswith("not validated: fewer than 10 cells are painted")
 
 
@@ -50,3 +53,15 @@ def test_a_training_stopped_before_its_first_step_takes_none_and_says_so():
     assert done.steps == 0 and done.stopped and done.ended == "stopped"
     assert all(torch.equal(v, before[k]) for k, v in done.model.state_dict().items())
     assert describe(done)[0] == "stopped after 0 of 5 steps"
+
+
+def test_a_model_that_finds_few_of_its_painted_cells_is_not_ready():
+    ready = result(450, "steps", found=(11, 12))
+    assert (
+        ready.ready
+        and describe(ready)[-1] == "its rules find 11 of 12 painted cells it was checked on"
+    )
+    lost = result(40, "steps", found=(0, 12))
+    assert not lost.ready
+    assert describe(lost)[-1].startswith("NOT READY: with its rules the model finds 0 of 12")
+    assert "train longer" in describe(lost)[-1]

@@ -25,8 +25,9 @@ OUTLINE_GROWTH = 2
 NECK_DEPTH = 1.25
 # Two cells cut apart at a neck join again when, grown to whole cells, they make a convex
 # shape (area / convex hull area at least this): two touching cells leave a notch where
-# they meet, a nucleus whose interior the network notched along its texture does not
-# (docs/decisions/2026-12-01-neck-cutting.md).
+# they meet, a nucleus whose interior the network notched along its texture does not. The
+# default of files without calibrated rules; training calibrates it on the painted cells
+# (docs/decisions/2026-12-05-rules-from-the-paint.md).
 NECK_SOLIDITY = 0.915
 # Background this sure is a real gap between cells, not a speck inside one (_mend_interior;
 # docs/decisions/2026-11-22-outline-class.md).
@@ -113,9 +114,9 @@ def _mend_interior(interior: np.ndarray, background: np.ndarray, outline: np.nda
     return interior | (ndi.binary_fill_holes(interior) & speck)
 
 
-def _join_convex(labels: np.ndarray, regions: np.ndarray) -> np.ndarray:
+def _join_convex(labels: np.ndarray, regions: np.ndarray, solidity_to_join: float) -> np.ndarray:
     """``labels`` with the touching pairs of cells cut from one interior (same label in
-    ``regions``) joined where their union is convex (``NECK_SOLIDITY``); the most convex
+    ``regions``) joined where their union is convex (``solidity_to_join``); the most convex
     pair first, each cell joined once."""
     pairs = set()
     for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1], labels[1:])):
@@ -134,7 +135,7 @@ def _join_convex(labels: np.ndarray, regions: np.ndarray) -> np.ndarray:
         )
         union = np.isin(labels[box], (a, b))
         solidity = union.sum() / convex_hull_image(union).sum()
-        if solidity >= NECK_SOLIDITY:
+        if solidity >= solidity_to_join:
             convex.append((solidity, a, b))
     lookup = np.arange(len(region))
     done: set[int] = set()
@@ -143,6 +144,29 @@ def _join_convex(labels: np.ndarray, regions: np.ndarray) -> np.ndarray:
             lookup[b] = a
             done.update((a, b))
     return lookup[labels]
+
+
+def _outline_cells(
+    foreground: np.ndarray,
+    probability: np.ndarray,
+    outline_probability: np.ndarray,
+    rules: tuple[float, int, float, float, float],
+) -> np.ndarray:
+    """Cells of an outline network: the interiors above the interior threshold (specks
+    mended), cut at necks, kept where sure, grown within the foreground."""
+    interior_threshold, growth, neck_ratio, core_threshold, join_solidity = rules
+    interior_probability = probability - outline_probability
+    interior = foreground & _mend_interior(
+        interior_probability > interior_threshold, 1 - probability, outline_probability
+    )
+    regions = ndi.label(interior)[0]
+    seeds = split_at_necks(interior, neck_ratio) if neck_ratio > 0 else regions
+    seeds = _keep_sure(seeds, interior_probability, core_threshold)
+    labels = expand_labels(seeds, growth)
+    labels[~foreground] = 0
+    if neck_ratio > 0:
+        labels = _join_convex(labels, regions, join_solidity)
+    return relabel_sequential(labels)[0]
 
 
 def label_instances(
@@ -156,21 +180,25 @@ def label_instances(
     outline_probability: np.ndarray | None = None,
     neck_ratio: float = 0.0,
     core_threshold: float = 0.0,
+    interior_threshold: float = 0.5,
+    growth: int = OUTLINE_GROWTH,
+    join_solidity: float = NECK_SOLIDITY,
 ) -> np.ndarray:
     """Label the cells in a probability map.
 
     cell_probability: (H, W) floats in [0, 1]. Pixels above ``threshold`` are cell.
     outline_probability: (H, W), for networks with an outline class (three classes): the
         probability of a cell's outline, included in ``cell_probability``. Then each
-        connected region where the interior (cell minus outline) is above ``threshold``,
-        background specks in it filled (``_mend_interior``), is a cell, grown by
-        ``OUTLINE_GROWTH`` px (not into other cells, and only where the cell probability
-        is above ``threshold``). ``method`` applies to networks with two classes only.
+        connected region where the interior (cell minus outline) is above
+        ``interior_threshold``, background specks in it filled (``_mend_interior``), is a
+        cell, grown by ``growth`` px (not into other cells, and only where the cell
+        probability is above ``threshold``). ``method`` applies to two-class networks.
     neck_ratio: with ``outline_probability``, also cut interiors at necks: where an
         interior's distance transform has two maxima whose saddle is below
         ``neck_ratio`` x the smaller maximum (and at least ``NECK_DEPTH`` px below it),
         the interior is two cells (touching cells whose contact the network missed),
-        unless the two grown cells together are convex (``NECK_SOLIDITY``). 0 = off.
+        unless the two grown cells together are convex (their solidity at least
+        ``join_solidity``). 0 = off.
         Training calibrates it on the painted cells (``TrainResult.rules``).
     core_threshold: with ``outline_probability``, interiors (after cutting at necks)
         whose probability stays below this everywhere are dropped; 0 = off. Training
@@ -194,18 +222,12 @@ def label_instances(
         foreground = ndi.binary_fill_holes(foreground)
     labels, count = ndi.label(foreground)
     if outline_probability is not None and count:
-        interior_probability = probability - outline_probability
-        interior = foreground & _mend_interior(
-            interior_probability > threshold, 1 - probability, outline_probability
+        labels = _outline_cells(
+            foreground,
+            probability,
+            outline_probability,
+            (interior_threshold, growth, neck_ratio, core_threshold, join_solidity),
         )
-        regions = ndi.label(interior)[0]
-        seeds = split_at_necks(interior, neck_ratio) if neck_ratio > 0 else regions
-        seeds = _keep_sure(seeds, interior_probability, core_threshold)
-        labels = expand_labels(seeds, OUTLINE_GROWTH)
-        labels[~foreground] = 0
-        if neck_ratio > 0:
-            labels = _join_convex(labels, regions)
-        labels = relabel_sequential(labels)[0]
         count = int(labels.max())
     elif method == "watershed" and count:
         distance = ndi.distance_transform_edt(foreground)

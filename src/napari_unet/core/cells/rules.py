@@ -23,28 +23,34 @@ from typing import Any
 import numpy as np
 from skimage.measure import regionprops
 
-from ..config import _check_int, _JsonRecord
+from ..config import UNetConfig, _check_int, _JsonRecord
 from .instances import labels_from_probabilities
 
 __all__ = [
-    "CORE_THRESHOLD",
     "MAX_ELONGATION",
     "CellShape",
     "InstanceRules",
+    "calibrate_core",
+    "calibrate_interior",
+    "calibrate_join",
     "calibrate_neck_ratio",
     "measure_cells",
+    "painted_cells_found",
     "rules_for",
+    "rules_from_paint",
 ]
 
 # Painted cells more elongated than this (median major / minor axis) are rods.
 MAX_ELONGATION = 2.0
-# Networks with batch normalisation: an interior is a cell only if its probability reaches
-# this somewhere (docs/decisions/2026-12-01-core-threshold-and-min-size.md).
-CORE_THRESHOLD = 0.9
 MIN_SIZE_FRACTION = 0.2  # of the median painted cell area: the smallest object kept
 NECK_RATIOS = (0.5, 0.6, 0.7, 0.8)  # candidates, gentlest first
-NECK_TOLERANCE = 0.05  # share of painted cells a neck ratio may cut
-NECK_CELLS = 40  # painted cells the neck ratio is calibrated on, at most
+CORE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)  # candidates, gentlest first
+INTERIOR_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+GROWTHS = (0, 1, 2, 3, 4)  # px
+TOLERANCE = 0.05  # share of painted cells a core threshold may lose, a neck ratio may cut
+TIE = 0.01  # of the painted cells' quality: a closer call than this goes to the defaults
+JOIN_QUANTILE = 0.05  # of the painted cells' solidity: pieces less convex stay apart
+NECK_CELLS = 40  # painted cells the rules are calibrated on, at most
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,9 @@ class InstanceRules(_JsonRecord):
     neck_ratio: float = 0.0  # cut interiors at necks this narrow; 0 = never
     core_threshold: float = 0.0  # interiors must reach this probability somewhere; 0 = off
     flips: bool = False  # average the probabilities of the image and its 3 mirror images
+    interior_threshold: float = 0.5  # outline networks: interior above this is a cell's core
+    growth: int = 2  # px an interior is grown by to give the whole cell
+    join_solidity: float = 0.915  # two pieces cut at a neck join again when this convex
 
     def labelling(self) -> dict[str, Any]:
         """The fields that :func:`~napari_unet.core.cells.instances.label_instances` takes."""
@@ -74,6 +83,16 @@ class InstanceRules(_JsonRecord):
 
     def __post_init__(self) -> None:
         _check_int("min_size", self.min_size, minimum=0)
+        _check_int("growth", self.growth, minimum=0, maximum=50)
+        if not (
+            isinstance(self.interior_threshold, (int, float))
+            and 0.0 < self.interior_threshold < 1.0
+        ):
+            raise ValueError(
+                f"interior_threshold = {self.interior_threshold!r} must be in (0, 1), e.g. 0.5"
+            )
+        if not (isinstance(self.join_solidity, (int, float)) and 0.0 < self.join_solidity <= 1.0):
+            raise ValueError(f"join_solidity = {self.join_solidity!r} must be in (0, 1], e.g. 0.95")
         for name in ("neck_ratio", "core_threshold"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
@@ -131,20 +150,111 @@ def measure_cells(cell_planes: Iterable[np.ndarray]) -> CellShape:
     )
 
 
-def rules_for(cells: CellShape, *, outlines: bool, batch_norm: bool) -> InstanceRules:
-    """The rules for a network (with an outline class or not, with batch normalisation or
-    not) trained on ``cells``, before the neck ratio is calibrated.
-
-    min_size: a fifth of the median painted cell (at least 10 px): smaller objects are
-    fragments. core_threshold: ``CORE_THRESHOLD`` for outline networks with batch
-    normalisation, else off (docs/decisions/2026-12-01-core-threshold-and-min-size.md).
-    flips: where necks are cut (docs/decisions/2026-12-02-test-time-flips.md).
-    """
+def rules_for(cells: CellShape, *, outlines: bool) -> InstanceRules:
+    """The rules for a network (with an outline class or not) trained on ``cells``,
+    before they are calibrated on them (:func:`rules_from_paint`): objects smaller than
+    a fifth of the median painted cell (at least 10 px) are fragments; flips where necks
+    are cut (docs/decisions/2026-12-02-test-time-flips.md)."""
     return InstanceRules(
         min_size=max(10, round(MIN_SIZE_FRACTION * cells.median_area)),
-        core_threshold=CORE_THRESHOLD if outlines and batch_norm else 0.0,
         flips=cells.cuts_necks(outlines),
     )
+
+
+def rules_from_paint(
+    crops: Sequence[tuple[np.ndarray, np.ndarray]],
+    rules: InstanceRules,
+    cells: CellShape,
+    network: UNetConfig,
+) -> InstanceRules:
+    """The rules calibrated on painted cells, each predicted in a crop around it.
+
+    crops: (probabilities (classes, h, w), cell mask (h, w) bool) of painted cells.
+    rules: the rules before calibration (:func:`rules_for`). For outline networks, in
+    turn: the interior threshold and the growth that reproduce the painted cells best
+    (:func:`calibrate_interior`); the core threshold, for networks with batch
+    normalisation, as the surest that still finds all but ``TOLERANCE`` of the cells the
+    interior finds (:func:`calibrate_core`); the neck ratio where the shape policy cuts
+    necks, with how convex a joined pair may be (:func:`calibrate_join`,
+    :func:`calibrate_neck_ratio`). Two-class networks keep ``rules``.
+    """
+    if not network.outlines or not crops:
+        return rules
+    rules = calibrate_interior(crops, rules)
+    if network.batch_norm:
+        rules = dataclasses.replace(rules, core_threshold=calibrate_core(crops, rules))
+    if cells.cuts_necks(network.outlines):
+        rules = dataclasses.replace(rules, join_solidity=calibrate_join(crops))
+        rules = dataclasses.replace(rules, neck_ratio=calibrate_neck_ratio(crops, rules))
+    return rules
+
+
+def calibrate_join(crops: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+    """How convex two pieces cut at a neck must be to join again: as convex as all but
+    ``JOIN_QUANTILE`` of the painted cells are (solidity: area / convex hull area). Two
+    touching cells leave a notch that one of the user's cells does not."""
+    solidities = [regionprops(cell.astype(np.uint8))[0].solidity for _, cell in crops if cell.any()]
+    return round(float(np.quantile(solidities, JOIN_QUANTILE)), 3) if solidities else 0.915
+
+
+def painted_cells_found(
+    crops: Sequence[tuple[np.ndarray, np.ndarray]], rules: InstanceRules
+) -> np.ndarray:
+    """Per crop, the IoU of the object that covers its painted cell (IoU >= 0.5, one
+    object over half the cell), or 0 where the cell is not found."""
+    scores = np.zeros(len(crops))
+    for k, (probabilities, cell) in enumerate(crops):
+        labels = labels_from_probabilities(probabilities, **rules.labelling())
+        values, counts = np.unique(labels[cell], return_counts=True)
+        counts, values = counts[values > 0], values[values > 0]
+        if not len(values) or counts.max() * 2 <= cell.sum():
+            continue
+        best = labels == values[counts.argmax()]
+        iou = counts.max() / np.logical_or(best, cell).sum()
+        scores[k] = iou if iou >= 0.5 else 0.0
+    return scores
+
+
+def calibrate_interior(
+    crops: Sequence[tuple[np.ndarray, np.ndarray]], rules: InstanceRules
+) -> InstanceRules:
+    """The interior threshold and growth (of ``INTERIOR_THRESHOLDS`` x ``GROWTHS``) under
+    which the painted cells come out best: the most found, at the best mean IoU; near-ties
+    (within ``TIE`` of the best mean IoU x found share) go to the values closest to the
+    defaults (0.5, 2). Without necks or a core threshold, which come next."""
+    plain = dataclasses.replace(rules, neck_ratio=0.0, core_threshold=0.0)
+    default = InstanceRules()
+    scored = []
+    for threshold in INTERIOR_THRESHOLDS:
+        for growth in GROWTHS:
+            candidate = dataclasses.replace(plain, interior_threshold=threshold, growth=growth)
+            quality = float(painted_cells_found(crops, candidate).mean())
+            distance = abs(threshold - default.interior_threshold) * 10 + abs(
+                growth - default.growth
+            )
+            scored.append((quality, distance, threshold, growth))
+    best = max(quality for quality, *_ in scored)
+    _, _, threshold, growth = min(
+        (item for item in scored if item[0] >= best - TIE), key=lambda item: item[1]
+    )
+    return dataclasses.replace(rules, interior_threshold=threshold, growth=growth)
+
+
+def calibrate_core(crops: Sequence[tuple[np.ndarray, np.ndarray]], rules: InstanceRules) -> float:
+    """The surest core threshold (of ``CORE_THRESHOLDS``) that still finds all but
+    ``TOLERANCE`` of the painted cells found without one; 0 (off) when even the gentlest
+    loses more. Faint objects in background noise never reach it; the model's own cells,
+    as sure as it has learned to be, do
+    (docs/decisions/2026-12-05-rules-from-the-paint.md)."""
+    found = (painted_cells_found(crops, dataclasses.replace(rules, core_threshold=0.0)) > 0).sum()
+    best = 0.0
+    for core in CORE_THRESHOLDS:
+        candidate = dataclasses.replace(rules, core_threshold=core)
+        kept = (painted_cells_found(crops, candidate) > 0).sum()
+        if kept < found - TOLERANCE * len(crops):
+            break
+        best = core
+    return best
 
 
 def calibrate_neck_ratio(
@@ -154,7 +264,7 @@ def calibrate_neck_ratio(
 
     crops: (probabilities (classes, h, w), cell mask (h, w) bool) of painted cells, each
     predicted in a crop around it. The ratio is the most aggressive of ``NECK_RATIOS``
-    that leaves all but ``NECK_TOLERANCE`` of them in one piece (no second object covering
+    that leaves all but ``TOLERANCE`` of them in one piece (no second object covering
     a quarter of the cell); 0 (off) when even the gentlest cuts more
     (docs/decisions/2026-12-01-neck-cutting.md).
     """
@@ -166,7 +276,7 @@ def calibrate_neck_ratio(
             labels = labels_from_probabilities(probabilities, **options)
             counts = np.bincount(labels[cell])[1:]
             cut += int((counts >= 0.25 * cell.sum()).sum() >= 2)
-        if cut > NECK_TOLERANCE * len(crops):
+        if cut > TOLERANCE * len(crops):
             break
         best = ratio
     return best

@@ -49,6 +49,7 @@ TILE_OUTPUT = (
 )
 PASTE_EVERY = 20  # steps between new draws of pasted neighbours (0.2 s for 700 x 1100 px)
 PREVIEW_EVERY = 5.0  # seconds between previews, when a preview window is set
+READY_SHARE = 0.5  # of its painted cells a model must find to be offered for use
 
 
 class StartingModel(Protocol):
@@ -84,6 +85,16 @@ class TrainResult:
     ended: str = "steps"  # "steps" or "minutes" (the budget spent), or "stopped" (the caller)
     validation_cells: int = 0  # painted cells held back; best_f1 was measured on them
     rules: InstanceRules = field(default_factory=InstanceRules)
+    # painted cells the rules find (IoU >= 0.5), of those checked (up to 40)
+    painted_found: tuple[int, int] = (0, 0)
+    painted_cells: int = 0  # painted cells at the end, held-back ones included
+
+    @property
+    def ready(self) -> bool:
+        """Whether the model finds at least half of the painted cells it was checked on
+        (``READY_SHARE``): a model that does not is never offered as ready to use."""
+        found, checked = self.painted_found
+        return self.steps > 0 and (checked == 0 or found >= READY_SHARE * checked)
 
     @property
     def stopped(self) -> bool:
@@ -110,6 +121,8 @@ class TrainResult:
             "best_step": self.best_step,
             "best_f1": self.best_f1,
             "validation_cells": self.validation_cells,
+            "painted_found": list(self.painted_found),
+            "painted_cells": self.painted_cells,
             "steps": self.steps,
             "stopped": self.stopped,
             "ended": self.ended,
@@ -400,10 +413,9 @@ def _result(
     calibrated when no step was taken: such a model is not one to use)."""
     last_model = _on_cpu(model, cpu_state(model))
     best_model = _on_cpu(model, best.state) if best.state is not None else copy.deepcopy(last_model)
+    rules, found, checked = uncalibrated_rules(best_model, data), 0, 0
     if steps:
-        rules = calibrated_rules(best_model, data, device)
-    else:
-        rules = uncalibrated_rules(best_model, data)
+        rules, found, checked = calibrated_rules(best_model, data, device)
     best_model.to("cpu")  # (calibrating moved it to the device)
     return TrainResult(
         model=best_model,
@@ -416,6 +428,8 @@ def _result(
         ended=ended,
         validation_cells=len(data.held_back),
         rules=rules,
+        painted_found=(found, checked),
+        painted_cells=data.cells.count,
     )
 
 

@@ -35,6 +35,15 @@ def describe(result: TrainResult) -> list[str]:
     else:
         lines = [f"trained {steps} steps"]
     lines.append(_validation_line(result))
+    found, checked = result.painted_found
+    if result.steps and not result.ready:
+        lines.append(
+            f"NOT READY: with its rules the model finds {found} of {checked} painted cells "
+            "it was checked on; train longer (more steps or minutes), or paint more cells "
+            "like the ones it misses"
+        )
+    elif checked:
+        lines.append(f"its rules find {found} of {checked} painted cells it was checked on")
     return lines
 
 

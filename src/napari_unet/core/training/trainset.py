@@ -346,13 +346,17 @@ class TrainingSet:
         decide on pasting (the shape policy, :class:`~napari_unet.core.cells.rules.CellShape`),
         and draw the planes. The measures change only here."""
         self.cells = measure_cells(_cells(plane.labels) for plane in self.planes)
-        self.pasting = self.config.paste_neighbours and self.cells.roundish
+        # complete masks show every real contact already; pasting thousands of their cells
+        # cost 54 s a draw on ISBI's 20 slices (docs/decisions/2026-12-05-dense-training.md)
+        self.pasting = (
+            self.config.paste_neighbours and self.cells.roundish and not self.label_config.dense
+        )
         self.paste_new_neighbours()
 
     def paste_new_neighbours(self) -> None:
         """Draw new planes with pasted neighbours (:mod:`.contacts`; when ``pasting``:
-        ``config.paste_neighbours`` and roundish painted cells) and make the sampler over
-        all planes."""
+        ``config.paste_neighbours``, roundish painted cells and sparse paint) and make the
+        sampler over all planes."""
         self.contact_planes: list[Plane] = []
         if self.pasting:
             training = [self._training_labels(p) for p in range(len(self.planes))]

@@ -7,7 +7,6 @@ test-time flips (a quarter of the time).
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -15,14 +14,20 @@ import torch
 
 from ..cells.instances import cell_probability, labels_from_probabilities
 from ..cells.metrics import InstanceScores, match_instances
-from ..cells.rules import NECK_CELLS, InstanceRules, calibrate_neck_ratio, rules_for
+from ..cells.rules import (
+    NECK_CELLS,
+    InstanceRules,
+    painted_cells_found,
+    rules_for,
+    rules_from_paint,
+)
 from ..events import Preview, drain
 from ..images import resize_image
 from ..network.model import UNet
 from ..network.predict import predict_tiled
 from .trainset import TrainingSet, ValidationRegion
 
-__all__ = ["BestModel", "calibrated_rules", "preview", "validate"]
+__all__ = ["BestModel", "calibrated_rules", "calibration_crops", "preview", "validate"]
 
 # validation F1 x IoU this close to the best counts as a tie (plus what one held-back cell
 # can change: 1 / their number; docs/decisions/2026-12-01-best-model.md)
@@ -38,8 +43,9 @@ def predict_crop(
 
 
 def uncalibrated_rules(model: UNet, data: TrainingSet) -> InstanceRules:
-    """The rules for ``model`` on the painted cells, without cutting at necks."""
-    return rules_for(data.cells, outlines=model.config.outlines, batch_norm=model.config.batch_norm)
+    """The rules for ``model`` on the painted cells before calibration (validation scores
+    with them: the same rules for every checkpoint)."""
+    return rules_for(data.cells, outlines=model.config.outlines)
 
 
 def validate(
@@ -84,22 +90,26 @@ class BestModel:
         return True
 
 
-def calibrated_rules(model: UNet, data: TrainingSet, device) -> InstanceRules:
-    """How ``model``'s probabilities become cells, from the painted cells: the neck ratio
-    calibrated on up to ``NECK_CELLS`` of them (spread evenly) where necks are cut."""
-    rules = uncalibrated_rules(model, data)
-    if not data.cells.cuts_necks(model.config.outlines):
-        return rules
+def calibration_crops(model: UNet, data: TrainingSet, device) -> list:
+    """(probabilities, cell mask) of up to ``NECK_CELLS`` painted cells (spread evenly),
+    each predicted in a crop around it."""
     regions = data.validation_regions(cells="all", at_most=NECK_CELLS)
-    if not regions:
-        return rules
-    crops = [(predict_crop(model, data, r.plane, r.window, device), r.truth > 0) for r in regions]
-    return dataclasses.replace(rules, neck_ratio=calibrate_neck_ratio(crops, rules))
+    return [(predict_crop(model, data, r.plane, r.window, device), r.truth > 0) for r in regions]
+
+
+def calibrated_rules(model: UNet, data: TrainingSet, device) -> tuple[InstanceRules, int, int]:
+    """How ``model``'s probabilities become cells, calibrated on the painted cells
+    (:func:`~napari_unet.core.cells.rules.rules_from_paint`), and how many of the cells it
+    was calibrated on those rules find."""
+    crops = calibration_crops(model, data, device)
+    rules = rules_from_paint(crops, uncalibrated_rules(model, data), data.cells, model.config)
+    found = int((painted_cells_found(crops, rules) > 0).sum()) if crops else 0
+    return rules, found, len(crops)
 
 
 def calibrated_cells(model: UNet, data: TrainingSet) -> int:
     """How many painted cells :func:`calibrated_rules` will predict."""
-    return min(data.cells.count, NECK_CELLS) if data.cells.cuts_necks(model.config.outlines) else 0
+    return min(data.cells.count, NECK_CELLS) if model.config.outlines else 0
 
 
 def preview(

