@@ -41,12 +41,12 @@ def save(viewer, name: str) -> None:
 
 
 def main() -> int:
-    viewer = napari.Viewer(title="napari-unet")
+    viewer = napari.Viewer(title="napari-paint-unet")
     viewer.window._qt_window.resize(1500, 950)
-    viewer.open_sample("napari-unet", "touching_cells")
-    segment_dock, segment = viewer.window.add_plugin_dock_widget("napari-unet", "Segment layer")
+    viewer.open_sample("napari-paint-unet", "touching_cells")
+    segment_dock, segment = viewer.window.add_plugin_dock_widget("napari-paint-unet", "Segment layer")
     train_dock, train = viewer.window.add_plugin_dock_widget(
-        "napari-unet", "Train U-Net", tabify=True
+        "napari-paint-unet", "Train U-Net", tabify=True
     )
     train_dock.raise_()
     viewer.reset_view()

@@ -72,8 +72,14 @@ if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
 fi
 
 # --- 4. The plugin itself, editable, with a Qt binding (and the test tools).
+# (Its distribution was called napari-unet until 2026-12-05, a name another project holds
+# on PyPI: a .venv made before then loses the old name, so napari sees one plugin.)
+if .venv/bin/python -m pip show -q napari-unet >/dev/null 2>&1; then
+  say "removing the old distribution name napari-unet from .venv"
+  .venv/bin/python -m pip uninstall -y -q napari-unet
+fi
 extras=qt
 (( want_tests )) && extras=qt,test
-say "installing napari-unet[$extras] (editable)"
+say "installing napari-paint-unet[$extras] (editable)"
 "${pip[@]}" -e ".[$extras]"
-say "done: $(.venv/bin/python -c 'import torch, napari, napari_unet; print(f"napari-unet {napari_unet.__version__}, napari {napari.__version__}, torch {torch.__version__}")')"
+say "done: $(.venv/bin/python -c 'import torch, napari, napari_unet; print(f"napari-paint-unet {napari_unet.__version__}, napari {napari.__version__}, torch {torch.__version__}")')"

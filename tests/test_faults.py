@@ -145,8 +145,9 @@ def test_sigterm_stops_training_and_writes_a_loadable_model(work):
     time.sleep(2.0)
     process.send_signal(signal.SIGTERM)
     rest = process.communicate(timeout=60)[1]
-    assert process.returncode == 0, seen + rest
-    assert "Traceback" not in rest
+    # (a few steps: written, but not ready to use, and said)
+    assert process.returncode == 0 or "not ready to use" in rest, seen + rest
+    assert process.returncode in (0, 1) and "Traceback" not in rest
     loaded = load_model(out)
     assert loaded.training["stopped"] and loaded.training["steps"] >= 1
 
@@ -174,10 +175,11 @@ def test_a_model_that_cannot_be_written_at_the_end_is_kept_somewhere_safe(
     assert load_model(rescued).training["steps"] == 1
 
 
-def test_replacing_a_model_says_what_it_held_and_other_files_are_refused(work, capsys):
+def test_replacing_a_model_says_what_it_held_and_other_files_are_refused(
+    work, capsys, train_command
+):
     older = work / "inputs" / "model.safetensors"
-    assert main(train_args(work, out=older)) == 0
-    said = capsys.readouterr().out
+    said = train_command(train_args(work, out=older)).out
     assert f"replaced the model that was in {older} (7 steps, validation F1 0.90)" in said
     assert load_model(older).training["steps"] == 1  # the new one
     image = work / "inputs" / "image.tif"
@@ -200,11 +202,11 @@ def test_stale_temporary_files_of_a_killed_write_are_cleaned_up(work):
 # ------------------------------------------------------------------ training: the data
 
 
-def test_huge_label_values_cost_no_memory(work, capsys):
+def test_huge_label_values_cost_no_memory(work, train_command):
     labels = tifffile.imread(work / "inputs" / "labels.tif").astype(np.int64)
     labels = np.where(labels > 1, labels + 2**40, labels)
     tifffile.imwrite(work / "inputs" / "labels.tif", labels)
-    assert main(train_args(work)) == 0  # (8 TiB as a bincount)
+    train_command(train_args(work))  # (8 TiB as a bincount)
     assert load_model(work / "new.safetensors").training["steps"] == 1
 
 
@@ -215,7 +217,7 @@ def test_huge_label_values_cost_no_memory(work, capsys):
         ("stack as channels", "is read as 3 channels of one plane"),
     ],
 )
-def test_doubtful_input_trains_with_a_note(work, capsys, change, message):
+def test_doubtful_input_trains_with_a_note(work, train_command, change, message):
     inputs = work / "inputs"
     image = tifffile.imread(inputs / "image.tif")
     labels = tifffile.imread(inputs / "labels.tif")
@@ -225,8 +227,7 @@ def test_doubtful_input_trains_with_a_note(work, capsys, change, message):
         stack = np.stack([image, image[::-1], image.T])
         tifffile.imwrite(inputs / "image.tif", stack, photometric="minisblack")
     tifffile.imwrite(inputs / "labels.tif", labels)
-    assert main(train_args(work)) == 0
-    assert message in capsys.readouterr().err
+    assert message in train_command(train_args(work)).err
 
 
 @pytest.mark.parametrize(

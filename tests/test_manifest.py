@@ -21,7 +21,7 @@ def manifest():
 
 
 def test_root_manifest_is_valid_and_names_the_plugin(manifest):
-    assert manifest.name == "napari-unet"
+    assert manifest.name == "napari-paint-unet"
     assert [w.display_name for w in manifest.contributions.widgets] == [
         "Train U-Net",
         "Segment layer",
@@ -41,13 +41,13 @@ def test_every_python_name_in_the_manifest_imports(manifest):
 
 def test_the_installed_plugin_uses_the_root_manifest(manifest):
     """The installed package (editable here) finds napari.yaml through the entry point."""
-    installed = PluginManifest.from_distribution("napari-unet")
+    installed = PluginManifest.from_distribution("napari-paint-unet")
     assert installed.model_dump(exclude={"package_metadata"}) == manifest.model_dump(
         exclude={"package_metadata"}
     )
     pm = npe2.PluginManager()
     pm.discover(include_npe1=False)
-    assert "napari-unet" in {m.name for m in pm.iter_manifests()}
+    assert "napari-paint-unet" in {m.name for m in pm.iter_manifests()}
 
 
 def test_sample_data_follows_the_label_convention():
@@ -78,7 +78,7 @@ def test_the_wheel_carries_the_root_manifest_and_npe2_reads_it(tmp_path, manifes
         text=True,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    (wheel,) = tmp_path.glob("napari_unet-*.whl")
+    (wheel,) = tmp_path.glob("napari_paint_unet-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         assert archive.read("napari_unet/napari.yaml") == MANIFEST.read_bytes()
         entry_points = archive.read(
@@ -86,9 +86,9 @@ def test_the_wheel_carries_the_root_manifest_and_npe2_reads_it(tmp_path, manifes
         )
         licence = next(n for n in archive.namelist() if n.endswith("dist-info/licenses/LICENSE"))
         assert archive.read(licence) == (ROOT / "LICENSE").read_bytes()
-    assert b"napari-unet = napari_unet:napari.yaml" in entry_points
+    assert b"napari-paint-unet = napari_unet:napari.yaml" in entry_points
     from_wheel = npe2.get_manifest_from_wheel(wheel)
-    assert from_wheel.name == "napari-unet"
+    assert from_wheel.name == "napari-paint-unet"
     assert [c.id for c in from_wheel.contributions.commands] == [
         c.id for c in manifest.contributions.commands
     ]

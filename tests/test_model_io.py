@@ -113,7 +113,9 @@ def _rewrite_description(path, **changes):
 def test_a_newer_format_version_is_refused_with_what_to_do(tmp_path, model):
     path = save_model(tmp_path / "m.safetensors", model)
     _rewrite_description(path, format_version=FORMAT_VERSION + 1, package_version="9.0")
-    with pytest.raises(ModelFileError, match=r"napari-unet 9.0 .* pip install -U napari-unet"):
+    with pytest.raises(
+        ModelFileError, match=r"napari-unet 9.0 .* pip install -U napari-paint-unet"
+    ):
         load_model(path)
 
 

@@ -122,16 +122,23 @@ def save_model(
     return write_atomically(path, data)
 
 
-def save_trained(path: str | os.PathLike, result, *, last: bool = False) -> Path:
+def save_trained(
+    path: str | os.PathLike, result, *, last: bool = False, images: list[str] | None = None
+) -> Path:
     """Write a :class:`~napari_unet.core.training.TrainResult` to one model file: the best
-    model (``last=True``: the last one), how it was trained and its history, and the
-    optimiser state after the last step, from which training can resume."""
+    model (``last=True``: the last one), how it was trained and its history, the optimiser
+    state after the last step, from which training can resume, and what it was trained on
+    (``images``: their names), so that a model found on a disk later says where it came
+    from."""
+    training = result.description()
+    if images is not None:
+        training["images"] = list(images)
     return save_model(
         path,
         result.last_model if last else result.model,
         normalization=result.normalization,
         labels=result.labels,
-        training=result.description(),
+        training=training,
         optimizer_state=result.optimizer_state,
     )
 
@@ -309,6 +316,6 @@ def _parse_description(path: Path, metadata: dict[str, str]) -> dict[str, Any]:
         raise ModelFileError(
             f"{path.name} was written by napari-unet {description.get('package_version', '?')} "
             f"in model format {version}; this napari-unet ({__version__}) reads format "
-            f"{FORMAT_VERSION} and older. Upgrade napari-unet: pip install -U napari-unet"
+            f"{FORMAT_VERSION} and older. Upgrade it: pip install -U napari-paint-unet"
         )
     return description

@@ -19,27 +19,27 @@ def write_training_pair(folder, cells=True):
     return folder / "image.tif", folder / "labels.tif"
 
 
-def test_train_writes_a_model_that_segment_uses(tmp_path, capsys):
+def test_train_writes_a_model_that_segment_uses(tmp_path, train_command):
     image, labels = write_training_pair(tmp_path)
     model = tmp_path / "model.safetensors"
     args = ["train", "--image", str(image), "--labels", str(labels), "--out", str(model)]
-    assert main([*args, "--iterations", "3", "--seed", "1"]) == 0
+    printed = train_command([*args, "--iterations", "3", "--seed", "1"])
     loaded = load_model(model)
     assert loaded.training["steps"] == 3 and loaded.training["config"]["seed"] == 1
     assert loaded.model.config.classes == 3 and loaded.optimizer_state is not None
     assert loaded.training["config"]["paste_neighbours"] is True
     assert loaded.model.config.batch_norm  # round synthetic nuclei: batch normalisation
-    assert "trained 3 steps" in capsys.readouterr().out
+    assert "trained 3 steps" in printed.out
 
     paper = tmp_path / "paper.safetensors"
-    assert main([*args[:-1], str(paper), "--iterations", "1", "--two-classes"]) == 0
+    train_command([*args[:-1], str(paper), "--iterations", "1", "--two-classes"])
     recipe = load_model(paper)
     assert recipe.model.config.classes == 2
     assert recipe.training["config"]["paste_neighbours"] is False  # the paper's recipe
     assert not recipe.model.config.batch_norm
 
     resumed = tmp_path / "resumed.safetensors"
-    assert main([*args[:-1], str(resumed), "--iterations", "2", "--init", str(model)]) == 0
+    train_command([*args[:-1], str(resumed), "--iterations", "2", "--init", str(model)])
     steps = load_model(resumed).optimizer_state["state"][0]["step"]
     assert float(steps) == 5  # the optimiser went on from step 3
 
@@ -86,7 +86,9 @@ def test_train_errors_are_one_line_and_write_nothing(tmp_path, capsys):
     assert "invalid choice: 'huge' (choose from 'light', 'paper')" in capsys.readouterr().err
 
 
-def test_png_and_colour_files_train_and_segment(tmp_path, threshold_model, capsys, two_objects):
+def test_png_and_colour_files_train_and_segment(
+    tmp_path, threshold_model, capsys, two_objects, train_command
+):
     import imageio.v3 as iio
 
     from napari_unet.core.synthetic import touching_cells
@@ -103,7 +105,7 @@ def test_png_and_colour_files_train_and_segment(tmp_path, threshold_model, capsy
     base = ["train", "--labels", str(tmp_path / "painted.png"), "--iterations", "1"]
     for name, channels in [("cells", 1), ("colour", 3)]:
         model = tmp_path / f"{name}.safetensors"
-        assert main([*base, "--image", str(tmp_path / f"{name}.png"), "--out", str(model)]) == 0
+        train_command([*base, "--image", str(tmp_path / f"{name}.png"), "--out", str(model)])
         assert load_model(model).model.config.in_channels == channels
 
     iio.imwrite(tmp_path / "rgb.png", np.stack([two_objects().astype(np.uint8)] * 3, -1))

@@ -25,7 +25,7 @@ def two_cells_image():
 
 
 def dock(viewer):
-    dock_widget, widget = viewer.window.add_plugin_dock_widget("napari-unet", "Segment layer")
+    dock_widget, widget = viewer.window.add_plugin_dock_widget("napari-paint-unet", "Segment layer")
     assert dock_widget.isVisible() or dock_widget.parent() is not None
     return widget
 
@@ -76,7 +76,7 @@ def test_segment_layer_reports_errors_and_stays_usable(make_napari_viewer, qtbot
 
 def test_sample_data_opens_from_the_menu_entry(make_napari_viewer):
     viewer = make_napari_viewer()
-    viewer.open_sample("napari-unet", "touching_cells")
+    viewer.open_sample("napari-paint-unet", "touching_cells")
     assert [layer.name for layer in viewer.layers] == ["touching cells", "painted cells"]
     assert viewer.layers["painted cells"].data.max() == 13  # background 1, 12 cells
 

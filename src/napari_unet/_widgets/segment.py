@@ -21,9 +21,9 @@ from magicgui.widgets import (
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
+from ..bioimageio import ForeignModel, open_model
 from ..core.events import PlaneDone, TilesDone
 from ..core.segment import Segmentation, segment
-from ..model_io import load_model
 from ._session import TrainedModel, session_models
 
 MODEL_FILE = "model file"
@@ -35,9 +35,12 @@ def segment_with_model(
     method: str = "components",
     keep_probability: bool = False,
 ) -> Generator[TilesDone | PlaneDone, None, Segmentation]:
-    """Label the cells of ``image`` (2D or a stack) with a model file or a trained model."""
+    """Label the cells of ``image`` (2D or a stack) with a model file, a bioimage.io
+    package or a trained model."""
     if not isinstance(source, TrainedModel):
-        loaded = load_model(source)
+        loaded = open_model(source)
+        if isinstance(loaded, ForeignModel):  # through bioimageio.core's own prediction
+            return (yield from loaded.segment(np.asarray(image)))
         source = TrainedModel("", loaded.model, loaded.normalization, loaded.rules)
     return (
         yield from segment(
@@ -70,7 +73,13 @@ class SegmentWidget(Container):
         self._image = create_widget(label="Image", annotation="napari.layers.Image")
         self._session = session_models(viewer)
         self._source = ComboBox(label="Model", choices=self._model_choices)
-        self._model_path = FileEdit(label="Model file", mode="r", filter="*.safetensors")
+        self._model_path = FileEdit(
+            label="Model file",
+            mode="r",
+            filter="*.safetensors *.zip",
+            tooltip="A model file (.safetensors), or a bioimage.io package (.zip): exported by "
+            "napari-paint-unet, or from elsewhere (run through bioimageio.core)",
+        )
         self._probability = CheckBox(text="Add the cell probability as an image layer")
         self._watershed = CheckBox(
             text="Split merged cells (watershed)",
@@ -117,7 +126,10 @@ class SegmentWidget(Container):
         if self._source.value == MODEL_FILE:
             source = Path(self._model_path.value)
             if not source.is_file():
-                show_error(f"Segment layer: choose a model file (.safetensors); {source} is none.")
+                show_error(
+                    "Segment layer: choose a model file (.safetensors) or a bioimage.io "
+                    f"package (.zip); {source} is none."
+                )
                 return
         else:
             source = self._session.get(self._source.value)

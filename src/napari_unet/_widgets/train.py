@@ -31,6 +31,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog
 
+from ..bioimageio import open_for_training
 from ..core.config import (
     PAPER_RECIPE,
     PRESETS,
@@ -51,7 +52,7 @@ from ..core.events import (
 from ..core.images import colour_channels, pair_channels
 from ..core.network.device import pick_device
 from ..core.training import TrainingControl, TrainResult, augmented_samples, describe, train
-from ..model_io import load_model, save_trained
+from ..model_io import save_trained
 from ._overlay import DEBOUNCE_MS, WeightMapOverlay
 from ._plot import LossPlot
 from ._session import TrainedModel, session_models
@@ -62,7 +63,7 @@ PREVIEW_SIZE = 512  # px: the largest preview window per axis
 
 def _training(pairs, config, init_path, device, control):
     """Worker body: load the model to fine-tune (if any), then train."""
-    init = load_model(init_path) if init_path is not None else None
+    init = open_for_training(init_path) if init_path is not None else None
     return (yield from train(pairs, config, start=init, device=device, control=control))
 
 
@@ -78,7 +79,12 @@ class TrainWidget(Container):
             label="Model", choices=[f"new ({name})" for name in PRESETS] + [FINE_TUNE]
         )
         self._model.value = "new (light)"
-        self._init_path = FileEdit(label="Model file", mode="r", filter="*.safetensors")
+        self._init_path = FileEdit(
+            label="Model file",
+            mode="r",
+            filter="*.safetensors *.zip",
+            tooltip="A model file, or a bioimage.io package exported by napari-paint-unet",
+        )
         self._init_path.visible = False
         budget = "Training stops after these minutes or steps, whichever comes first."
         self._minutes = FloatSpinBox(
@@ -131,6 +137,12 @@ class TrainWidget(Container):
         self._train_button = PushButton(text="Train")
         self._stop_button = PushButton(text="Stop", enabled=False)
         self._save_button = PushButton(text="Save model...", enabled=False)
+        self._export_button = PushButton(
+            text="Export to bioimage.io...",
+            enabled=False,
+            tooltip="Write the model as a bioimage.io package (.zip) that ilastik, "
+            "deepImageJ, QuPath, Fiji and napari read",
+        )
         self._progress = ProgressBar(min=0, max=1000, value=0, visible=False)
         self._status = Label(value="")
         self.extend(
@@ -152,6 +164,7 @@ class TrainWidget(Container):
                 self._stop_button,
                 self._progress,
                 self._save_button,
+                self._export_button,
                 self._status,
             ]
         )
@@ -176,6 +189,7 @@ class TrainWidget(Container):
         self._train_button.changed.connect(self.start)
         self._stop_button.changed.connect(self.stop)
         self._save_button.changed.connect(self._ask_where_to_save)
+        self._export_button.changed.connect(self._ask_where_to_export)
         # napari >= 0.9 keeps the camera in viewer.scene; older versions in viewer.camera
         camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
         camera.events.center.connect(self._update_preview_window)
@@ -312,6 +326,7 @@ class TrainWidget(Container):
         self._train_button.enabled = False
         self._stop_button.enabled = True
         self._save_button.enabled = False
+        self._export_button.enabled = False
         self._progress.value = 0
         self._progress.visible = True
         self._status.value = "preparing the training data ..."
@@ -381,13 +396,17 @@ class TrainWidget(Container):
             show_info("Train U-Net: stopped before the first training step; no model was made.")
             return
         self.result = result
+        self._save_button.enabled = True  # (a model not ready can be saved to go on from)
+        self._export_button.enabled = result.ready
+        lines = describe(result)
+        self._status.value = "\n".join(lines)
+        if not result.ready:
+            show_warning(f"Train U-Net: {'; '.join(lines)}.")
+            return
         name = f"trained on {', '.join(self._image_names)} ({time.strftime('%H:%M:%S')})"
         session_models(self._viewer).add(
             TrainedModel(name, result.model, result.normalization, result.rules)
         )
-        self._save_button.enabled = True
-        lines = describe(result)
-        self._status.value = "\n".join(lines)
         show_info(f"Train U-Net: {'; '.join(lines)}. The model is ready in Segment layer.")
 
     def _on_error(self, error: Exception) -> None:
@@ -525,12 +544,57 @@ class TrainWidget(Container):
         if path.suffix != ".safetensors":
             path = path.with_name(path.name + ".safetensors")
         try:
-            written = save_trained(path, self.result)
+            written = save_trained(path, self.result, images=self._image_names)
         except (OSError, ValueError) as error:
             show_error(f"Train U-Net: could not save {path}: {error}")
             return None
         show_info(f"Train U-Net: model saved to {written}")
         return written
+
+    def _ask_where_to_export(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self.native, "Export to bioimage.io", "model.zip", "bioimage.io package (*.zip)"
+        )
+        if path:
+            self.export(path)
+
+    def export(self, path: str | Path):
+        """Write the trained model as a bioimage.io package (.zip) in a worker thread, its
+        test input cropped from the first training image; returns the worker."""
+        if self.result is None:
+            show_error("Train U-Net: there is no trained model to export yet.")
+            return None
+        path = Path(path)
+        if path.suffix.lower() != ".zip":
+            path = path.with_name(path.name + ".zip")
+        pairs = self.pair_layers()
+        image = np.asarray(pairs[0][0].data) if pairs and not pairs[0][0].rgb else None
+        self._export_button.enabled = False
+        return create_worker(
+            _export,
+            self.result,
+            self._image_names,
+            path,
+            image,
+            _connect={
+                "returned": lambda out: show_info(f"Train U-Net: exported {out}"),
+                "errored": lambda error: show_error(f"Train U-Net: could not export: {error}"),
+                "finished": lambda: setattr(self._export_button, "enabled", True),
+            },
+            _start_thread=True,
+        )
+
+
+def _export(result: TrainResult, images: list[str], path: Path, image) -> Path:
+    """Worker body: the model file, then the package (bioimageio.spec's checks included)."""
+    import tempfile
+
+    from ..bioimageio import export_bioimageio
+
+    with tempfile.TemporaryDirectory() as folder:
+        model = save_trained(Path(folder) / f"{path.stem}.safetensors", result, images=images)
+        plane = image if image is None or image.ndim == 2 else None  # (2D test input only)
+        return export_bioimageio(model, path, test_image=plane)
 
 
 def _available(device: str) -> bool:

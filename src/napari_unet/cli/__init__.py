@@ -5,6 +5,7 @@
     napari-unet train --image IMG --labels LBL --out MODEL   train (or fine-tune) a model
     napari-unet segment MODEL IMAGE... --out DIR   label TIFFs for images (TIFF, zarr, PNG, ...)
     napari-unet info MODEL|--preset  what a model file or preset holds, and its tile sizes
+    napari-unet export MODEL --bioimageio OUT.zip   the model as a bioimage.io package
 
 Thin: one module per command parses its arguments and calls the core. napari is imported
 only by ``demo`` with a display, so that the rest works on a server without Qt; the
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import demo, info, segment, train
+from . import demo, export, info, segment, train
 
 __all__ = ["main"]
 
@@ -30,6 +31,7 @@ examples:
   napari-unet train --image cells.tif --labels painted.tif --out model.safetensors
   napari-unet segment model.safetensors cells.tif more.tif --out labels/
   napari-unet info model.safetensors
+  napari-unet export model.safetensors --bioimageio model.zip
 
 "napari-unet COMMAND --help" says more about each command."""
 
@@ -67,6 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"napari-unet {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (demo, train, segment, info):
+    for command in (demo, train, segment, info, export):
         command.add_parser(commands)
     return parser

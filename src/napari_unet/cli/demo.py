@@ -62,9 +62,9 @@ def run(args: argparse.Namespace) -> int:
     import napari
 
     viewer = napari.Viewer(title="napari-unet demo")
-    viewer.open_sample("napari-unet", "touching_cells")
-    viewer.window.add_plugin_dock_widget("napari-unet", "Train U-Net")
-    viewer.window.add_plugin_dock_widget("napari-unet", "Segment layer", tabify=True)
+    viewer.open_sample("napari-paint-unet", "touching_cells")
+    viewer.window.add_plugin_dock_widget("napari-paint-unet", "Train U-Net")
+    viewer.window.add_plugin_dock_widget("napari-paint-unet", "Segment layer", tabify=True)
     napari.run()
     return 0
 

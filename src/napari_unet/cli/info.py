@@ -38,6 +38,11 @@ def training_facts(training: dict) -> dict[str, str]:
         "trained": f"{training['steps']} steps, ended by {ended.get(training.get('ended'), '?')}"
         f" (budget: {said or '?'}; seed {config.get('seed', '?')})",
     }
+    if training.get("images") or training.get("painted_cells"):
+        facts["trained on"] = (
+            f"{', '.join(training.get('images') or ['?'])}; "
+            f"{training.get('painted_cells', '?')} painted cells"
+        )
     f1, held = training.get("best_f1"), training.get("validation_cells")
     if isinstance(f1, (int, float)):
         cells = f" on {held} held-back painted cells" if held else ""

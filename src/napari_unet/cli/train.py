@@ -70,7 +70,12 @@ def add_parser(commands) -> None:
         help="train for N optimiser steps",
     )
     tr.add_argument("--dense", action="store_true", help="complete masks: 0 = background")
-    tr.add_argument("--init", type=Path, default=None, help="a model file to fine-tune/resume")
+    tr.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="a model file or an exported bioimage.io package to fine-tune or resume",
+    )
     tr.add_argument(
         "--two-classes",
         action="store_true",
@@ -112,16 +117,16 @@ def train_config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from .._files import check_writable
+    from ..bioimageio import open_for_training
     from ..core.events import drain
     from ..core.training import TrainingControl, describe, train
-    from ..model_io import load_model
     from ._progress import TrainingProgress
 
     pairs = _read_pairs(args)
     config = train_config(args)
     out = check_writable(args.out, "model file")
     replacing = _model_at(out)
-    init = load_model(args.init) if args.init else None
+    init = open_for_training(args.init) if args.init else None
     if init is not None and init.optimizer_problem:
         print(f"warning: {init.optimizer_problem}; the optimiser starts afresh", file=sys.stderr)
     control = TrainingControl()
@@ -138,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    written = _save(out, result)
+    written = _save(out, result, [p.name for p in args.image])
     if written is None:
         return 1
     for line in describe(result):
@@ -146,6 +151,13 @@ def run(args: argparse.Namespace) -> int:
     if replacing:
         print(f"replaced the model that was in {out} ({replacing})")
     print(f"written: {written}")
+    if not result.ready:
+        print(
+            f"napari-unet train: the model is not ready to use (see above); it was written "
+            f"so that training can go on from it: --init {written}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -198,18 +210,18 @@ def _model_at(out: Path) -> str:
     return f"{old.training.get('steps', '?')} steps{score}"
 
 
-def _save(out: Path, result) -> Path | None:
+def _save(out: Path, result, images: list[str]) -> Path | None:
     """Write the model to ``out``; if that fails now (the folder went away, the disk is
     full), write it to the temporary folder instead and say where. None on failure."""
     from ..model_io import save_trained
 
     try:
-        return save_trained(out, result)
+        return save_trained(out, result, images=images)
     except OSError as error:
         rescue = Path(tempfile.gettempdir()) / f"napari-unet-{time.strftime('%Y%m%d-%H%M%S')}"
         rescue = rescue.with_suffix(".safetensors")
         try:
-            save_trained(rescue, result)
+            save_trained(rescue, result, images=images)
         except OSError:
             print(f"napari-unet train: could not write {out}: {error}", file=sys.stderr)
             return None

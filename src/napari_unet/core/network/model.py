@@ -23,9 +23,11 @@ import torch
 from torch import nn
 
 from ..config import UNetConfig
+from .layers import UNetLayers
 
 __all__ = [
     "UNet",
+    "layer_arguments",
     "halo",
     "input_size_for_output",
     "is_valid_input_size",
@@ -139,30 +141,15 @@ def valid_input_sizes(config: UNetConfig, low: int, high: int) -> list[int]:
 # --------------------------------------------------------------------------- the network
 
 
-class _ConvBlock(nn.Sequential):
-    """Two 3x3 convolutions, each followed by (optional batch norm and) a ReLU."""
-
-    def __init__(self, in_channels: int, out_channels: int, config: UNetConfig) -> None:
-        padding = 1 if config.padding == "same" else 0
-        layers: list[nn.Module] = []
-        for c_in in (in_channels, out_channels):
-            layers.append(
-                nn.Conv2d(c_in, out_channels, 3, padding=padding, bias=not config.batch_norm)
-            )
-            if config.batch_norm:
-                layers.append(nn.BatchNorm2d(out_channels))
-            layers.append(nn.ReLU(inplace=True))
-        super().__init__(*layers)
+def layer_arguments(config: UNetConfig) -> dict:
+    """The keyword arguments of :class:`~.layers.UNetLayers` for ``config``."""
+    names = ("in_channels", "classes", "depth", "base_channels", "padding", "dropout")
+    return {**{n: getattr(config, n) for n in names}, "batch_norm": config.batch_norm}
 
 
-def _center_crop(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    top = (x.shape[-2] - height) // 2
-    left = (x.shape[-1] - width) // 2
-    return x[..., top : top + height, left : left + width]
-
-
-class UNet(nn.Module):
-    """U-Net for 2D images, built from a :class:`~napari_unet.core.config.UNetConfig`.
+class UNet(UNetLayers):
+    """U-Net for 2D images, built from a :class:`~napari_unet.core.config.UNetConfig`
+    (the layers: :mod:`.layers`).
 
     ``forward`` takes a float tensor of shape (N, in_channels, H, W), H and W valid input
     sizes (:func:`is_valid_input_size`), and returns class scores (logits, before softmax)
@@ -180,22 +167,9 @@ class UNet(nn.Module):
     """
 
     def __init__(self, config: UNetConfig | None = None) -> None:
-        super().__init__()
-        self.config = config = config if config is not None else UNetConfig()
-        widths = [config.base_channels * 2**level for level in range(config.depth)]
-        self.down = nn.ModuleList(
-            _ConvBlock(c_in, c_out, config)
-            for c_in, c_out in zip([config.in_channels, *widths[:-1]], widths, strict=True)
-        )
-        self.pool = nn.MaxPool2d(2, stride=2)
-        self.dropout = nn.Dropout(config.dropout)
-        # Expanding path, from the bottom up: widths[level + 1] -> widths[level].
-        levels = range(config.poolings - 1, -1, -1)
-        self.upconv = nn.ModuleList(
-            nn.ConvTranspose2d(widths[lv + 1], widths[lv], 2, stride=2) for lv in levels
-        )
-        self.up = nn.ModuleList(_ConvBlock(2 * widths[lv], widths[lv], config) for lv in levels)
-        self.head = nn.Conv2d(widths[0], config.classes, 1)
+        config = config if config is not None else UNetConfig()
+        super().__init__(**layer_arguments(config))
+        self.config = config
         self.reset_parameters()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -220,18 +194,7 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
-        skips = []
-        for level, block in enumerate(self.down):
-            x = block(x)
-            if level < self.config.poolings:
-                skips.append(x)
-                x = self.pool(x)
-        x = self.dropout(x)  # end of the contracting path
-        for upconv, block, skip in zip(self.upconv, self.up, reversed(skips), strict=True):
-            x = upconv(x)
-            x = torch.cat([_center_crop(skip, x.shape[-2], x.shape[-1]), x], dim=1)
-            x = block(x)
-        return self.head(x)
+        return super().forward(x)
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.ndim != 4:
