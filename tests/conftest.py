@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import zipfile
+from pathlib import Path
+
 import pytest
 import torch
+import yaml
 
 from napari_unet.core.config import UNetConfig
 from napari_unet.core.network import precision
@@ -72,3 +76,25 @@ def train_command(capsys):
         return captured
 
     return run
+
+
+def as_foreign_package(package: Path, out: Path) -> tuple[Path, dict]:
+    """``package`` (exported by us) without our model file and card, written to ``out``:
+    as a package from elsewhere looks to us. Returns ``out`` and its rdf."""
+    from napari_unet.bioimageio import MODEL_FILE
+
+    with zipfile.ZipFile(package) as source, zipfile.ZipFile(out, "w") as target:
+        rdf = yaml.safe_load(source.read("rdf.yaml"))
+        rdf["attachments"] = []
+        rdf.pop("config", None)
+        for name in source.namelist():
+            if name == "rdf.yaml":
+                target.writestr(name, yaml.safe_dump(rdf))
+            elif name != MODEL_FILE:
+                target.writestr(name, source.read(name))
+    return out, rdf
+
+
+@pytest.fixture
+def make_foreign_package():
+    return as_foreign_package

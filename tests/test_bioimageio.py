@@ -1,7 +1,6 @@
 """bioimage.io packages: export passes bioimageio.core's own test, our packages come back
 exactly, packages from elsewhere segment through bioimageio.core, bad ones are named."""
 
-import shutil
 import zipfile
 
 import numpy as np
@@ -11,6 +10,7 @@ import yaml
 from napari_unet._sample_data import sample_cells
 from napari_unet.bioimageio import (
     ForeignModel,
+    UntrustedPackage,
     card,
     export_bioimageio,
     open_bioimageio,
@@ -90,29 +90,12 @@ def test_our_package_comes_back_as_the_same_model(trained):
     assert again.steps == 1 and again.model.config == original.model.config
 
 
-def foreign_package(package, folder):
-    """The package without our model file: as a package from elsewhere looks to us."""
-    folder = folder / "foreign"
-    folder.mkdir(exist_ok=True)
-    with zipfile.ZipFile(package) as archive:
-        archive.extractall(folder)
-    rdf = yaml.safe_load((folder / "rdf.yaml").read_text())
-    rdf["attachments"] = []
-    rdf.pop("config", None)
-    (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf))
-    (folder / "napari-unet-model.safetensors").unlink()
-    out = folder.parent / "foreign.zip"
-    with zipfile.ZipFile(out, "w") as archive:
-        for path in folder.iterdir():
-            archive.write(path, path.name)
-    shutil.rmtree(folder)
-    return out, rdf
-
-
-def test_a_package_from_elsewhere_segments_through_bioimageio_core(trained):
+def test_a_package_from_elsewhere_segments_through_bioimageio_core(trained, make_foreign_package):
     model, package, folder = trained
-    foreign, _ = foreign_package(package, folder)
-    opened = open_bioimageio(foreign)
+    foreign, _ = make_foreign_package(package, folder / "foreign.zip")
+    with pytest.raises(UntrustedPackage, match="runs the code it carries"):
+        open_bioimageio(foreign)  # its code runs only on the user's word
+    opened = open_bioimageio(foreign, run_its_code=True)
     assert isinstance(opened, ForeignModel)
     original = load_model(model)
     image = sample_cells().image[:120, :150]
@@ -126,14 +109,30 @@ def test_a_package_from_elsewhere_segments_through_bioimageio_core(trained):
         open_for_training(foreign)
 
 
-def test_packages_we_cannot_use_are_named_in_one_line(trained, tmp_path):
-    _, package, folder = trained
+def test_the_command_line_runs_a_foreign_package_only_when_trusted(
+    trained, tmp_path, capsys, make_foreign_package
+):
+    import tifffile
+
+    _, package, _ = trained
+    foreign, _ = make_foreign_package(package, tmp_path / "foreign.zip")
+    tifffile.imwrite(tmp_path / "cells.tif", sample_cells().image[:100, :120])
+    args = ["segment", str(foreign), str(tmp_path / "cells.tif"), "--out", str(tmp_path / "out")]
+    assert main(args) == 1
+    assert "--trust-package" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "cells_labels.tif").exists()
+    assert main([*args, "--trust-package"]) == 0
+    assert tifffile.imread(tmp_path / "out" / "cells_labels.tif").shape == (100, 120)
+
+
+def test_packages_we_cannot_use_are_named_in_one_line(trained, tmp_path, make_foreign_package):
+    _, package, _ = trained
     not_a_package = tmp_path / "photos.zip"
     with zipfile.ZipFile(not_a_package, "w") as archive:
         archive.writestr("cat.txt", "meow")
     with pytest.raises(ValueError, match=r"photos.zip is not a bioimage.io package"):
         open_bioimageio(not_a_package)
-    foreign, rdf = foreign_package(package, folder)
+    foreign, rdf = make_foreign_package(package, tmp_path / "foreign.zip")
     for change, message in [
         ({"format_version": "0.9.0"}, "in bioimage.io format 0.9.0, newer than the installed"),
         ({"weights": {"onnx": {"source": "weights.pt", "opset_version": 15}}}, "as onnx"),
@@ -146,7 +145,7 @@ def test_packages_we_cannot_use_are_named_in_one_line(trained, tmp_path):
                     data = yaml.safe_dump({**rdf, **change}).encode()
                 target.writestr(name, data)
         with pytest.raises(ValueError, match=message) as error:
-            open_bioimageio(edited)
+            open_bioimageio(edited, run_its_code=True)
         assert "\n" not in str(error.value)
 
 
@@ -168,3 +167,18 @@ def test_the_command_line_exports_and_segments_with_a_package(trained, tmp_path,
     np.testing.assert_array_equal(
         from_package, tifffile.imread(tmp_path / "out2" / "cells_labels.tif")
     )
+
+
+@pytest.mark.parametrize(
+    ("wanted", "expected"),
+    [
+        ("t", "napari-paint-unet t"),
+        ("HeLa nuclei, 20x!", "HeLa nuclei 20x"),
+        ("a" * 80, "a" * 64),
+        ("ecoli_v2", "ecoli_v2"),
+    ],
+)
+def test_package_names_are_made_acceptable_to_bioimageio(wanted, expected):
+    from napari_unet.bioimageio import _package_name
+
+    assert _package_name(wanted) == expected

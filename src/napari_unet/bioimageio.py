@@ -17,6 +17,7 @@ exactly the model that was exported. Packages from elsewhere segment through
 
 from __future__ import annotations
 
+import re
 import tempfile
 import warnings
 import zipfile
@@ -101,9 +102,19 @@ def export_bioimageio(
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         files = _write_files(folder, Path(model_file), loaded, test_image)
-        descr = _description(v0_5, loaded, files, authors, licence, name or Path(model_file).stem)
+        name = _package_name(name or Path(model_file).stem)
+        descr = _description(v0_5, loaded, files, authors, licence, name)
         package = save_bioimageio_package(descr, output_path=folder / "package.zip")
         return write_atomically(out, Path(package).read_bytes())
+
+
+def _package_name(wanted: str) -> str:
+    """A name bioimage.io accepts (5-64 letters, digits, spaces, ``_+-()``): other
+    characters become spaces; a short one gets the plugin's name in front."""
+    name = " ".join(re.sub(r"[^A-Za-z0-9_+\- ()]", " ", wanted).split())
+    if len(name) < 5:
+        name = f"napari-paint-unet {name}".strip()
+    return name[:64].strip()
 
 
 @dataclass(frozen=True)
@@ -392,12 +403,41 @@ def _as_input(tensor_descr, image: np.ndarray):
     return Tensor(array, dims=tuple(axis.id for axis in tensor_descr.axes))
 
 
-def open_bioimageio(path: str | Path) -> LoadedModel | ForeignModel:
-    """A bioimage.io package: the napari-paint-unet model it was exported from (exactly),
-    or a :class:`ForeignModel` for packages from elsewhere with PyTorch (state dict or
-    TorchScript) weights. Raises ``ValueError`` in one line for a zip that is not a
-    package, one of a format newer than bioimageio.spec knows, or weights we cannot run."""
-    path = Path(path)
+class UntrustedPackage(ValueError):
+    """A bioimage.io package from elsewhere, opened without ``run_its_code``."""
+
+
+def is_foreign_package(path: str | Path) -> bool:
+    """Whether ``path`` is a bioimage.io package not exported by napari-paint-unet (cheap:
+    reads the zip's table of contents)."""
+    if not is_bioimageio_package(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return MODEL_FILE not in archive.namelist()
+
+
+def open_bioimageio(path: str | Path, run_its_code: bool = False) -> LoadedModel | ForeignModel:
+    """A bioimage.io package: the napari-paint-unet model it was exported from (exactly,
+    from its safetensors file: nothing runs), or a :class:`ForeignModel` for packages from
+    elsewhere with PyTorch (state dict or TorchScript) weights.
+
+    Running a package from elsewhere executes code it carries (its architecture's Python
+    source, or a TorchScript program), so it opens only with ``run_its_code=True``, the
+    user's word that they trust where it came from; without it, :class:`UntrustedPackage`.
+    Raises ``ValueError`` in one line for a zip that is not a package, one of a format
+    newer than bioimageio.spec knows, or weights we cannot run."""
+    opened = _open_package(Path(path))
+    if isinstance(opened, ForeignModel) and not run_its_code:
+        raise UntrustedPackage(
+            f"{Path(path).name} is a bioimage.io model from elsewhere: segmenting with it runs "
+            "the code it carries; if you trust where it came from, allow that (Segment "
+            "layer: tick 'Run this package's code'; command line: --trust-package)"
+        )
+    return opened
+
+
+def _open_package(path: Path) -> LoadedModel | ForeignModel:
+    """The package's model, described but not run (see :func:`open_bioimageio`)."""
     if not is_bioimageio_package(path):
         raise ValueError(f"{path.name} is not a bioimage.io package (no rdf.yaml in a zip)")
     with zipfile.ZipFile(path) as archive:
@@ -470,11 +510,14 @@ def card(path: str | Path) -> dict:
         return yaml.safe_load(archive.read(name)).get("config", {}).get("napari_unet", {})
 
 
-def open_model(path: str | Path, device: str = "cpu") -> LoadedModel | ForeignModel:
-    """A model file (.safetensors) or a bioimage.io package (.zip), for segmenting."""
+def open_model(
+    path: str | Path, device: str = "cpu", run_its_code: bool = False
+) -> LoadedModel | ForeignModel:
+    """A model file (.safetensors) or a bioimage.io package (.zip), for segmenting
+    (``run_its_code``: see :func:`open_bioimageio`)."""
     path = Path(path)
     if path.suffix.lower() == ".zip" or is_bioimageio_package(path):
-        opened = open_bioimageio(path)
+        opened = open_bioimageio(path, run_its_code)
         return opened if isinstance(opened, ForeignModel) else load_model_on(opened, device)
     return load_model(path, device=device)
 
@@ -490,7 +533,10 @@ def open_for_training(path: str | Path) -> LoadedModel:
     """The model to fine-tune: a model file, or a bioimage.io package exported by
     napari-paint-unet. Raises ``ValueError`` for packages from elsewhere (they segment,
     but their architecture is not one trained here)."""
-    opened = open_model(path)
+    path = Path(path)
+    if not (path.suffix.lower() == ".zip" or is_bioimageio_package(path)):
+        return load_model(path)
+    opened = _open_package(path)  # described, not run
     if isinstance(opened, ForeignModel):
         raise ValueError(
             f"{Path(path).name} is a bioimage.io model from elsewhere: it can segment, but "

@@ -159,3 +159,36 @@ def test_a_colour_layer_is_segmented_as_the_model_takes_it(
     labels = viewer.layers["cells labels"].data
     assert labels.shape == grey.shape and labels.max() == 2
     assert errors == []
+
+
+def test_segment_layer_takes_bioimageio_packages_and_asks_before_running_their_code(
+    make_napari_viewer, qtbot, tmp_path, make_threshold_unet, make_foreign_package, errors
+):
+    pytest.importorskip("bioimageio.core")
+    from napari_unet.bioimageio import export_bioimageio
+
+    viewer = make_napari_viewer()
+    image = two_cells_image()
+    viewer.add_image(image.copy(), name="cells")
+    widget = dock(viewer)
+    model = save_model(tmp_path / "t.safetensors", make_threshold_unet(2))
+    package = export_bioimageio(model, tmp_path / "t.zip", test_image=image)
+    widget._model_path.value = package
+    assert widget._trust.native.isHidden()  # ours: read from its safetensors file, nothing runs
+    widget._run.native.click()
+    qtbot.waitUntil(lambda: len(viewer.layers) == 2 and widget._run.enabled, timeout=30_000)
+    assert viewer.layers["cells labels"].data.max() == 2 and errors == []
+
+    viewer.layers.remove("cells labels")
+    foreign, _ = make_foreign_package(package, tmp_path / "foreign.zip")
+    widget._model_path.value = foreign
+    assert not widget._trust.native.isHidden() and not widget._trust.value
+    widget._run.native.click()  # without the user's word, its code does not run
+    qtbot.waitUntil(lambda: widget._run.enabled and bool(errors), timeout=30_000)
+    assert "runs the code it carries" in errors[0] and len(viewer.layers) == 1
+    widget._trust.value = True
+    widget._run.native.click()
+    qtbot.waitUntil(lambda: len(viewer.layers) == 2 and widget._run.enabled, timeout=30_000)
+    assert viewer.layers["cells labels"].data.max() == 2 and len(errors) == 1
+    widget._model_path.value = model
+    assert widget._trust.native.isHidden() and not widget._trust.value

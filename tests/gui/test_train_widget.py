@@ -268,3 +268,23 @@ def test_complete_masks_left_as_sparse_get_a_warning(
     wait_for_training(qtbot, widget)
     masks = [w for w in messages["warning"] if "tick Complete masks" in w]
     assert len(masks) == 1  # said once (a model of one step is not ready either: said too)
+
+
+def test_a_trained_model_exports_to_bioimageio_and_comes_back(
+    viewer_with_sample, qtbot, monkeypatch, messages, tmp_path
+):
+    pytest.importorskip("bioimageio.core")
+    from napari_unet.bioimageio import open_bioimageio
+
+    widget = dock_train(viewer_with_sample, monkeypatch, quick(iterations=40))
+    assert not widget._export_button.enabled  # nothing trained yet
+    widget._train_button.native.click()
+    wait_for_training(qtbot, widget)
+    assert widget.result.ready and widget._export_button.enabled
+    worker = widget.export(tmp_path / "model")  # (.zip added)
+    qtbot.waitUntil(
+        lambda: (tmp_path / "model.zip").exists() and widget._export_button.enabled, timeout=60_000
+    )
+    assert worker is not None and any("exported" in m for m in messages["info"])
+    back = open_bioimageio(tmp_path / "model.zip")
+    assert back.training["images"] == ["touching cells"] and back.rules == widget.result.rules

@@ -21,7 +21,7 @@ from magicgui.widgets import (
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
-from ..bioimageio import ForeignModel, open_model
+from ..bioimageio import ForeignModel, is_foreign_package, open_model
 from ..core.events import PlaneDone, TilesDone
 from ..core.segment import Segmentation, segment
 from ._session import TrainedModel, session_models
@@ -34,11 +34,13 @@ def segment_with_model(
     source: Path | TrainedModel,
     method: str = "components",
     keep_probability: bool = False,
+    run_its_code: bool = False,
 ) -> Generator[TilesDone | PlaneDone, None, Segmentation]:
     """Label the cells of ``image`` (2D or a stack) with a model file, a bioimage.io
-    package or a trained model."""
+    package (``run_its_code``: see :func:`~napari_unet.bioimageio.open_bioimageio`) or a
+    trained model."""
     if not isinstance(source, TrainedModel):
-        loaded = open_model(source)
+        loaded = open_model(source, run_its_code=run_its_code)
         if isinstance(loaded, ForeignModel):  # through bioimageio.core's own prediction
             return (yield from loaded.segment(np.asarray(image)))
         source = TrainedModel("", loaded.model, loaded.normalization, loaded.rules)
@@ -80,6 +82,13 @@ class SegmentWidget(Container):
             tooltip="A model file (.safetensors), or a bioimage.io package (.zip): exported by "
             "napari-paint-unet, or from elsewhere (run through bioimageio.core)",
         )
+        self._trust = CheckBox(
+            text="Run this package's code",
+            visible=False,
+            tooltip="This bioimage.io model comes from elsewhere: segmenting with it runs "
+            "the code it carries (its architecture or TorchScript). Tick only if you trust "
+            "where it came from.",
+        )
         self._probability = CheckBox(text="Add the cell probability as an image layer")
         self._watershed = CheckBox(
             text="Split merged cells (watershed)",
@@ -94,6 +103,7 @@ class SegmentWidget(Container):
                 self._image,
                 self._source,
                 self._model_path,
+                self._trust,
                 self._watershed,
                 self._probability,
                 self._run,
@@ -104,11 +114,18 @@ class SegmentWidget(Container):
         )
         self._run.changed.connect(self._start)
         self._cancel.changed.connect(self._stop)
-        self._source.changed.connect(
-            lambda v: setattr(self._model_path, "visible", v == MODEL_FILE)
-        )
+        self._source.changed.connect(self._show_file_choices)
+        self._model_path.changed.connect(self._show_file_choices)
         self._session.changed.connect(self._new_session_model)
         self.worker = None
+
+    def _show_file_choices(self, _value=None) -> None:
+        from_file = self._source.value == MODEL_FILE
+        self._model_path.visible = from_file
+        path = Path(self._model_path.value)
+        foreign = from_file and path.is_file() and is_foreign_package(path)
+        self._trust.visible = foreign
+        self._trust.value = False  # the word is given for one package, once chosen
 
     def _model_choices(self, _widget=None) -> list[str]:
         return [MODEL_FILE] + [m.name for m in reversed(self._session.models)]
@@ -148,6 +165,7 @@ class SegmentWidget(Container):
             source,
             "watershed" if self._watershed.value else "components",
             self._probability.value,
+            self._trust.value,
             _connect={
                 "yielded": self._show_progress,
                 "returned": lambda result: self._add_layers(layer, result),

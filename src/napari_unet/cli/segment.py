@@ -58,6 +58,12 @@ def add_parser(commands) -> None:
         action="store_true",
         help="split cells the network merged (distance-transform watershed; two-class models)",
     )
+    seg.add_argument(
+        "--trust-package",
+        action="store_true",
+        help="allow a bioimage.io package from elsewhere to run the code it carries (its "
+        "architecture or TorchScript); only for packages from a source you trust",
+    )
     seg.set_defaults(run=run)
 
 
@@ -83,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             "--overwrite to replace them, or choose another --out"
         )
     device = pick_device(args.device)
-    loaded = open_model(args.model, device=str(device))
+    loaded = open_model(args.model, device=str(device), run_its_code=args.trust_package)
     for path, name in zip(args.images, names, strict=True):
         _segment_one(args, loaded, device, path, name, outputs[name])
     return 0
