@@ -44,7 +44,9 @@ def main() -> int:
     viewer = napari.Viewer(title="napari-paint-unet")
     viewer.window._qt_window.resize(1500, 950)
     viewer.open_sample("napari-paint-unet", "touching_cells")
-    segment_dock, segment = viewer.window.add_plugin_dock_widget("napari-paint-unet", "Segment layer")
+    segment_dock, segment = viewer.window.add_plugin_dock_widget(
+        "napari-paint-unet", "Segment layer"
+    )
     train_dock, train = viewer.window.add_plugin_dock_widget(
         "napari-paint-unet", "Train U-Net", tabify=True
     )

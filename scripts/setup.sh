@@ -51,8 +51,8 @@ fi
 
 # --- 2. A virtual environment.
 if [[ ! -x .venv/bin/python ]]; then
-  "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || {
-    say "napari-unet needs Python >= 3.10; '$python' is $("$python" --version 2>&1). Set PYTHON=python3.11."
+  "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+    say "napari-unet needs Python >= 3.11; '$python' is $("$python" --version 2>&1). Set PYTHON=python3.12."
     exit 1; }
   say "creating .venv with $("$python" --version 2>&1)"
   "$python" -m venv .venv

@@ -56,9 +56,37 @@ def threshold_unet(depth: int = 1, level: float = 0.5, steepness: float = 40.0) 
     return net.eval()
 
 
+def outline_unet(depth: int = 2, outline: float = 0.35, interior: float = 0.6) -> UNet:
+    """A three-class U-Net that calls a pixel background below ``outline`` (normalised
+    intensity), outline between ``outline`` and ``interior``, interior above: the
+    blurred edges of bright cells become their outlines. Built as :func:`threshold_unet`."""
+    steepness = 30.0
+    net = UNet(UNetConfig(depth=depth, base_channels=1, dropout=0.0, classes=3))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.zero_()
+        for module in net.modules():
+            if type(module) is torch.nn.Conv2d and module.kernel_size == (3, 3):
+                module.weight[0, 0, 1, 1] = 1.0
+            if type(module) is torch.nn.ConvTranspose2d:
+                module.weight[0, 0] = 1.0
+        # logits: background 0, outline s (x - outline), interior 2 s (x - mid), so that
+        # interior beats outline above ``interior``
+        net.head.weight[2, 0, 0, 0] = steepness
+        net.head.bias[2] = -steepness * outline
+        net.head.weight[1, 0, 0, 0] = 2 * steepness
+        net.head.bias[1] = -steepness * (2 * interior - (interior - outline))
+    return net.eval()
+
+
 @pytest.fixture
 def make_threshold_unet():
     return threshold_unet
+
+
+@pytest.fixture(scope="session")
+def make_outline_unet():
+    return outline_unet
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """napari-unet segment."""
 
 import numpy as np
+import pytest
 import tifffile
 
 from napari_unet.cli import main
@@ -77,3 +78,57 @@ def test_segment_can_split_merged_cells_with_a_watershed(tmp_path, threshold_mod
             == 0
         )
         assert tifffile.imread(out / "pair_labels.tif").max() == objects
+
+
+def test_segment_in_blocks_writes_an_ome_zarr_store_and_resumes(
+    tmp_path, make_outline_unet, capsys
+):
+    """--blocks: the labels of the whole image in OUT/NAME.ome.zarr; run again, nothing
+    is redone; another model into the same store is refused."""
+    pytest.importorskip("ome_zarr")
+    import zarr
+
+    from napari_unet._sample_data import sample_cells
+
+    model = save_model(tmp_path / "outline.safetensors", make_outline_unet())
+    tifffile.imwrite(tmp_path / "cells.tif", sample_cells().image)
+    out = tmp_path / "out"
+    argv = ["segment", str(model), str(tmp_path / "cells.tif"), "--out", str(out)]
+    argv += ["--tile-size", "100", "--precision", "float32"]
+    assert main([*argv, "--blocks", "100"]) == 0
+    printed = capsys.readouterr()
+    assert "cells.tif: segmented" in printed.out and "cells.tif: cells 4/4 blocks" in printed.err
+    labels = zarr.open_group(str(out / "cells.ome.zarr"), mode="r")["labels/cells/s0"][...]
+    assert main(argv) == 0  # the same image, in memory
+    whole = tifffile.imread(out / "cells_labels.tif")
+    assert np.array_equal(labels > 0, whole > 0) and len(np.unique(labels)) == len(np.unique(whole))
+    capsys.readouterr()
+    assert main([*argv, "--blocks", "100"]) == 0
+    assert "cells.tif: already segmented" in capsys.readouterr().out
+    other = save_model(tmp_path / "other.safetensors", make_outline_unet(outline=0.3))
+    assert main(["segment", str(other), *argv[2:], "--blocks", "100"]) == 1
+    err = capsys.readouterr().err
+    assert "holds the segmentation of another image, model or block size" in err
+    assert err.count("\n") == 1
+
+
+def test_segment_spreads_blocks_over_a_local_cluster(tmp_path, make_outline_unet, capsys):
+    pytest.importorskip("distributed")
+    import zarr
+
+    from napari_unet._sample_data import sample_cells
+
+    model = save_model(tmp_path / "outline.safetensors", make_outline_unet())
+    tifffile.imwrite(tmp_path / "cells.tif", sample_cells().image)
+    argv = ["segment", str(model), str(tmp_path / "cells.tif"), "--tile-size", "100"]
+    argv += ["--precision", "float32", "--blocks", "100"]
+    assert main([*argv, "--out", str(tmp_path / "here")]) == 0
+    assert (
+        main([*argv, "--out", str(tmp_path / "there"), "--cluster", "local", "--workers", "2"]) == 0
+    )
+    assert "dask: 2 local workers" in capsys.readouterr().err
+    here, there = (
+        zarr.open_group(str(tmp_path / f / "cells.ome.zarr"), mode="r")["labels/cells/s0"][...]
+        for f in ("here", "there")
+    )
+    np.testing.assert_array_equal(here, there)  # the same ids, wherever computed

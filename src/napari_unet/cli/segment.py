@@ -9,8 +9,10 @@ from pathlib import Path
 
 from ._arguments import PRECISION_CHOICES, folder, positive_int
 
-EXAMPLE = """example:
-  napari-unet segment model.safetensors cells.tif more/*.tif --out labels/"""
+EXAMPLE = """examples:
+  napari-unet segment model.safetensors cells.tif more/*.tif --out labels/
+  napari-unet segment model.safetensors slide.ome.zarr --out labels/ --cluster local
+  napari-unet segment model.safetensors slide.ome.zarr --out labels/ --cluster tcp://head:8786"""
 
 
 def add_parser(commands) -> None:
@@ -52,7 +54,12 @@ def add_parser(commands) -> None:
         help="input tile size in px (default: chosen per image for the least waste, up to "
         "1100; sizes under about 4 halos, 180 for the light preset, are enlarged)",
     )
-    seg.add_argument("--probabilities", action="store_true", help="also write NAME_probability.tif")
+    seg.add_argument(
+        "--probabilities",
+        action="store_true",
+        help="also write NAME_probability.tif (block by block: keep the class probabilities "
+        "in the store)",
+    )
     seg.add_argument(
         "--watershed",
         action="store_true",
@@ -64,12 +71,47 @@ def add_parser(commands) -> None:
         help="allow a bioimage.io package from elsewhere to run the code it carries (its "
         "architecture or TorchScript); only for packages from a source you trust",
     )
+    large = seg.add_argument_group(
+        "images larger than memory",
+        "Block by block into an OME-Zarr store, OUT/NAME.ome.zarr, with the labels in "
+        "labels/cells (a multiscale pyramid): exactly the cells of the whole image. Zarr "
+        "images always go this way. A stopped run goes on from the blocks already written "
+        "when run again.",
+    )
+    large.add_argument(
+        "--blocks",
+        type=positive_int,
+        nargs="?",
+        const=True,  # the default block size
+        default=None,
+        metavar="PX",
+        help="segment block by block, blocks of PX px per side (default 2048; each worker "
+        "needs about 1 GB for a block of 2048)",
+    )
+    large.add_argument(
+        "--cluster",
+        default=None,
+        metavar="WHERE",
+        help="spread the blocks over dask.distributed workers: 'local' (a cluster on this "
+        "machine: a worker per GPU, else per core) or a scheduler's address, e.g. "
+        "tcp://10.0.0.5:8786 (a cluster started with dask-jobqueue on SLURM, by hand, ...)",
+    )
+    large.add_argument(
+        "--workers", type=positive_int, default=None, help="workers of --cluster local"
+    )
+    large.add_argument(
+        "--level",
+        type=int,
+        default=0,
+        help="the resolution level of an OME-Zarr image to segment (default 0: full)",
+    )
     seg.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..bioimageio import open_model
     from ..core.network.device import pick_device
+    from . import blocks
 
     missing = [str(p) for p in args.images if not p.exists()]
     if missing:
@@ -78,20 +120,25 @@ def run(args: argparse.Namespace) -> int:
     clashes = sorted({n for n in names if names.count(n) > 1})
     if clashes:
         raise ValueError(
-            f"two images would write {clashes[0]}_labels.tif; segment them into separate "
+            f"two images would write {clashes[0]}'s labels; segment them into separate "
             "--out folders"
         )
-    outputs = {name: _outputs(args, name) for name in names}
+    large = [p for p in args.images if blocks.wanted(args, p)]
+    whole = [(p, n) for p, n in zip(args.images, names, strict=True) if p not in large]
+    outputs = {name: _outputs(args, name) for _, name in whole}
     existing = [str(p) for paths in outputs.values() for p in paths if p.exists()]
     if existing and not args.overwrite:
         raise ValueError(
             f"{existing[0]} exists ({len(existing)} output file(s) would be replaced); add "
             "--overwrite to replace them, or choose another --out"
         )
-    device = pick_device(args.device)
-    loaded = open_model(args.model, device=str(device), run_its_code=args.trust_package)
-    for path, name in zip(args.images, names, strict=True):
-        _segment_one(args, loaded, device, path, name, outputs[name])
+    if whole:
+        device = pick_device(args.device)
+        loaded = open_model(args.model, device=str(device), run_its_code=args.trust_package)
+        for path, name in whole:
+            _segment_one(args, loaded, device, path, name, outputs[name])
+    if large:
+        blocks.run(args, large)
     return 0
 
 

@@ -183,6 +183,7 @@ def label_instances(
     interior_threshold: float = 0.5,
     growth: int = OUTLINE_GROWTH,
     join_solidity: float = NECK_SOLIDITY,
+    foreground: np.ndarray | None = None,
 ) -> np.ndarray:
     """Label the cells in a probability map.
 
@@ -209,6 +210,10 @@ def label_instances(
         further split by a watershed of their distance transform seeded at its maxima
         (at least ``min_distance`` px apart), for cells the network did not separate.
     fill_holes: holes inside a cell become part of it.
+    foreground: the cell mask (``cell_probability > threshold``, holes filled as
+        ``fill_holes`` says) where the caller knows it better than this crop does: a
+        block of a larger image, whose holes are holes of the whole image
+        (:mod:`.blocks`).
     Cells smaller than ``min_size`` pixels are dropped. Returns (H, W) labels numbered
     1..n without gaps, 0 for background, uint16 or uint32 as n needs.
     """
@@ -217,9 +222,10 @@ def label_instances(
         raise ValueError(f"expected a 2D probability map; got shape {probability.shape}")
     if method not in METHODS:
         raise ValueError(f"method {method!r} is not known; use one of {', '.join(METHODS)}")
-    foreground = probability > threshold
-    if fill_holes:
-        foreground = ndi.binary_fill_holes(foreground)
+    if foreground is None:
+        foreground = probability > threshold
+        if fill_holes:
+            foreground = ndi.binary_fill_holes(foreground)
     labels, count = ndi.label(foreground)
     if outline_probability is not None and count:
         labels = _outline_cells(
@@ -237,14 +243,19 @@ def label_instances(
         labels = watershed(-distance, markers, mask=foreground)
         count = int(labels.max())
     if count and min_size > 1:
-        sizes = np.bincount(labels.ravel())
-        keep = sizes >= min_size
-        keep[0] = False
-        lookup = np.zeros(len(sizes), np.int64)
-        lookup[keep] = np.arange(1, int(keep.sum()) + 1)
-        labels, count = lookup[labels], int(keep.sum())
+        labels, count = _drop_small(labels, min_size)
     dtype = np.uint16 if count < 2**16 else np.uint32
     return labels.astype(dtype)
+
+
+def _drop_small(labels: np.ndarray, min_size: int) -> tuple[np.ndarray, int]:
+    """``labels`` without the cells under ``min_size`` pixels, renumbered 1..n; and n."""
+    sizes = np.bincount(labels.ravel())
+    keep = sizes >= min_size
+    keep[0] = False
+    lookup = np.zeros(len(sizes), np.int64)
+    lookup[keep] = np.arange(1, int(keep.sum()) + 1)
+    return lookup[labels], int(keep.sum())
 
 
 def cell_probability(probabilities: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from .model import UNet, halo, nearest_valid_input_sizes
 from .precision import PRECISIONS, Precision, choose_precision, named_precision
 from .tiling import choose_tile_size, plan_tiles, read_window, smallest_tile, usable_tile_size
 
-__all__ = ["predict_image", "predict_tiled"]
+__all__ = ["predict_image", "predict_tiled", "predict_tiles"]
 
 MAX_TILE = 1100  # px per axis: the largest tile chosen automatically
 CPU_MEMORY = 2 * 2**30  # bytes a batch of tiles may take on the CPU (less on small machines)
@@ -153,6 +153,28 @@ def predict_tiled(
                 batch_size, tile = _smaller(config, device, batch_size, tile)
     finally:
         model.train(was_training)
+
+
+def predict_tiles(
+    model: UNet,
+    image,
+    tiles: list,
+    intensity: tuple[float, float],
+    *,
+    device: str | torch.device = "cpu",
+    precision: str = "auto",
+    flips: bool = False,
+):
+    """(tile, probabilities of its write region) for some ``tiles`` of a whole image's
+    plan (:func:`~.tiling.plan_tiles`), one at a time: exactly what :func:`predict_tiled`
+    writes there, for a caller that computes a part of a large image (a block)."""
+    device = torch.device(device)
+    run_as = _precision(model, device, precision)
+    model.to(device=device, memory_format=run_as.memory_format).eval()
+    for tile in tiles:
+        window = _window(image, tile, *intensity)[None]
+        probabilities = _run(model, window, device, run_as, flips)[0]
+        yield tile, probabilities[(slice(None), *tile.crop)]
 
 
 def _check(model: UNet, image, precision: str) -> None:

@@ -1,0 +1,245 @@
+"""Images larger than memory, block by block: peak memory, exactness, and dask speed-up.
+
+    python benchmarks/slide.py memory [--size 32768] [--folder /tmp/napari-unet-slide]
+    python benchmarks/slide.py speedup [--size 8192]
+
+memory: writes a SIZE x SIZE float32 zarr image of synthetic touching cells (32768 x 32768
+  = 4 GiB), segments it with `napari-unet segment --blocks` in a subprocess (as a user
+  runs it) and reports that process's peak resident memory; then checks the labels of a
+  4096 x 4096 crop, segmented block by block, against the crop segmented in memory
+  (pixels that differ after renumbering).
+speedup: segments a SIZE x SIZE image here (one thread), on a LocalCluster of one worker
+  of one thread, and of two workers of one thread each; reports the time per block of
+  each pass, the scheduler's overhead (one worker against here) and the speed-up.
+
+The model is the demo's (the light preset, 300 steps on the sample image), saved with
+test-time flips off so that the run measures the pipeline, not four predictions a tile.
+Results go to benchmarks/results/slide_memory.json and slide_speedup.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import zarr
+from _common import write_results
+
+from napari_unet._sample_data import sample_cells
+from napari_unet.core.config import TrainConfig
+from napari_unet.core.events import drain
+from napari_unet.core.segment import segment
+from napari_unet.core.synthetic import touching_cells
+from napari_unet.core.training import train
+from napari_unet.model_io import load_model, save_trained
+from napari_unet.slides import segment_slide
+
+CHUNK = 2048
+
+
+def demo_model(folder: Path) -> Path:
+    path = folder / "demo-noflips.safetensors"
+    if not path.exists():
+        sample = sample_cells()
+        config = TrainConfig(minutes=None, iterations=300)
+        result = drain(train([(sample.image, sample.annotation)], config))
+        result = dataclasses.replace(result, rules=dataclasses.replace(result.rules, flips=False))
+        save_trained(path, result, images=["sample"])
+    return path
+
+
+def write_image(path: Path, size: int) -> zarr.Array:
+    """SIZE x SIZE float32, uncompressed, tiled from a few synthetic images."""
+    image = zarr.create_array(
+        store=str(path),
+        shape=(size, size),
+        chunks=(CHUNK, CHUNK),
+        dtype="float32",
+        compressors=None,
+        overwrite=True,
+    )
+    rng = np.random.default_rng(1)
+    pieces = [touching_cells((512, 512), rng=rng).image for _ in range(4)]
+    for r in range(0, size, CHUNK):
+        for c in range(0, size, CHUNK):
+            block = np.block(
+                [
+                    [np.rot90(pieces[rng.integers(4)], rng.integers(4)) for _ in range(4)]
+                    for _ in range(4)
+                ]
+            )
+            image[r : r + CHUNK, c : c + CHUNK] = block[: size - r, : size - c]
+    return image
+
+
+def renumbering_differences(a: np.ndarray, b: np.ndarray) -> int:
+    """Pixels that differ between two label images after the best renumbering (each
+    label of ``a`` to the label of ``b`` it shares most pixels with, one to one)."""
+    pairs, counts = np.unique(np.stack([a.ravel(), b.ravel()]), axis=1, return_counts=True)
+    order = np.argsort(-counts)
+    used_a, used_b, agree = set(), set(), 0
+    for k in order:
+        x, y = pairs[0, k], pairs[1, k]
+        if x not in used_a and y not in used_b and (x == 0) == (y == 0):
+            used_a.add(x)
+            used_b.add(y)
+            agree += counts[k]
+    return int(a.size - agree)
+
+
+def memory(args) -> None:
+    folder = args.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    model = demo_model(folder)
+    start = time.perf_counter()
+    image = write_image(folder / "slide.zarr", args.size)
+    write_s = time.perf_counter() - start
+    gib = args.size**2 * 4 / 2**30
+    print(f"image {args.size} x {args.size} float32, {gib:.2f} GiB (zarr, uncompressed)")
+    out = folder / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    command = [
+        str(Path(sys.executable).with_name("napari-unet")),
+        "segment",
+        str(model),
+        str(folder / "slide.zarr"),
+        "--out",
+        str(out),
+        "--blocks",
+    ]
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    segment_s = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"napari-unet segment --blocks: {segment_s:.0f} s, peak resident memory {peak:.0f} MiB")
+
+    crop = np.asarray(image[:4096, :4096])
+    zarr.save_array(str(folder / "crop.zarr"), crop, chunks=(1024, 1024))
+    result = segment_slide(model, folder / "crop.zarr", folder / "crop-out", overwrite=True)
+    blocks = zarr.open_group(str(result.store), mode="r")["labels/cells/s0"][...]
+    loaded = load_model(model)
+    whole = drain(
+        segment(loaded.model, crop, loaded.normalization, rules=loaded.rules, tile_size=result.tile)
+    ).labels
+    differ = renumbering_differences(blocks, whole)
+    print(f"4096 x 4096 crop: {int(whole.max())} cells; {differ} pixels differ after renumbering")
+    row = {
+        "image_shape": [args.size, args.size],
+        "image_gib": gib,
+        "write_image_s": write_s,
+        "segment_s": segment_s,
+        "peak_rss_mib": peak,
+        "crop_cells": int(whole.max()),
+        "crop_pixels_differing": differ,
+    }
+    print(f"written: {write_results('slide_memory', [row])}")
+    shutil.rmtree(folder / "slide.zarr")
+    shutil.rmtree(out)
+
+
+def speedup(args) -> None:
+    from distributed import Client, LocalCluster
+
+    folder = args.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    model = demo_model(folder)
+    write_image(folder / "speed.zarr", args.size)
+    torch.set_num_threads(1)  # here as on a worker: one thread
+    rows = []
+    for workers in (0, 1, 2):
+        out = folder / f"speed-{workers}"
+        times: dict[str, list[float]] = {}
+        started = time.perf_counter()
+
+        def clock(progress, times=times, started=started):
+            times.setdefault(progress.phase, []).append(time.perf_counter() - started)
+
+        if workers == 0:
+            result = segment_slide(
+                model, folder / "speed.zarr", out, overwrite=True, progress=clock
+            )
+        else:
+            with (
+                LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+                ) as cluster,
+                Client(cluster) as client,
+            ):
+                client.wait_for_workers(workers)
+                started = time.perf_counter()
+                times.clear()
+                result = segment_slide(
+                    model,
+                    folder / "speed.zarr",
+                    out,
+                    overwrite=True,
+                    client=client,
+                    progress=lambda p, t=times, s=started: t.setdefault(p.phase, []).append(
+                        time.perf_counter() - s
+                    ),
+                )
+        wall = time.perf_counter() - started
+        passes = {}
+        begin = 0.0
+        for phase, stamps in times.items():
+            passes[phase] = stamps[-1] - begin
+            begin = stamps[-1]
+        row = {
+            "workers": workers,
+            "blocks": result.blocks,
+            "cells": result.cells,
+            "wall_s": wall,
+            "pass_s": passes,
+            "s_per_block": {k: v / result.blocks for k, v in passes.items()},
+        }
+        rows.append(row)
+        shutil.rmtree(out)
+    here, one, two = rows
+    print(
+        f"{args.size} x {args.size} px, {here['blocks']} blocks of 2048 px, {here['cells']} cells"
+    )
+    print("| where | wall | probabilities s/block | background s/block | cells s/block |")
+    print("|---|---|---|---|---|")
+    for name, row in (
+        ("here, 1 thread", here),
+        ("1 worker x 1 thread", one),
+        ("2 workers x 1 thread", two),
+    ):
+        per = row["s_per_block"]
+        print(
+            f"| {name} | {row['wall_s']:.0f} s | {per['probabilities']:.1f} | "
+            f"{per['background']:.2f} | {per['cells']:.1f} |"
+        )
+    overhead = one["wall_s"] - here["wall_s"]
+    print(
+        f"scheduler overhead (1 worker - here): {overhead:.1f} s ({100 * overhead / here['wall_s']:.1f} %)"
+    )
+    print(f"speed-up, 2 workers / 1 worker: {one['wall_s'] / two['wall_s']:.2f}x")
+    print(f"written: {write_results('slide_speedup', rows)}")
+    shutil.rmtree(folder / "speed.zarr")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["memory", "speedup"])
+    parser.add_argument("--size", type=int, default=None)
+    parser.add_argument("--folder", type=Path, default=Path("/tmp/napari-unet-slide"))
+    args = parser.parse_args()
+    if args.what == "memory":
+        args.size = args.size or 32768
+        memory(args)
+    else:
+        args.size = args.size or 8192
+        speedup(args)
+
+
+if __name__ == "__main__":
+    main()

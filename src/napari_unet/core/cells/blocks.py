@@ -1,0 +1,273 @@
+"""Cells of an image of any size, block by block, exactly as of the whole image.
+
+Labelling (:func:`~.instances.label_instances`) is local but for one step: filling the
+holes of the cell mask, where a hole is background that does not reach the image's edge,
+however far away that is. So it runs in two passes over a grid of blocks:
+
+1. :func:`background_block` numbers the background pieces of one block; :func:`find_holes`
+   joins the pieces that meet across block borders (a graph of the pieces on block
+   edges, small) and names those that never reach the image's edge: the holes.
+2. :func:`label_block` labels a block's *core* on a window around it, with the cell mask
+   made from the probabilities and the holes. Every other step depends on nearby
+   *units* only: for networks with an outline class, the pieces of cell interior (which
+   the outlines keep apart, even in confluent tissue), each cut at necks, kept, grown and
+   joined as its own shape and that of its neighbours within a few pixels say; for
+   two-class networks, the connected pieces of the cell mask. The window grows until the
+   units the core depends on are whole in it (:func:`_dependencies_whole`), up to
+   ``MAX_MARGIN`` px or a block beyond the block.
+
+Each cell gets the same id in every block that sees it: one plus the flat index of its
+first pixel (in raster order) in the whole image. A block writes its core only, so blocks
+never write the same pixel and can run in any order or in parallel; two cells that touch
+across a block border keep their two ids, and a cell cut by a block line has one id on
+both sides: the stitching is the whole-image labelling itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from .instances import cell_probability, label_instances
+from .rules import InstanceRules
+
+__all__ = [
+    "BackgroundPieces",
+    "background_block",
+    "find_holes",
+    "label_block",
+    "label_in_blocks",
+    "plan_blocks",
+]
+
+# px: the most a window may reach beyond its block on each side (or the block's size, if
+# larger): memory stays bounded by about 9 blocks' worth of labelling
+MAX_MARGIN = 512
+
+
+def plan_blocks(shape: tuple[int, int], block: int) -> list[tuple[slice, slice]]:
+    """The cores of the blocks of ``block`` px that tile an image of ``shape``."""
+    if block < 1:
+        raise ValueError(f"block size {block} must be a whole number of pixels above 0")
+    return [
+        (slice(r, min(r + block, shape[0])), slice(c, min(c + block, shape[1])))
+        for r in range(0, shape[0], block)
+        for c in range(0, shape[1], block)
+    ]
+
+
+@dataclass(frozen=True)
+class BackgroundPieces:
+    """The background pieces of one block, numbered like cells (:func:`_global_ids`).
+
+    ids: (h, w) uint64, 0 where the cell probability is above the threshold.
+    found: the ids in the block. open: those that touch the image's edge in it.
+    edges: the ids along the block's first and last row and column (top, bottom, left,
+        right), to join with the neighbouring blocks'.
+    """
+
+    ids: np.ndarray
+    found: np.ndarray
+    open: np.ndarray
+    edges: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def background_block(
+    probabilities, core: tuple[slice, slice], *, threshold: float = 0.5
+) -> BackgroundPieces:
+    """Pass 1 for the block ``core`` of ``probabilities`` (classes, H, W; numpy, zarr or
+    dask: only the core is read)."""
+    height, width = probabilities.shape[-2:]
+    p = cell_probability(np.asarray(probabilities[(slice(None), *core)], np.float32))
+    pieces, _ = ndi.label(p <= threshold)  # 4-connected, as filling holes floods
+    ids = _global_ids(pieces, core, core, width)
+    edges = (ids[0], ids[-1], ids[:, 0], ids[:, -1])
+    on_edge = [e for e, at in zip(edges, _image_edges(core, (height, width)), strict=True) if at]
+    touching = np.unique(np.concatenate(on_edge)) if on_edge else np.zeros(0, np.uint64)
+    return BackgroundPieces(ids, np.unique(ids[ids > 0]), touching[touching > 0], edges)
+
+
+def _image_edges(core, shape) -> tuple[bool, bool, bool, bool]:
+    """Whether the block's top, bottom, left and right edges are the image's."""
+    return (
+        core[0].start == 0,
+        core[0].stop == shape[0],
+        core[1].start == 0,
+        core[1].stop == shape[1],
+    )
+
+
+def find_holes(pieces: dict[int, BackgroundPieces], cores: list[tuple[slice, slice]]) -> np.ndarray:
+    """The ids (sorted uint64) of the background pieces that belong to holes: joined
+    across block borders, they never touch the image's edge. ``pieces`` maps a block's
+    index in ``cores`` to its :func:`background_block` (its ids need not be kept)."""
+    found = np.unique(np.concatenate([p.found for p in pieces.values()] + [np.zeros(0, np.uint64)]))
+    if not len(found):
+        return found
+    index = {(c[0].start, c[1].start): k for k, c in enumerate(cores)}
+    first, second = [], []
+    for k, piece in pieces.items():
+        rows, columns = cores[k]
+        below = index.get((rows.stop, columns.start))
+        right = index.get((rows.start, columns.stop))
+        for other, mine, theirs in ((below, piece.edges[1], 1), (right, piece.edges[3], 3)):
+            if other is None:
+                continue
+            facing = pieces[other].edges[theirs - 1]  # its top or left edge
+            both = (mine > 0) & (facing > 0)
+            first.append(mine[both])
+            second.append(facing[both])
+    a = np.searchsorted(found, np.concatenate(first + [np.zeros(0, np.uint64)]))
+    b = np.searchsorted(found, np.concatenate(second + [np.zeros(0, np.uint64)]))
+    graph = coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(len(found),) * 2)
+    _, component = connected_components(graph, directed=False)
+    opened = np.zeros(component.max() + 1, bool)
+    opened[component[np.searchsorted(found, np.concatenate([p.open for p in pieces.values()]))]] = (
+        True
+    )
+    return found[~opened[component]]
+
+
+def label_block(
+    probabilities,
+    background,
+    holes: np.ndarray,
+    core: tuple[slice, slice],
+    rules: InstanceRules,
+    *,
+    margin: int = 64,
+    threshold: float = 0.5,
+) -> np.ndarray:
+    """Pass 2: the cells in ``core`` (rows, columns) of the image whose class
+    probabilities ``probabilities`` (classes, H, W) holds, as labelling the whole image
+    gives them, with ids that are the same in every block (uint64, 0 = background; one
+    plus the flat index of each cell's first pixel). ``background`` (H, W) holds the
+    background pieces of pass 1 and ``holes`` the ids of :func:`find_holes`; the three
+    may be numpy, zarr or dask: only windows are read.
+
+    The window starts ``margin`` px around the core and doubles its margin while a unit
+    the core depends on touches its edge. Raises ``ValueError`` when it would
+    grow past ``MAX_MARGIN`` px (or a block) beyond the core: cells touching over a larger
+    area with no boundary to cut at (a two-class network's cells in confluent tissue).
+    """
+    height, width = probabilities.shape[-2:]
+    block = max(s.stop - s.start for s in core)
+    while True:
+        window = tuple(
+            slice(max(s.start - margin, 0), min(s.stop + margin, n))
+            for s, n in zip(core, (height, width), strict=True)
+        )
+        p = np.asarray(probabilities[(slice(None), *window)], np.float32)
+        pieces = np.asarray(background[window])
+        foreground = (pieces == 0) | np.isin(pieces, holes)
+        if _dependencies_whole(p, foreground, rules, core, window, (height, width)):
+            break
+        if margin >= max(block, MAX_MARGIN):
+            raise ValueError(
+                f"cells touch over more than {block + 2 * margin} px without a boundary "
+                "between them, too far to label block by block; use a network with an "
+                "outline class (it keeps touching cells apart)"
+            )
+        margin = min(2 * margin, max(block, MAX_MARGIN))
+    labels = label_instances(
+        cell_probability(p),
+        outline_probability=p[2] if len(p) > 2 else None,
+        threshold=threshold,
+        foreground=foreground,
+        **rules.labelling(),
+    )
+    return _global_ids(labels, core, window, width)
+
+
+def _dependencies_whole(p, foreground, rules: InstanceRules, core, window, image) -> bool:
+    """Whether ``window`` holds whole every *unit* the labels of ``core`` depend on (see
+    the module's description), none touching an edge of the window that is not the
+    image's.
+
+    For networks with an outline class, a unit is a piece of cell interior (dilated by a
+    pixel, its holes filled: what the mending can join). A pixel's label depends on the
+    units within ``growth`` px of it (the seeds that grow over it, cut at necks as their
+    whole piece says), and those on the units within ``2 growth`` px of them (the cells
+    they compete with while growing, whose shapes decide which cells of a piece join
+    again). For two-class networks a unit is a connected piece of the cell mask.
+    """
+    square = np.ones((3, 3), bool)
+    edge = np.zeros(foreground.shape, bool)
+    for side, at in zip(
+        (np.s_[0, :], np.s_[-1, :], np.s_[:, 0], np.s_[:, -1]),
+        _image_edges(window, image),
+        strict=True,
+    ):
+        edge[side] = not at
+    if len(p) < 3:
+        units = ndi.label(foreground)[0]
+        reach = 0
+    else:
+        interior = foreground & (cell_probability(p) - p[2] > rules.interior_threshold)
+        units = ndi.label(ndi.binary_fill_holes(ndi.binary_dilation(interior, square)), square)[0]
+        reach = rules.growth + 1
+    near = np.zeros(foreground.shape, bool)
+    near[
+        tuple(
+            slice(max(c.start - w.start - reach, 0), c.stop - w.start + reach)
+            for c, w in zip(core, window, strict=True)
+        )
+    ] = True
+    first = np.unique(units[near])
+    needed = np.isin(units, first[first > 0])
+    if reach:
+        needed = ndi.binary_dilation(needed, square, iterations=2 * reach)
+        second = np.unique(units[needed])
+        needed |= np.isin(units, second[second > 0])
+    return not (needed & edge).any() and not (near & edge).any()
+
+
+def _global_ids(labels: np.ndarray, core, window, width: int) -> np.ndarray:
+    """``labels`` of the window, cropped to the core, each region numbered one plus the
+    flat image index of its first pixel."""
+    count = int(labels.max())
+    out = np.zeros((core[0].stop - core[0].start, core[1].stop - core[1].start), np.uint64)
+    if count == 0:
+        return out
+    flat = np.arange(labels.size, dtype=np.int64).reshape(labels.shape)
+    first = ndi.minimum(flat, labels, index=np.arange(1, count + 1)).astype(np.int64)
+    rows, columns = np.divmod(first, labels.shape[1])
+    ids = np.zeros(count + 1, np.uint64)
+    ids[1:] = 1 + (rows + window[0].start) * width + (columns + window[1].start)
+    inner = tuple(
+        slice(c.start - w.start, c.stop - w.start) for c, w in zip(core, window, strict=True)
+    )
+    out[:] = ids[labels[inner]]
+    return out
+
+
+def label_in_blocks(
+    probabilities,
+    block: int,
+    rules: InstanceRules,
+    *,
+    threshold: float = 0.5,
+    margin: int = 64,
+    out=None,
+):
+    """Both passes, block after block, here: the cells of ``probabilities`` (classes, H,
+    W) into ``out`` ((H, W) uint64, numpy or zarr; a new numpy array by default). The
+    reference for :mod:`napari_unet.slides`, which runs the passes as tasks."""
+    shape = tuple(probabilities.shape[-2:])
+    cores = plan_blocks(shape, block)
+    background = np.zeros(shape, np.uint64)
+    pieces = {}
+    for k, core in enumerate(cores):
+        pieces[k] = background_block(probabilities, core, threshold=threshold)
+        background[core] = pieces[k].ids
+    holes = find_holes(pieces, cores)
+    out = np.zeros(shape, np.uint64) if out is None else out
+    for core in cores:
+        out[core] = label_block(
+            probabilities, background, holes, core, rules, margin=margin, threshold=threshold
+        )
+    return out

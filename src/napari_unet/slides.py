@@ -1,0 +1,459 @@
+"""Images larger than memory: cells block by block into an OME-Zarr store, resumable, on
+one machine or spread over a dask.distributed cluster.
+
+Three passes over a grid of blocks, each block a task that writes its own part of a zarr
+store and is marked done, so an interrupted run resumes where it stopped and a task run
+twice (a worker that died) writes the same thing again:
+
+1. **probabilities** of each block, exactly as predicting the whole image gives them: the
+   tiles of the whole image's plan (:func:`~napari_unet.core.network.tiling.plan_tiles`)
+   whose outputs start in the block, with the intensity percentiles of the whole image
+   (from a subsample);
+2. **background** pieces of each block
+   (:func:`~napari_unet.core.cells.blocks.background_block`), joined here into the holes
+   of the cell mask (:func:`~napari_unet.core.cells.blocks.find_holes`);
+3. **cells** of each block's core, exactly as labelling the whole image gives them, with
+   ids that agree between blocks (:func:`~napari_unet.core.cells.blocks.label_block`).
+
+Then the labels are written as an OME-Zarr ``labels/`` group with a multiscale pyramid
+(nearest neighbour) by the ``ome-zarr`` library, with the image's pixel scale, so that
+napari, QuPath and Fiji open them.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .core.cells.blocks import (
+    BackgroundPieces,
+    background_block,
+    find_holes,
+    label_block,
+    plan_blocks,
+)
+from .core.images import intensity_range
+from .core.network.device import pick_device
+from .core.network.model import output_size
+from .core.network.predict import predict_tiles
+from .core.network.tiling import plan_tiles, usable_tile_size
+from .image_io import open_lazy
+from .model_io import LoadedModel, load_model
+
+__all__ = ["BlockProgress", "SlideResult", "segment_slide"]
+
+DEFAULT_BLOCK = 2048  # px per side of a block's core
+THRESHOLD = 0.5  # cell probability: as segment() labels
+TILE = 540  # px: input tiles of the light preset that fit any block (output 452 = 56 x 8 + 4)
+
+
+@dataclass(frozen=True)
+class BlockProgress:
+    """``done`` of ``total`` blocks of ``phase`` ("probabilities", "background" or "cells")
+    are written;
+    ``seconds_left``: the estimate from the blocks done in this run (None before one)."""
+
+    phase: str
+    done: int
+    total: int
+    seconds_left: float | None
+
+
+@dataclass(frozen=True)
+class SlideResult:
+    store: Path  # the zarr store with probabilities/ and labels/
+    labels: str  # the labels' path inside it (an OME-Zarr labels image)
+    cells: int  # how many cells (distinct ids)
+    blocks: int  # blocks per pass
+    computed: tuple[int, int, int]  # blocks computed in this run, per pass (others resumed)
+    tile: int  # px: the input tiles of the prediction (the whole image's plan)
+
+
+def segment_slide(
+    model: str | Path,
+    image_path: str | Path,
+    out: str | Path,
+    *,
+    block: int = DEFAULT_BLOCK,
+    client=None,
+    overwrite: bool = False,
+    progress: Callable[[BlockProgress], None] | None = None,
+    retries: int = 2,
+    precision: str = "auto",
+    level: int = 0,
+    tile: int = TILE,
+    keep_probabilities: bool = False,
+) -> SlideResult:
+    """Segment the 2D image at ``image_path`` (a zarr array, an OME-Zarr image at
+    resolution ``level``, or a TIFF, read lazily: :func:`~napari_unet.image_io.open_lazy`)
+    with the model file ``model`` into the zarr store ``out``.
+
+    block: px per side of a block (rounded up to a whole number of prediction steps).
+    tile: px per side of the network's input tiles (made a valid size that fits in 1 GiB).
+    client: a ``distributed.Client``: every block is a task on its workers (each worker
+        loads the model once); None computes here, block after block.
+    overwrite: start afresh; otherwise blocks already written are kept (a run resumes,
+        and a finished store is left as it is).
+    precision: as :func:`~napari_unet.core.network.predict.predict_tiled` takes it, chosen
+        on each worker ("auto") or forced; each worker predicts on its best device
+        (:func:`~napari_unet.core.network.device.pick_device`: its GPU where it has one).
+    keep_probabilities: keep the class probabilities (``probabilities``, float32) in the
+        store; by default the work arrays are deleted once the labels are written.
+    Raises ``ValueError`` before any work when ``out`` holds another run's work (unless
+    ``overwrite``), cannot be written, or its disk has less room than the run may need,
+    and for images or models it cannot take.
+    """
+    loaded = load_model(model)
+    opened = open_lazy(image_path, level)
+    plan = _plan(loaded, opened.data, block, tile)
+    identity = {
+        "image": str(Path(image_path).resolve()),
+        "level": level,
+        "shape": list(plan.shape),
+        "model": _fingerprint(Path(model)),
+        "block": plan.block,
+        "tile": plan.tile,
+        "intensity": list(intensity_range(opened.data, loaded.normalization)),
+        "rules": loaded.rules.to_dict(),
+        "precision": precision,
+    }
+    classes = loaded.model.config.classes
+    root = _open_store(Path(out), identity, overwrite, plan, classes)
+    if root.attrs["napari_unet"].get("finished"):
+        return _result(root, Path(out), plan, (0, 0, 0))
+    computed = []
+    for phase, task in PASSES:
+        if phase == "cells" and not root.attrs["napari_unet"].get("holes"):
+            _save_holes(root, plan.cores)
+        todo = [k for k, done in enumerate(root.attrs["napari_unet"]["done"][phase]) if not done]
+        run = functools.partial(
+            task,
+            str(model),
+            (str(image_path), level),
+            str(out),
+            plan.cores,
+            plan.tile,
+            identity["intensity"],
+            precision,
+        )
+        _run_blocks(run, todo, len(plan.cores), phase, root, client, progress, retries)
+        computed.append(len(todo))
+    _write_pyramid(Path(out), opened.scale)
+    _finish(root, keep_probabilities)
+    return _result(root, Path(out), plan, tuple(computed))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    shape: tuple[int, int]
+    tile: int  # px, input tiles
+    block: int  # px, a whole number of tiles' outputs
+    cores: list[tuple[slice, slice]]
+
+
+def _plan(loaded: LoadedModel, image, block: int, tile: int) -> _Plan:
+    """Tiles and blocks for ``image``; ``ValueError`` for what cannot be done in blocks."""
+    config = loaded.model.config
+    if config.scale != 1:
+        raise ValueError(
+            f"this model works at {config.scale:g} of the image's pixels; large images are "
+            "segmented block by block only with models at the image's own pixels (scale 1)"
+        )
+    if config.in_channels != 1 or image.ndim != 2:
+        raise ValueError(
+            f"block by block, napari-paint-unet segments 2D one-channel images; this one has "
+            f"shape {tuple(image.shape)} (stacks and colour: segment them without blocks)"
+        )
+    shape = (int(image.shape[0]), int(image.shape[1]))
+    tile = usable_tile_size(config, tile, memory=2**30)[0]
+    step = output_size(config, tile) // 2**config.poolings * 2**config.poolings
+    block = math.ceil(block / step) * step  # blocks hold whole tiles' outputs
+    return _Plan(shape, tile, block, plan_blocks(shape, block))
+
+
+def _result(root, out: Path, plan: _Plan, computed) -> SlideResult:
+    cells = int(root.attrs["napari_unet"].get("cells", 0))
+    return SlideResult(out, "labels/cells", cells, len(plan.cores), computed, plan.tile)
+
+
+def _finish(root, keep_probabilities: bool) -> None:
+    """Count the cells, delete the work arrays (and the probabilities unless kept), and
+    mark the store finished."""
+    attrs = dict(root.attrs["napari_unet"])
+    attrs["cells"] = _count_cells(root["labels/cells/s0"])
+    del root["work"]
+    if not keep_probabilities:
+        del root["probabilities"]
+    attrs["finished"] = True
+    root.attrs["napari_unet"] = attrs
+
+
+def _fingerprint(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _open_store(out: Path, identity: dict, overwrite: bool, plan: _Plan, classes: int):
+    """The zarr store of a run: new, or the one an earlier run of the same image, model
+    and blocks left (to resume). Raises ``ValueError``, before anything is written, for
+    another run's store, a folder that is not one, a target that cannot be written and a
+    disk with less room than the run may need."""
+    import zarr
+
+    found = _our_attributes(out)
+    if out.exists() and found is None:
+        raise ValueError(
+            f"{out} exists and is not a napari-paint-unet segmentation; choose another --out"
+        )
+    if found is not None and not overwrite:
+        if {k: found.get(k) for k in identity} != identity:
+            raise ValueError(
+                f"{out} holds the segmentation of another image, model or block size; "
+                "--overwrite replaces it, or choose another --out"
+            )
+        return zarr.open_group(str(out), mode="r+")
+    _check_room(out, plan, classes)
+    root = zarr.open_group(str(out), mode="w")
+    root.attrs["napari_unet"] = {
+        **identity,
+        "done": {phase: [False] * len(plan.cores) for phase, _ in PASSES},
+    }
+    chunks = (plan.block // 2 if plan.block > 1024 else plan.block,) * 2  # within blocks
+    root.create_array(
+        "probabilities",
+        shape=(classes, *plan.shape),
+        chunks=(classes, *chunks),
+        dtype="f4",  # as predicted: the cells come out as of the whole image
+        fill_value=0,
+    )
+    work = root.create_group("work")  # deleted when the labels are written
+    for name in ("background", "cells"):
+        work.create_array(name, shape=plan.shape, chunks=chunks, dtype="u8", fill_value=0)
+    work.create_group("pieces")  # each block's summary of its background pieces
+    return root
+
+
+def _our_attributes(out: Path) -> dict | None:
+    """The run record of a store written here, or None for anything else."""
+    import zarr
+
+    if not out.is_dir():
+        return None
+    try:
+        return dict(zarr.open_group(str(out), mode="r").attrs["napari_unet"])
+    except Exception:  # noqa: BLE001 - not a zarr group, or not ours
+        return None
+
+
+def _check_room(out: Path, plan: _Plan, classes: int) -> None:
+    """Raise ``ValueError`` when ``out`` cannot be written or its disk has less free
+    space than the run's arrays take uncompressed (probabilities, two work arrays, the
+    labels and their pyramid)."""
+    parent = next(p for p in (out.parent, *out.parent.parents) if p.exists())
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"cannot write in {parent}: it is read-only for you; choose another --out")
+    pixels = plan.shape[0] * plan.shape[1]
+    needed = pixels * (4 * classes + 8 + 8 + 8 * 4 / 3)
+    free = shutil.disk_usage(parent).free
+    if free < needed:
+        raise ValueError(
+            f"{parent} has {free / 1e9:.1f} GB free; segmenting this image there may take up "
+            f"to {needed / 1e9:.1f} GB (less, compressed); free some space or choose another "
+            "--out"
+        )
+
+
+def _run_blocks(run, todo, total, phase, root, client, progress, retries) -> None:
+    """Run ``run(k)`` for the blocks ``todo`` (here, or as tasks of ``client``), marking
+    each done in the store's attributes as it finishes."""
+    started, finished = time.perf_counter(), 0
+    done_before = total - len(todo)
+
+    def mark(k: int) -> None:
+        nonlocal finished
+        attrs = dict(root.attrs["napari_unet"])
+        attrs["done"][phase][k] = True
+        root.attrs["napari_unet"] = attrs
+        finished += 1
+        if progress is not None:
+            rate = (time.perf_counter() - started) / finished
+            left = rate * (len(todo) - finished)
+            progress(BlockProgress(phase, done_before + finished, total, left))
+
+    if client is None:
+        for k in todo:
+            run(k)
+            mark(k)
+        return
+    from distributed import as_completed
+
+    futures = client.map(run, todo, retries=retries, pure=False)
+    for future in as_completed(futures):
+        mark(future.result())
+
+
+@functools.lru_cache(maxsize=2)
+def _model_on_worker(path: str) -> LoadedModel:
+    """The model, loaded once per process (worker). On a dask worker, each task slot is a
+    core: torch computes on one thread (else two workers on two cores would each run as
+    many threads as there are cores)."""
+    if _worker() is not None:
+        torch.set_num_threads(1)
+    return load_model(path)
+
+
+def _worker():
+    try:
+        from distributed import get_worker
+
+        return get_worker()
+    except (ImportError, ValueError):  # not on a dask worker
+        return None
+
+
+def _worker_device() -> torch.device:
+    """This process's device: on a machine with several GPUs, worker k of a local
+    cluster takes GPU k (mod their number); elsewhere the best one there is."""
+    device = pick_device("auto")
+    worker = _worker()
+    if device.type == "cuda" and worker is not None and torch.cuda.device_count() > 1:
+        name = str(worker.name)
+        index = int(name) if name.isdigit() else 0
+        device = torch.device("cuda", index % torch.cuda.device_count())
+    return device
+
+
+def _probability_task(model, source, out, cores, tile, intensity, precision, k: int) -> int:
+    """Write the probabilities of block ``k``: the tiles of the whole image's plan whose
+    outputs start in it."""
+    import zarr
+
+    loaded = _model_on_worker(model)
+    image = open_lazy(*source).data
+    target = zarr.open_group(out, mode="r+")["probabilities"]
+    core = cores[k]
+    tiles = [
+        t
+        for t in plan_tiles(tuple(image.shape), loaded.model.config, tile)
+        if core[0].start <= t.write[0].start < core[0].stop
+        and core[1].start <= t.write[1].start < core[1].stop
+    ]
+    device = _worker_device()
+    for t, probabilities in predict_tiles(
+        loaded.model,
+        image,
+        tiles,
+        intensity,
+        device=device,
+        precision=precision,
+        flips=loaded.rules.flips,
+    ):
+        target[(slice(None), *t.write)] = probabilities
+    return k
+
+
+def _background_task(model, source, out, cores, tile, intensity, precision, k: int) -> int:
+    """Write the background pieces of block ``k`` and their summary."""
+    import zarr
+
+    root = zarr.open_group(out, mode="r+")
+    pieces = background_block(root["probabilities"], cores[k], threshold=THRESHOLD)
+    root["work/background"][cores[k]] = pieces.ids
+    summary = root["work/pieces"].require_group(str(k))
+    for name, values in _summary(pieces).items():
+        summary.create_array(name, data=values, overwrite=True)
+    return k
+
+
+def _summary(pieces: BackgroundPieces) -> dict[str, np.ndarray]:
+    top, bottom, left, right = pieces.edges
+    return {
+        "found": pieces.found,
+        "open": pieces.open,
+        "top": top,
+        "bottom": bottom,
+        "left": left,
+        "right": right,
+    }
+
+
+def _save_holes(root, cores) -> None:
+    """``work/holes``: the ids of the background pieces that are holes, from the
+    blocks' summaries."""
+    pieces = {}
+    for k in range(len(cores)):
+        group = root["work/pieces"][str(k)]
+        edges = tuple(group[name][...] for name in ("top", "bottom", "left", "right"))
+        pieces[k] = BackgroundPieces(None, group["found"][...], group["open"][...], edges)
+    holes = find_holes(pieces, cores)
+    root["work"].create_array("holes", data=holes, overwrite=True)
+    attrs = dict(root.attrs["napari_unet"])
+    attrs["holes"] = True  # (written whole: a run stopped while writing them redoes it)
+    root.attrs["napari_unet"] = attrs
+
+
+def _cells_task(model, source, out, cores, tile, intensity, precision, k: int) -> int:
+    """Write the cells of block ``k``'s core."""
+    import zarr
+
+    loaded = _model_on_worker(model)
+    root = zarr.open_group(out, mode="r+")
+    root["work/cells"][cores[k]] = label_block(
+        root["probabilities"],
+        root["work/background"],
+        root["work/holes"][...],
+        cores[k],
+        loaded.rules,
+        threshold=THRESHOLD,
+    )
+    return k
+
+
+PASSES = (
+    ("probabilities", _probability_task),
+    ("background", _background_task),
+    ("cells", _cells_task),
+)
+
+
+def _count_cells(labels) -> int:
+    """Distinct cell ids in a zarr array, read chunk by chunk."""
+    ids: set[int] = set()
+    chunk = labels.chunks
+    for r in range(0, labels.shape[0], chunk[0]):
+        for c in range(0, labels.shape[1], chunk[1]):
+            values = np.unique(labels[r : r + chunk[0], c : c + chunk[1]])
+            ids.update(int(v) for v in values if v)
+    return len(ids)
+
+
+def _write_pyramid(out: Path, scale: tuple[float, float] | None) -> None:
+    """``labels/cells``: the OME-Zarr labels image with its downsampled levels (nearest
+    neighbour) and the image's pixel scale where it has one, from the cells of the blocks
+    (read chunk by chunk through dask)."""
+    import dask.array as da
+    import zarr
+    from ome_zarr.writer import write_labels
+
+    root = zarr.open_group(str(out), mode="r+")
+    if "labels" in root and "cells" in root["labels"]:
+        del root["labels"]["cells"]  # (an earlier run's, when resuming)
+    write_labels(
+        da.from_zarr(root["work/cells"]),
+        root,
+        name="cells",
+        axes="yx",
+        scaler=None,
+        scale_factors=(2, 4, 8),
+        **({"scale": {"y": scale[0], "x": scale[1]}} if scale else {}),
+    )
