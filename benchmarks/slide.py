@@ -122,7 +122,14 @@ def memory(args) -> None:
     print(f"napari-unet segment --blocks: {segment_s:.0f} s, peak resident memory {peak:.0f} MiB")
 
     crop = np.asarray(image[:4096, :4096])
-    zarr.save_array(str(folder / "crop.zarr"), crop, chunks=(1024, 1024))
+    stored = zarr.create_array(
+        store=str(folder / "crop.zarr"),
+        shape=crop.shape,
+        chunks=(1024, 1024),
+        dtype=crop.dtype,
+        overwrite=True,
+    )
+    stored[:] = crop
     result = segment_slide(model, folder / "crop.zarr", folder / "crop-out", overwrite=True)
     blocks = zarr.open_group(str(result.store), mode="r")["labels/cells/s0"][...]
     loaded = load_model(model)
@@ -204,7 +211,7 @@ def speedup(args) -> None:
         shutil.rmtree(out)
     here, one, two = rows
     print(
-        f"{args.size} x {args.size} px, {here['blocks']} blocks of 2048 px, {here['cells']} cells"
+        f"{args.size} x {args.size} px, {here['blocks']} blocks of 1024 px, {here['cells']} cells"
     )
     print("| where | wall | probabilities s/block | background s/block | cells s/block |")
     print("|---|---|---|---|---|")

@@ -51,7 +51,9 @@ from .model_io import LoadedModel, load_model
 
 __all__ = ["BlockProgress", "SlideResult", "segment_slide"]
 
-DEFAULT_BLOCK = 2048  # px per side of a block's core
+# px per side of a block's core: labelling a block takes about 140 bytes a pixel of its
+# window (docs/decisions/2026-12-05-labels-block-by-block.md)
+DEFAULT_BLOCK = 1024
 THRESHOLD = 0.5  # cell probability: as segment() labels
 TILE = 540  # px: input tiles of the light preset that fit any block (output 452 = 56 x 8 + 4)
 
@@ -427,14 +429,18 @@ PASSES = (
 
 
 def _count_cells(labels) -> int:
-    """Distinct cell ids in a zarr array, read chunk by chunk."""
-    ids: set[int] = set()
-    chunk = labels.chunks
-    for r in range(0, labels.shape[0], chunk[0]):
-        for c in range(0, labels.shape[1], chunk[1]):
-            values = np.unique(labels[r : r + chunk[0], c : c + chunk[1]])
-            ids.update(int(v) for v in values if v)
-    return len(ids)
+    """The cells of a zarr array of block labels, read chunk by chunk: a cell's id is one
+    plus the flat index of its first pixel, so each cell has one pixel that holds its own
+    index plus one."""
+    count = 0
+    height, width = labels.shape
+    step_r, step_c = labels.chunks
+    for r in range(0, height, step_r):
+        for c in range(0, width, step_c):
+            chunk = labels[r : r + step_r, c : c + step_c]
+            rows, columns = np.indices(chunk.shape, dtype=np.uint64)
+            count += int(np.count_nonzero(chunk == 1 + (rows + r) * width + (columns + c)))
+    return count
 
 
 def _write_pyramid(out: Path, scale: tuple[float, float] | None) -> None:

@@ -85,8 +85,8 @@ def add_parser(commands) -> None:
         const=True,  # the default block size
         default=None,
         metavar="PX",
-        help="segment block by block, blocks of PX px per side (default 2048; each worker "
-        "needs about 1 GB for a block of 2048)",
+        help="segment block by block, blocks of PX px per side (default 1024: each worker "
+        "needs about 1 GB)",
     )
     large.add_argument(
         "--cluster",
