@@ -27,7 +27,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,19 +41,30 @@ from .core.cells.blocks import (
     label_block,
     plan_blocks,
 )
+from .core.events import drain
 from .core.images import intensity_range
 from .core.network.device import pick_device
 from .core.network.model import output_size
 from .core.network.predict import predict_tiles
 from .core.network.tiling import plan_tiles, usable_tile_size
-from .image_io import open_lazy
+from .image_io import LazyImage, open_lazy
 from .model_io import LoadedModel, load_model
 
-__all__ = ["BlockProgress", "SlideResult", "segment_slide"]
+__all__ = [
+    "BIG_IMAGE",
+    "BlockProgress",
+    "SlideResult",
+    "model_fingerprint",
+    "segment_slide",
+    "slide_steps",
+]
 
 # px per side of a block's core: labelling a block takes about 140 bytes a pixel of its
 # window (docs/decisions/2026-12-05-labels-block-by-block.md)
 DEFAULT_BLOCK = 1024
+# px: 2D images larger than this are labelled block by block even unasked (labelling in
+# memory takes about 120 bytes a pixel: 2 GB at this size)
+BIG_IMAGE = 4096 * 4096
 THRESHOLD = 0.5  # cell probability: as segment() labels
 TILE = 540  # px: input tiles of the light preset that fit any block (output 452 = 56 x 8 + 4)
 
@@ -81,24 +92,41 @@ class SlideResult:
 
 
 def segment_slide(
-    model: str | Path,
-    image_path: str | Path,
+    model,
+    image,
+    out: str | Path,
+    *,
+    progress: Callable[[BlockProgress], None] | None = None,
+    **options,
+) -> SlideResult:
+    """Segment a 2D image larger than memory block by block into the zarr store ``out``;
+    ``progress`` sees a :class:`BlockProgress` after every block. ``options`` and the rest
+    as :func:`slide_steps`, which this runs to its end."""
+    return drain(slide_steps(model, image, out, **options), progress)
+
+
+def slide_steps(
+    model,
+    image,
     out: str | Path,
     *,
     block: int = DEFAULT_BLOCK,
     client=None,
     overwrite: bool = False,
-    progress: Callable[[BlockProgress], None] | None = None,
     retries: int = 2,
     precision: str = "auto",
     level: int = 0,
     tile: int = TILE,
     keep_probabilities: bool = False,
-) -> SlideResult:
-    """Segment the 2D image at ``image_path`` (a zarr array, an OME-Zarr image at
-    resolution ``level``, or a TIFF, read lazily: :func:`~napari_unet.image_io.open_lazy`)
-    with the model file ``model`` into the zarr store ``out``.
+) -> Generator[BlockProgress, None, SlideResult]:
+    """Segment a 2D image block by block into the zarr store ``out``, yielding a
+    :class:`BlockProgress` after every block (stopping between two blocks leaves a store
+    that a second run completes); returns a :class:`SlideResult`.
 
+    model: a model file, or (here only, without ``client``) a loaded model.
+    image: a path (a zarr array, an OME-Zarr image at resolution ``level``, or a TIFF, read
+        lazily: :func:`~napari_unet.image_io.open_lazy`), or (without ``client``) an array
+        (numpy, zarr, dask), read a window at a time.
     block: px per side of a block (rounded up to a whole number of prediction steps).
     tile: px per side of the network's input tiles (made a valid size that fits in 1 GiB).
     client: a ``distributed.Client``: every block is a task on its workers (each worker
@@ -114,14 +142,17 @@ def segment_slide(
     ``overwrite``), cannot be written, or its disk has less room than the run may need,
     and for images or models it cannot take.
     """
-    loaded = load_model(model)
-    opened = open_lazy(image_path, level)
+    from_files = isinstance(model, (str, Path)) and isinstance(image, (str, Path))
+    if client is not None and not from_files:
+        raise ValueError("on a cluster, give the model and the image as files (paths)")
+    loaded = load_model(model) if isinstance(model, (str, Path)) else model
+    opened = open_lazy(image, level) if isinstance(image, (str, Path)) else LazyImage(image)
     plan = _plan(loaded, opened.data, block, tile)
     identity = {
-        "image": str(Path(image_path).resolve()),
+        "image": str(Path(image).resolve()) if isinstance(image, (str, Path)) else "an array",
         "level": level,
         "shape": list(plan.shape),
-        "model": _fingerprint(Path(model)),
+        "model": model_fingerprint(loaded),
         "block": plan.block,
         "tile": plan.tile,
         "intensity": list(intensity_range(opened.data, loaded.normalization)),
@@ -132,6 +163,7 @@ def segment_slide(
     root = _open_store(Path(out), identity, overwrite, plan, classes)
     if root.attrs["napari_unet"].get("finished"):
         return _result(root, Path(out), plan, (0, 0, 0))
+    source = (str(image), level) if isinstance(image, (str, Path)) else opened.data
     computed = []
     for phase, task in PASSES:
         if phase == "cells" and not root.attrs["napari_unet"].get("holes"):
@@ -139,15 +171,15 @@ def segment_slide(
         todo = [k for k, done in enumerate(root.attrs["napari_unet"]["done"][phase]) if not done]
         run = functools.partial(
             task,
-            str(model),
-            (str(image_path), level),
+            str(model) if isinstance(model, (str, Path)) else loaded,
+            source,
             str(out),
             plan.cores,
             plan.tile,
             identity["intensity"],
             precision,
         )
-        _run_blocks(run, todo, len(plan.cores), phase, root, client, progress, retries)
+        yield from _run_blocks(run, todo, len(plan.cores), phase, root, client, retries)
         computed.append(len(todo))
     _write_pyramid(Path(out), opened.scale)
     _finish(root, keep_probabilities)
@@ -199,10 +231,15 @@ def _finish(root, keep_probabilities: bool) -> None:
     root.attrs["napari_unet"] = attrs
 
 
-def _fingerprint(path: Path) -> str:
+def model_fingerprint(loaded: LoadedModel) -> str:
+    """A short hash of the model's weights (which model made a store)."""
     import hashlib
 
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    for name, tensor in sorted(loaded.model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _open_store(out: Path, identity: dict, overwrite: bool, plan: _Plan, classes: int):
@@ -275,40 +312,45 @@ def _check_room(out: Path, plan: _Plan, classes: int) -> None:
         )
 
 
-def _run_blocks(run, todo, total, phase, root, client, progress, retries) -> None:
+def _run_blocks(run, todo, total, phase, root, client, retries):
     """Run ``run(k)`` for the blocks ``todo`` (here, or as tasks of ``client``), marking
-    each done in the store's attributes as it finishes."""
+    each done in the store's attributes as it finishes and yielding a BlockProgress."""
     started, finished = time.perf_counter(), 0
     done_before = total - len(todo)
 
-    def mark(k: int) -> None:
+    def mark(k: int) -> BlockProgress:
         nonlocal finished
         attrs = dict(root.attrs["napari_unet"])
         attrs["done"][phase][k] = True
         root.attrs["napari_unet"] = attrs
         finished += 1
-        if progress is not None:
-            rate = (time.perf_counter() - started) / finished
-            left = rate * (len(todo) - finished)
-            progress(BlockProgress(phase, done_before + finished, total, left))
+        left = (time.perf_counter() - started) / finished * (len(todo) - finished)
+        return BlockProgress(phase, done_before + finished, total, left)
 
     if client is None:
         for k in todo:
             run(k)
-            mark(k)
+            yield mark(k)
         return
     from distributed import as_completed
 
     futures = client.map(run, todo, retries=retries, pure=False)
-    for future in as_completed(futures):
-        mark(future.result())
+    try:
+        for future in as_completed(futures):
+            yield mark(future.result())
+    finally:
+        client.cancel(futures)  # (stopped early: nothing more is started)
+
+
+def _model_on_worker(model) -> LoadedModel:
+    """The model: as given (here), or loaded from its file once per process (a worker)."""
+    return model if isinstance(model, LoadedModel) else _load_once(model)
 
 
 @functools.lru_cache(maxsize=2)
-def _model_on_worker(path: str) -> LoadedModel:
-    """The model, loaded once per process (worker). On a dask worker, each task slot is a
-    core: torch computes on one thread (else two workers on two cores would each run as
-    many threads as there are cores)."""
+def _load_once(path: str) -> LoadedModel:
+    """On a dask worker, each task slot is a core: torch computes on one thread (else two
+    workers on two cores would each run as many threads as there are cores)."""
     if _worker() is not None:
         torch.set_num_threads(1)
     return load_model(path)
@@ -341,7 +383,7 @@ def _probability_task(model, source, out, cores, tile, intensity, precision, k: 
     import zarr
 
     loaded = _model_on_worker(model)
-    image = open_lazy(*source).data
+    image = open_lazy(*source).data if isinstance(source, tuple) else source
     target = zarr.open_group(out, mode="r+")["probabilities"]
     core = cores[k]
     tiles = [

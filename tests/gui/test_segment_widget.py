@@ -1,5 +1,8 @@
 """The plugin inside a real napari viewer: docking from the manifest, segmenting, errors."""
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -7,7 +10,7 @@ from napari_unet._widgets import segment as segment_module
 from napari_unet.core.config import UNetConfig
 from napari_unet.core.events import TilesDone
 from napari_unet.core.network.model import UNet
-from napari_unet.model_io import save_model
+from napari_unet.model_io import load_model, save_model
 
 
 @pytest.fixture
@@ -192,3 +195,57 @@ def test_segment_layer_takes_bioimageio_packages_and_asks_before_running_their_c
     assert viewer.layers["cells labels"].data.max() == 2 and len(errors) == 1
     widget._model_path.value = model
     assert widget._trust.native.isHidden() and not widget._trust.value
+
+
+def test_a_layer_larger_than_memory_fills_a_store_block_by_block_and_resumes(
+    make_napari_viewer, qtbot, tmp_path, make_outline_unet, errors, monkeypatch
+):
+    """A dask layer over the size limit (here made small) is labelled block by block into
+    a store in the cache folder, shown as it fills; Cancel keeps the blocks done, and
+    Segment again finishes from them with the cells of the whole image."""
+    pytest.importorskip("ome_zarr")
+    import dask.array as da
+
+    from napari_unet import slides
+    from napari_unet._sample_data import sample_cells
+    from napari_unet.core.events import drain
+    from napari_unet.core.segment import segment
+
+    monkeypatch.setattr(slides, "BIG_IMAGE", 100 * 100)
+    monkeypatch.setattr(slides, "DEFAULT_BLOCK", 100)
+    monkeypatch.setattr(slides, "TILE", 100)
+    image = np.tile(sample_cells().image, (2, 2))[:300, :420]
+    viewer = make_napari_viewer()
+    viewer.add_image(da.from_array(image, chunks=(128, 128)), name="slide", scale=(0.5, 0.5))
+    widget = dock(viewer)
+    widget._model_path.value = save_model(tmp_path / "outline.safetensors", make_outline_unet())
+
+    show = type(widget)._show_block
+
+    def cancel_in_the_cells_pass(self, layer, event):
+        show(self, layer, event)
+        if getattr(event, "phase", None) == "cells" and event.done == 2:
+            self._stop()
+
+    monkeypatch.setattr(type(widget), "_show_block", cancel_in_the_cells_pass)
+    widget._run.native.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    live = viewer.layers["slide labels"]
+    store = Path(live.metadata["napari_unet_store"])
+    assert store.parent.parent == Path(os.environ["NAPARI_UNET_CACHE_DIR"])  # the cache
+    assert np.asarray(live.data[:100, :]).max() > 0  # the first blocks' cells are shown
+    assert not np.asarray(live.data[200:, :]).any()  # the last ones not yet
+    assert tuple(live.scale) == (0.5, 0.5) and errors == []
+
+    monkeypatch.setattr(type(widget), "_show_block", show)
+    widget._run.native.click()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=60_000)
+    labels = viewer.layers["slide labels"]
+    assert labels.multiscale and errors == []
+    loaded = load_model(widget._model_path.value)
+    whole = drain(
+        segment(loaded.model, image, loaded.normalization, rules=loaded.rules, tile_size=100)
+    ).labels
+    found = np.asarray(labels.data[0])
+    assert np.array_equal(found > 0, whole > 0)
+    assert len(np.unique(found)) == len(np.unique(whole))

@@ -24,6 +24,7 @@ from napari.utils.notifications import show_error, show_info
 from ..bioimageio import ForeignModel, is_foreign_package, open_model
 from ..core.events import PlaneDone, TilesDone
 from ..core.segment import Segmentation, segment
+from ._large import LiveLabels, StoreOpened, finished_labels, is_large, segment_large
 from ._session import TrainedModel, session_models
 
 MODEL_FILE = "model file"
@@ -67,6 +68,11 @@ class SegmentWidget(Container):
     segmented). The model runs in a worker thread, plane by plane and tile by tile; the
     progress bar follows the tiles and Cancel stops after the current batch. The new layer
     is added on the GUI thread when the worker returns. The image layer is never changed.
+
+    A 2D image larger than :data:`~napari_unet.slides.BIG_IMAGE` px is labelled block by
+    block into a zarr store in the cache folder (:mod:`._large`), shown as a Labels layer
+    that fills as blocks finish; Cancel stops between blocks, and Segment again goes on
+    from them.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -153,6 +159,9 @@ class SegmentWidget(Container):
         # the full resolution of a multiscale layer; dask or zarr data stay lazy and are
         # read tile by tile in the worker
         image = layer.data[0] if layer.multiscale else layer.data
+        if is_large(image):
+            self._start_large(layer, image, source)
+            return
         self._run.enabled = False
         self._cancel.enabled = True
         self._progress.value = 0
@@ -174,6 +183,68 @@ class SegmentWidget(Container):
                 "finished": self._finished,
             },
             _start_thread=True,
+        )
+
+    def _start_large(self, layer, image, source) -> None:
+        """Block by block into a store in the cache folder, the labels shown as they come."""
+        self._run.enabled = False
+        self._cancel.enabled = True
+        self._progress.value = 0
+        self._progress.visible = True
+        self._status.value = f"segmenting {layer.name} block by block ..."
+        self.worker = create_worker(
+            segment_large,
+            image,
+            source,
+            layer.name,
+            self._trust.value,
+            _connect={
+                "yielded": lambda event: self._show_block(layer, event),
+                "returned": lambda result: self._large_done(layer, result),
+                "errored": lambda error: show_error(f"Segment layer: {error}"),
+                "aborted": lambda: show_info(
+                    f"Segment layer: stopped; the blocks done are kept, and Segment goes on "
+                    f"from them ({layer.name})"
+                ),
+                "finished": self._finished,
+            },
+            _start_thread=True,
+        )
+
+    def _show_block(self, layer, event) -> None:
+        name = f"{layer.name} labels"
+        if isinstance(event, StoreOpened):
+            if name in self._viewer.layers:
+                self._viewer.layers.remove(name)
+            self._viewer.add_labels(
+                LiveLabels(event.store),
+                name=name,
+                scale=layer.scale[-2:],
+                translate=layer.translate[-2:],
+                metadata={"napari_unet_store": str(event.store)},
+            )
+            return
+        self._progress.max = event.total
+        self._progress.value = event.done
+        left = "" if event.seconds_left is None else f", about {event.seconds_left:.0f} s left"
+        self._status.value = f"{event.phase}: {event.done} of {event.total} blocks{left}"
+        if event.phase == "cells" and name in self._viewer.layers:
+            self._viewer.layers[name].refresh()
+
+    def _large_done(self, layer, result) -> None:
+        name = f"{layer.name} labels"
+        if name in self._viewer.layers:  # the live layer gives way to the pyramid
+            self._viewer.layers.remove(name)
+        self._viewer.add_labels(
+            finished_labels(result.store),
+            name=name,
+            multiscale=True,
+            scale=layer.scale[-2:],
+            translate=layer.translate[-2:],
+            metadata={"napari_unet_store": str(result.store)},
+        )
+        show_info(
+            f"Segment layer: {result.cells} cells in {layer.name!r}, stored in {result.store}"
         )
 
     def _stop(self) -> None:

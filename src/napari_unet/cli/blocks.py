@@ -13,10 +13,6 @@ from pathlib import Path
 
 from ._progress import _say
 
-# px: a 2D zarr image larger than this is labelled block by block even unasked (in
-# memory, labelling takes about 120 bytes a pixel: 2 GB at this size)
-BIG_IMAGE = 4096 * 4096
-
 
 def wanted(args: argparse.Namespace, path: Path) -> bool:
     """Whether to segment ``path`` block by block: asked for, or a 2D zarr image too
@@ -26,6 +22,7 @@ def wanted(args: argparse.Namespace, path: Path) -> bool:
     if not (path.is_dir() or path.suffix.lower() == ".zarr"):
         return False
     from ..image_io import open_lazy
+    from ..slides import BIG_IMAGE
 
     try:
         shape = open_lazy(path, args.level).data.shape
