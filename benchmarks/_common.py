@@ -51,3 +51,40 @@ def write_results(name: str, rows: list[dict], **context) -> Path:
         )
     )
     return path
+
+
+def write_tiled_cells(path: Path, size: int, dtype: str, chunk: int = 2048):
+    """A SIZE x SIZE zarr array (uncompressed) of synthetic touching cells, tiled from four
+    512 x 512 images (the generator is quadratic in size), rotated at random."""
+    import numpy as np
+    import zarr
+
+    from napari_unet.core.synthetic import touching_cells
+
+    image = zarr.create_array(
+        store=str(path),
+        shape=(size, size),
+        chunks=(chunk, chunk),
+        dtype=dtype,
+        compressors=None,
+        overwrite=True,
+    )
+    rng = np.random.default_rng(1)
+    pieces = [touching_cells((512, 512), rng=rng).image for _ in range(4)]
+    if np.issubdtype(np.dtype(dtype), np.integer):
+        limits = np.iinfo(dtype)
+        pieces = [np.clip(p, limits.min, limits.max) for p in pieces]
+    pieces = [p.astype(dtype) for p in pieces]
+    for r in range(0, size, chunk):
+        for c in range(0, size, chunk):
+            block = np.block(
+                [
+                    [
+                        np.rot90(pieces[rng.integers(4)], rng.integers(4))
+                        for _ in range(chunk // 512)
+                    ]
+                    for _ in range(chunk // 512)
+                ]
+            )
+            image[r : r + chunk, c : c + chunk] = block[: size - r, : size - c]
+    return image

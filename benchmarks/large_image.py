@@ -20,15 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import zarr
-from _common import write_results
+from _common import write_results, write_tiled_cells
 
 from napari_unet.core.config import UNetConfig
 from napari_unet.core.events import TilesDone, drain
 from napari_unet.core.network.model import UNet
 from napari_unet.core.network.predict import predict_tiled
-from napari_unet.core.synthetic import touching_cells
-
-BLOCK = 2048
 
 
 def peak_mib() -> float:
@@ -40,29 +37,7 @@ def folder_bytes(path: Path) -> int:
 
 
 def write_image(path: Path, size: int) -> zarr.Array:
-    image = zarr.create_array(
-        store=str(path),
-        shape=(size, size),
-        chunks=(BLOCK, BLOCK),
-        dtype="uint16",
-        compressors=None,
-        overwrite=True,
-    )
-    rng = np.random.default_rng(1)
-    pieces = [  # the generator is quadratic in size: make a few small images and tile them
-        np.clip(touching_cells((512, 512), rng=rng).image, 0, 65535).astype(np.uint16)
-        for _ in range(4)
-    ]
-    for r in range(0, size, BLOCK):
-        for c in range(0, size, BLOCK):
-            block = np.block(
-                [
-                    [np.rot90(pieces[rng.integers(4)], rng.integers(4)) for _ in range(4)]
-                    for _ in range(4)
-                ]
-            )
-            image[r : r + BLOCK, c : c + BLOCK] = block[: size - r, : size - c]
-    return image
+    return write_tiled_cells(path, size, "uint16")
 
 
 def main() -> None:

@@ -31,18 +31,15 @@ from pathlib import Path
 import numpy as np
 import torch
 import zarr
-from _common import write_results
+from _common import write_results, write_tiled_cells
 
 from napari_unet._sample_data import sample_cells
 from napari_unet.core.config import TrainConfig
 from napari_unet.core.events import drain
 from napari_unet.core.segment import segment
-from napari_unet.core.synthetic import touching_cells
 from napari_unet.core.training import train
 from napari_unet.model_io import load_model, save_trained
 from napari_unet.slides import segment_slide
-
-CHUNK = 2048
 
 
 def demo_model(folder: Path) -> Path:
@@ -57,27 +54,7 @@ def demo_model(folder: Path) -> Path:
 
 
 def write_image(path: Path, size: int) -> zarr.Array:
-    """SIZE x SIZE float32, uncompressed, tiled from a few synthetic images."""
-    image = zarr.create_array(
-        store=str(path),
-        shape=(size, size),
-        chunks=(CHUNK, CHUNK),
-        dtype="float32",
-        compressors=None,
-        overwrite=True,
-    )
-    rng = np.random.default_rng(1)
-    pieces = [touching_cells((512, 512), rng=rng).image for _ in range(4)]
-    for r in range(0, size, CHUNK):
-        for c in range(0, size, CHUNK):
-            block = np.block(
-                [
-                    [np.rot90(pieces[rng.integers(4)], rng.integers(4)) for _ in range(4)]
-                    for _ in range(4)
-                ]
-            )
-            image[r : r + CHUNK, c : c + CHUNK] = block[: size - r, : size - c]
-    return image
+    return write_tiled_cells(path, size, "float32")
 
 
 def renumbering_differences(a: np.ndarray, b: np.ndarray) -> int:

@@ -54,9 +54,7 @@ def segment_large(
                 "models only; this bioimage.io model is from elsewhere"
             )
     store = store_for(name, loaded)
-    steps = slides.slide_steps(
-        loaded, image, store, block=slides.DEFAULT_BLOCK, tile=slides.TILE
-    )
+    steps = slides.slide_steps(loaded, image, store, block=slides.DEFAULT_BLOCK, tile=slides.TILE)
     try:
         first = next(steps)  # (the store exists once the first block is written)
     except StopIteration as finished:  # (done in an earlier run)

@@ -162,13 +162,9 @@ class SegmentWidget(Container):
         if is_large(image):
             self._start_large(layer, image, source)
             return
-        self._run.enabled = False
-        self._cancel.enabled = True
-        self._progress.value = 0
-        self._progress.visible = True
-        self._status.value = f"segmenting {layer.name} ..."
         # errored is connected here, so the worker reports errors instead of re-raising them
-        self.worker = create_worker(
+        self.worker = self._busy(
+            f"segmenting {layer.name} ...",
             segment_with_model,
             image,
             source,
@@ -182,17 +178,21 @@ class SegmentWidget(Container):
                 "aborted": lambda: show_info("Segment layer: cancelled"),
                 "finished": self._finished,
             },
-            _start_thread=True,
         )
 
-    def _start_large(self, layer, image, source) -> None:
-        """Block by block into a store in the cache folder, the labels shown as they come."""
+    def _busy(self, message: str, function, *arguments, _connect: dict):
+        """Run ``function`` in a worker, the dock showing ``message`` and Cancel meanwhile."""
         self._run.enabled = False
         self._cancel.enabled = True
         self._progress.value = 0
         self._progress.visible = True
-        self._status.value = f"segmenting {layer.name} block by block ..."
-        self.worker = create_worker(
+        self._status.value = message
+        return create_worker(function, *arguments, _connect=_connect, _start_thread=True)
+
+    def _start_large(self, layer, image, source) -> None:
+        """Block by block into a store in the cache folder, the labels shown as they come."""
+        self.worker = self._busy(
+            f"segmenting {layer.name} block by block ...",
             segment_large,
             image,
             source,
@@ -208,7 +208,6 @@ class SegmentWidget(Container):
                 ),
                 "finished": self._finished,
             },
-            _start_thread=True,
         )
 
     def _show_block(self, layer, event) -> None:
