@@ -224,11 +224,11 @@ def _finish(root, keep_probabilities: bool) -> None:
     mark the store finished."""
     attrs = dict(root.attrs["napari_unet"])
     attrs["cells"] = _count_cells(root["labels/cells/s0"])
+    attrs["finished"] = True  # (first: stopped while deleting, the store is still whole)
+    root.attrs["napari_unet"] = attrs
     del root["work"]
     if not keep_probabilities:
         del root["probabilities"]
-    attrs["finished"] = True
-    root.attrs["napari_unet"] = attrs
 
 
 def model_fingerprint(loaded: LoadedModel) -> str:
@@ -238,7 +238,7 @@ def model_fingerprint(loaded: LoadedModel) -> str:
     digest = hashlib.sha256()
     for name, tensor in sorted(loaded.model.state_dict().items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
     return digest.hexdigest()[:16]
 
 

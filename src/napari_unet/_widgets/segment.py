@@ -11,7 +11,6 @@ import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
-    Container,
     FileEdit,
     Label,
     ProgressBar,
@@ -24,6 +23,7 @@ from napari.utils.notifications import show_error, show_info
 from ..bioimageio import ForeignModel, is_foreign_package, open_model
 from ..core.events import PlaneDone, TilesDone
 from ..core.segment import Segmentation, segment
+from ._dock import ScrollingDock
 from ._large import LiveLabels, StoreOpened, finished_labels, is_large, segment_large
 from ._session import TrainedModel, session_models
 
@@ -57,7 +57,7 @@ def segment_with_model(
     )
 
 
-class SegmentWidget(Container):
+class SegmentWidget(ScrollingDock):
     """Pick an image layer and a model; Segment adds the cells as a new Labels layer.
 
     The model is a file or one trained with "Train U-Net" in this viewer (listed by name,

@@ -53,6 +53,7 @@ from ..core.images import colour_channels, pair_channels
 from ..core.network.device import pick_device
 from ..core.training import TrainingControl, TrainResult, augmented_samples, describe, train
 from ..model_io import save_trained
+from ._dock import ScrollingDock
 from ._overlay import DEBOUNCE_MS, WeightMapOverlay
 from ._plot import LossPlot
 from ._session import TrainedModel, session_models
@@ -67,7 +68,7 @@ def _training(pairs, config, init_path, device, control):
     return (yield from train(pairs, config, start=init, device=device, control=control))
 
 
-class TrainWidget(Container):
+class TrainWidget(ScrollingDock):
     """Pick (image, labels) pairs, press Train; Stop keeps the best model; Save writes it."""
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -169,7 +170,7 @@ class TrainWidget(Container):
             ]
         )
         self.plot = LossPlot()
-        self.native.layout().addWidget(self.plot)
+        self.controls.layout().addWidget(self.plot)
         self.add_pair()
 
         self.overlay = WeightMapOverlay(viewer, self._weight_settings)
