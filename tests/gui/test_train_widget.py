@@ -196,8 +196,13 @@ def test_errors_are_explained_and_leave_the_layers_alone(
     widget.set_pair(0, image, unpainted)
     widget._train_button.native.click()
     wait_for_training(qtbot, widget)
-    assert "no cell is painted" in messages["error"][-1]
+    # painted with napari's first label only: said what label 1 means, and how to go on
+    assert "no cell is painted: everything painted has label 1" in messages["error"][-1]
+    assert "press + or M for a new label" in messages["error"][-1]
     assert widget._train_button.enabled and widget.result is None
+    assert widget._convention.value.startswith("Paint: 1 = background, 2, 3, ...")
+    widget._dense.value = True
+    assert widget._convention.value.startswith("Complete masks: 0 = background")
     assert [layer.name for layer in viewer.layers] == ["img", "wrong", "bg"]
 
 

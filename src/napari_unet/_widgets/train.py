@@ -75,6 +75,11 @@ class TrainWidget(ScrollingDock):
         super().__init__()
         self._viewer = viewer
         self._pairs = Container(layout="vertical", labels=False)
+        self._convention = Label(
+            value="Paint: 1 = background, 2, 3, ... = one cell each (0 = not painted)",
+            tooltip="napari's first label is 1: paint background strokes with it, then "
+            "press + (or M) for a new label before each cell",
+        )
         self._add_pair_button = PushButton(text="Add image/labels pair")
         self._model = ComboBox(
             label="Model", choices=[f"new ({name})" for name in PRESETS] + [FINE_TUNE]
@@ -103,6 +108,15 @@ class TrainWidget(ScrollingDock):
             text="Complete masks (0 = background)",
             tooltip="Off: 0 = not annotated, 1 = background, 2+ = cells (painted). "
             "On: every unlabelled pixel is background.",
+        )
+        self._dense.changed.connect(
+            lambda dense: setattr(
+                self._convention,
+                "value",
+                "Complete masks: 0 = background, every other value one cell"
+                if dense
+                else "Paint: 1 = background, 2, 3, ... = one cell each (0 = not painted)",
+            )
         )
         devices = ["auto", "cpu"] + [d for d in ("cuda", "mps") if _available(d)]
         self._device = ComboBox(label="Device", choices=devices, value="auto")
@@ -149,6 +163,7 @@ class TrainWidget(ScrollingDock):
         self.extend(
             [
                 self._pairs,
+                self._convention,
                 self._add_pair_button,
                 self._model,
                 self._init_path,

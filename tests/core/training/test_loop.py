@@ -181,7 +181,10 @@ def test_an_image_smaller_than_a_tile_trains():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda image, labels: (image, np.where(labels > 1, 1, labels)), "no cell is painted"),
+        (
+            lambda image, labels: (image, np.where(labels > 1, 1, labels)),
+            "no cell is painted: everything painted has label 1, which means background",
+        ),
         (lambda image, labels: (image, labels[:-3]), "labels have shape"),
         (lambda image, labels: (np.where(labels == 1, np.nan, image), labels), "NaN"),
         (lambda image, labels: (np.stack([image] * 3), labels), "channel"),

@@ -132,6 +132,14 @@ class TrainingSet:
                 "value above 0, with 0 as background, and these are all 0 (or one value "
                 "over the whole image)"
             )
+        if not painted and any((plane.labels == 1).any() for plane in self.planes):
+            raise ValueError(
+                f"no cell is painted: everything painted has label "
+                f"{self.label_config.background}, which means background (napari's first "
+                "label is 1). Give each cell its own label from 2 up (press + or M for a "
+                "new label before each cell) and paint background with 1; for complete "
+                "masks with 0 as background, use dense labels (Complete masks, --dense)"
+            )
         if not painted:
             raise ValueError(
                 "no cell is painted: paint some cells (each its own label, 2 and up) and some "
