@@ -189,6 +189,7 @@ def test_segment_layer_takes_bioimageio_packages_and_asks_before_running_their_c
     widget._run.native.click()  # without the user's word, its code does not run
     qtbot.waitUntil(lambda: widget._run.enabled and bool(errors), timeout=30_000)
     assert "runs the code it carries" in errors[0] and len(viewer.layers) == 1
+    assert widget._status.value.startswith("not segmented: foreign.zip is a bioimage.io model")
     widget._trust.value = True
     widget._run.native.click()
     qtbot.waitUntil(lambda: len(viewer.layers) == 2 and widget._run.enabled, timeout=30_000)

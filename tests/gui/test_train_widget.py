@@ -199,6 +199,7 @@ def test_errors_are_explained_and_leave_the_layers_alone(
     # painted with napari's first label only: said what label 1 means, and how to go on
     assert "no cell is painted: everything painted has label 1" in messages["error"][-1]
     assert "press + or M for a new label" in messages["error"][-1]
+    assert widget._status.value == f"not trained: {messages['error'][-1].split(': ', 1)[1]}"
     assert widget._train_button.enabled and widget.result is None
     assert widget._convention.value.startswith("Paint: 1 = background, 2, 3, ...")
     widget._dense.value = True

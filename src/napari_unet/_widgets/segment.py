@@ -104,6 +104,8 @@ class SegmentWidget(ScrollingDock):
         self._cancel = PushButton(text="Cancel", enabled=False)
         self._progress = ProgressBar(min=0, max=1, value=0, visible=False)
         self._status = Label(value="")
+        self._status.native.setWordWrap(True)
+        self._error = ""
         self.extend(
             [
                 self._image,
@@ -174,7 +176,7 @@ class SegmentWidget(ScrollingDock):
             _connect={
                 "yielded": self._show_progress,
                 "returned": lambda result: self._add_layers(layer, result),
-                "errored": lambda error: show_error(f"Segment layer: {error}"),
+                "errored": self._on_error,
                 "aborted": lambda: show_info("Segment layer: cancelled"),
                 "finished": self._finished,
             },
@@ -201,7 +203,7 @@ class SegmentWidget(ScrollingDock):
             _connect={
                 "yielded": lambda event: self._show_block(layer, event),
                 "returned": lambda result: self._large_done(layer, result),
-                "errored": lambda error: show_error(f"Segment layer: {error}"),
+                "errored": self._on_error,
                 "aborted": lambda: show_info(
                     f"Segment layer: stopped; the blocks done are kept, and Segment goes on "
                     f"from them ({layer.name})"
@@ -246,6 +248,10 @@ class SegmentWidget(ScrollingDock):
             f"Segment layer: {result.cells} cells in {layer.name!r}, stored in {result.store}"
         )
 
+    def _on_error(self, error: Exception) -> None:
+        show_error(f"Segment layer: {error}")
+        self._error = f"not segmented: {error}"  # (shown once the worker has finished)
+
     def _stop(self) -> None:
         if self.worker is not None:
             self.worker.quit()  # stops at the next batch boundary
@@ -283,5 +289,5 @@ class SegmentWidget(ScrollingDock):
         self._run.enabled = True
         self._cancel.enabled = False
         self._progress.visible = False
-        self._status.value = ""
+        self._status.value, self._error = self._error, ""  # the whole message stays here
         self.worker = None

@@ -160,6 +160,7 @@ class TrainWidget(ScrollingDock):
         )
         self._progress = ProgressBar(min=0, max=1000, value=0, visible=False)
         self._status = Label(value="")
+        self._status.native.setWordWrap(True)
         self.extend(
             [
                 self._pairs,
@@ -428,6 +429,8 @@ class TrainWidget(ScrollingDock):
     def _on_error(self, error: Exception) -> None:
         if not self._closed:
             show_error(f"Train U-Net: {error}")
+            # the whole message stays in the dock (napari's notice shows its start only)
+            self._status.value = f"not trained: {error}"
 
     def _finished(self) -> None:
         self.worker = None
