@@ -65,14 +65,17 @@ def test_segment_layer_reports_errors_and_stays_usable(make_napari_viewer, qtbot
     assert errors and "open an image first" in errors[-1]
 
     viewer.add_image(two_cells_image(), name="cells")
+    widget._run.native.click()  # the file field still empty
+    assert errors[-1].startswith("Segment layer: choose a model file (.safetensors) or a")
+    assert str(Path.cwd()) not in errors[-1]
     widget._model_path.value = tmp_path / "missing.safetensors"
     widget._run.native.click()
-    assert "choose a model file" in errors[-1]
+    assert errors[-1] == f"Segment layer: there is no model file {tmp_path / 'missing.safetensors'}"
 
     rgb_model = UNet(UNetConfig(in_channels=3, depth=2, base_channels=2))
     widget._model_path.value = save_model(tmp_path / "rgb.safetensors", rgb_model)
     widget._run.native.click()
-    qtbot.waitUntil(lambda: widget._run.enabled and len(errors) == 3, timeout=20_000)
+    qtbot.waitUntil(lambda: widget._run.enabled and len(errors) == 4, timeout=20_000)
     assert "3, H, W" in errors[-1]
     assert len(viewer.layers) == 1
 

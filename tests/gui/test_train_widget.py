@@ -100,7 +100,8 @@ def test_training_draws_the_loss_curve_and_the_model_reaches_segment_layer(
     np.testing.assert_array_equal(viewer.layers["painted cells"].data, painted)  # untouched
 
     # the model is offered to Segment layer at once
-    assert segment_widget._source.value.startswith("trained on touching cells")
+    assert segment_widget._source.value.startswith("trained on touching cells (")
+    assert " steps" in segment_widget._source.value  # told apart by more than the time
     segment_widget._probability.value = True
     segment_widget._run.native.click()
     qtbot.waitUntil(lambda: "touching cells labels" in viewer.layers, timeout=30_000)

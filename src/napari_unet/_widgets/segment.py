@@ -80,7 +80,12 @@ class SegmentWidget(ScrollingDock):
         self._viewer = viewer
         self._image = create_widget(label="Image", annotation="napari.layers.Image")
         self._session = session_models(viewer)
-        self._source = ComboBox(label="Model", choices=self._model_choices)
+        self._source = ComboBox(
+            label="Model",
+            choices=self._model_choices,
+            tooltip="A model file, or a model trained in this viewer (named by its images, "
+            "steps, validation F1 and time)",
+        )
         self._model_path = FileEdit(
             label="Model file",
             mode="r",
@@ -100,7 +105,11 @@ class SegmentWidget(ScrollingDock):
             text="Split merged cells (watershed)",
             tooltip="Split cells the network left joined, by a distance-transform watershed",
         )
-        self._run = PushButton(text="Segment")
+        self._run = PushButton(
+            text="Segment",
+            tooltip="Label the cells of the image as a new Labels layer (in the background; "
+            "the image layer is not changed)",
+        )
         self._cancel = PushButton(text="Cancel", enabled=False)
         self._progress = ProgressBar(min=0, max=1, value=0, visible=False)
         self._status = Label(value="")
@@ -150,11 +159,14 @@ class SegmentWidget(ScrollingDock):
             return
         if self._source.value == MODEL_FILE:
             source = Path(self._model_path.value)
-            if not source.is_file():
+            if not str(self._model_path.value).strip() or source.is_dir():
                 show_error(
                     "Segment layer: choose a model file (.safetensors) or a bioimage.io "
-                    f"package (.zip); {source} is none."
+                    "package (.zip) first, or a model trained in this viewer"
                 )
+                return
+            if not source.is_file():
+                show_error(f"Segment layer: there is no model file {source}")
                 return
         else:
             source = self._session.get(self._source.value)

@@ -82,7 +82,10 @@ class TrainWidget(ScrollingDock):
         )
         self._add_pair_button = PushButton(text="Add image/labels pair")
         self._model = ComboBox(
-            label="Model", choices=[f"new ({name})" for name in PRESETS] + [FINE_TUNE]
+            label="Model",
+            choices=[f"new ({name})" for name in PRESETS] + [FINE_TUNE],
+            tooltip="new (light): a small U-Net, quick on a CPU (the default); new (paper): "
+            "the paper's network, for a GPU; fine-tune: go on from a model file",
         )
         self._model.value = "new (light)"
         self._init_path = FileEdit(
@@ -119,9 +122,23 @@ class TrainWidget(ScrollingDock):
             )
         )
         devices = ["auto", "cpu"] + [d for d in ("cuda", "mps") if _available(d)]
-        self._device = ComboBox(label="Device", choices=devices, value="auto")
-        self._show_weights = CheckBox(text="Show weight map of the labels")
-        self._live_preview = CheckBox(text="Live prediction while training", value=True)
+        self._device = ComboBox(
+            label="Device",
+            choices=devices,
+            value="auto",
+            tooltip="auto: a CUDA GPU, else Apple's MPS, else the CPU",
+        )
+        self._show_weights = CheckBox(
+            text="Show weight map of the labels",
+            tooltip="Overlay how much each painted pixel counts in the loss: gaps between "
+            "touching cells weigh most (up to w0); updated after every stroke",
+        )
+        self._live_preview = CheckBox(
+            text="Live prediction while training",
+            value=True,
+            tooltip="Show the model's cell probability for the part of the image in view, "
+            "updated as it trains",
+        )
         self._show_advanced = CheckBox(text="Advanced settings")
         self._w0 = FloatSpinBox(label="w0 (border weight)", value=10.0, min=0.0, max=100.0)
         self._sigma = FloatSpinBox(label="sigma (px)", value=5.0, min=0.5, max=50.0)
@@ -148,8 +165,16 @@ class TrainWidget(ScrollingDock):
             ],
             visible=False,
         )
-        self._augment_button = PushButton(text="Preview augmentation")
-        self._train_button = PushButton(text="Train")
+        self._augment_button = PushButton(
+            text="Preview augmentation",
+            tooltip="Add layers with a few training tiles as the network sees them "
+            "(elastic deformation, flips, intensity changes) and their targets",
+        )
+        self._train_button = PushButton(
+            text="Train",
+            tooltip="Train on the painted cells in the background; Stop keeps the best model "
+            "so far",
+        )
         self._stop_button = PushButton(text="Stop", enabled=False)
         self._save_button = PushButton(text="Save model...", enabled=False)
         self._export_button = PushButton(
@@ -420,7 +445,11 @@ class TrainWidget(ScrollingDock):
         if not result.ready:
             show_warning(f"Train U-Net: {'; '.join(lines)}.")
             return
-        name = f"trained on {', '.join(self._image_names)} ({time.strftime('%H:%M:%S')})"
+        f1 = "" if result.best_f1 is None else f", F1 {result.best_f1:.2f}"
+        name = (
+            f"trained on {', '.join(self._image_names)} ({result.steps} steps{f1}, "
+            f"{time.strftime('%H:%M:%S')})"
+        )
         session_models(self._viewer).add(
             TrainedModel(name, result.model, result.normalization, result.rules)
         )

@@ -63,7 +63,10 @@ def _shape_error(shape: tuple[int, ...], in_channels: int, stacks: bool = True) 
     if in_channels == 1:
         want = "(H, W) or (Z, H, W)" if stacks else "(H, W)"
     else:
-        want = f"({in_channels}, H, W)" + (f" or (Z, {in_channels}, H, W)" if stacks else "")
+        colour = " (colour as napari shows it: (H, W, 3))" if in_channels == 3 else ""
+        want = (
+            f"({in_channels}, H, W)" + (f" or (Z, {in_channels}, H, W)" if stacks else "") + colour
+        )
     return ValueError(
         f"this model takes images of shape {want}; got shape {tuple(shape)}. Move the "
         "channel axis first for multichannel images"
