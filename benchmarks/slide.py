@@ -1,6 +1,6 @@
 """Images larger than memory, block by block: peak memory, exactness, and dask speed-up.
 
-    python benchmarks/slide.py memory [--size 32768] [--folder /tmp/napari-unet-slide]
+    python benchmarks/slide.py memory [--size 32768] [--folder /tmp/napari-unet-slide] [--resume]
     python benchmarks/slide.py speedup [--size 8192]
 
 memory: writes a SIZE x SIZE float32 zarr image of synthetic touching cells (32768 x 32768
@@ -77,12 +77,16 @@ def memory(args) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     model = demo_model(folder)
     start = time.perf_counter()
-    image = write_image(folder / "slide.zarr", args.size)
+    if args.resume and (folder / "slide.zarr").exists():
+        image = zarr.open_array(str(folder / "slide.zarr"), mode="r")
+    else:
+        image = write_image(folder / "slide.zarr", args.size)
     write_s = time.perf_counter() - start
     gib = args.size**2 * 4 / 2**30
     print(f"image {args.size} x {args.size} float32, {gib:.2f} GiB (zarr, uncompressed)")
     out = folder / "out"
-    shutil.rmtree(out, ignore_errors=True)
+    if not args.resume:
+        shutil.rmtree(out, ignore_errors=True)
     command = [
         str(Path(sys.executable).with_name("napari-unet")),
         "segment",
@@ -123,6 +127,7 @@ def memory(args) -> None:
         "peak_rss_mib": peak,
         "crop_cells": int(whole.max()),
         "crop_pixels_differing": differ,
+        "resumed": bool(args.resume),
     }
     print(f"written: {write_results('slide_memory', [row])}")
     shutil.rmtree(folder / "slide.zarr")
@@ -216,6 +221,12 @@ def main() -> None:
     parser.add_argument("what", choices=["memory", "speedup"])
     parser.add_argument("--size", type=int, default=None)
     parser.add_argument("--folder", type=Path, default=Path("/tmp/napari-unet-slide"))
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="memory: keep the image and the unfinished output of an interrupted run, and "
+        "finish it (the time is then the rest of the run only)",
+    )
     args = parser.parse_args()
     if args.what == "memory":
         args.size = args.size or 32768
