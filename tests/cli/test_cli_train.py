@@ -23,7 +23,7 @@ def test_train_writes_a_model_that_segment_uses(tmp_path, train_command):
     image, labels = write_training_pair(tmp_path)
     model = tmp_path / "model.safetensors"
     args = ["train", "--image", str(image), "--labels", str(labels), "--out", str(model)]
-    printed = train_command([*args, "--iterations", "3", "--seed", "1"])
+    printed = train_command([*args, "--iterations", "3", "--seed", "1", "--threads", "1"])
     loaded = load_model(model)
     assert loaded.training["steps"] == 3 and loaded.training["config"]["seed"] == 1
     assert loaded.model.config.classes == 3 and loaded.optimizer_state is not None
@@ -76,6 +76,7 @@ def test_train_errors_are_one_line_and_write_nothing(tmp_path, capsys):
         ([*base, "--labels", str(labels)], "no cell is painted"),
         ([*base, "--labels", str(tmp_path / "nope.tif")], "no such file"),
         ([*base, "--labels", str(labels), "--image", str(image)], "give them in pairs"),
+        ([*base, "--labels", str(labels), "--threads", "-1"], "CPU threads must be 1 or more"),
     ]:
         assert main(args) == 1
         last = capsys.readouterr().err.splitlines()[-1]  # (after any progress lines)

@@ -116,9 +116,25 @@ def test_training_draws_the_loss_curve_and_the_model_reaches_segment_layer(
 def test_stop_ends_training_within_a_step_and_keeps_the_model(
     viewer_with_sample, qtbot, monkeypatch, messages
 ):
+    import torch
+
+    from napari_unet._widgets import train as train_dock
+
+    threads = []
+
+    def counting_threads(*args, **kwargs):
+        threads.append(torch.get_num_threads())
+        return (yield from original(*args, **kwargs))
+
+    original = train_dock.train
+    monkeypatch.setattr(train_dock, "train", counting_threads)
     widget = dock_train(viewer_with_sample, monkeypatch, quick(iterations=100_000))
+    widget._threads.value = 1  # Advanced: CPU threads
     widget._train_button.native.click()
+    assert widget._progress.max == 0  # busy while the data is prepared
     qtbot.waitUntil(lambda: len(widget.plot.losses) >= 2, timeout=30_000)
+    assert widget._progress.max == train_dock.PROGRESS_STEPS  # steps are counted now
+    assert threads == [1]
     widget._stop_button.native.click()
     wait_for_training(qtbot, widget, timeout=10_000)
     assert widget.result.stopped
@@ -134,6 +150,7 @@ def test_stop_before_the_first_step_offers_no_model(
     widget = dock_train(viewer_with_sample, monkeypatch, quick(iterations=100_000))
     widget._train_button.native.click()
     widget._stop_button.native.click()  # while the data are still being read
+    assert "before the first step" in widget._status.value
     wait_for_training(qtbot, widget, timeout=30_000)
     assert widget.result is None and not widget._save_button.enabled
     assert session_models(viewer_with_sample).models == []  # Segment layer lists nothing

@@ -110,10 +110,7 @@ class LossPlot(QWidget):
         painter.setPen(QPen(LOSS_COLOUR, 1.8))
         painter.drawPolyline(
             QPolygonF(
-                [
-                    QPointF(x(s), y_loss(v))
-                    for s, v in zip(steps, running_mean(raw), strict=True)
-                ]
+                [QPointF(x(s), y_loss(v)) for s, v in zip(steps, running_mean(raw), strict=True)]
             )
         )
         painter.drawText(left, 13, f"loss {raw[-1]:.3f}  (step {steps[-1]})")

@@ -9,6 +9,7 @@ trained model is offered to "Segment layer" at once and can be saved to one file
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -50,7 +51,7 @@ from ..core.events import (
     Validation,
 )
 from ..core.images import colour_channels, pair_channels
-from ..core.network.device import pick_device
+from ..core.network.device import cpu_threads, pick_device
 from ..core.training import TrainingControl, TrainResult, augmented_samples, describe, train
 from ..model_io import save_trained
 from ._dock import ScrollingDock
@@ -60,12 +61,15 @@ from ._session import TrainedModel, session_models
 
 FINE_TUNE = "fine-tune a model file"
 PREVIEW_SIZE = 512  # px: the largest preview window per axis
+PROGRESS_STEPS = 1000  # the progress bar's resolution
 
 
-def _training(pairs, config, init_path, device, control):
-    """Worker body: load the model to fine-tune (if any), then train."""
-    init = open_for_training(init_path) if init_path is not None else None
-    return (yield from train(pairs, config, start=init, device=device, control=control))
+def _training(pairs, config, init_path, device, control, threads):
+    """Worker body: load the model to fine-tune (if any), then train (on ``threads`` CPU
+    threads; 0: one per core)."""
+    with cpu_threads(threads):
+        init = open_for_training(init_path) if init_path is not None else None
+        return (yield from train(pairs, config, start=init, device=device, control=control))
 
 
 class TrainWidget(ScrollingDock):
@@ -147,6 +151,15 @@ class TrainWidget(ScrollingDock):
             label="Learning rate", value=1e-3, min=1e-6, max=1.0, step=1e-4
         )
         self._tile = SpinBox(label="Tile size (0 = auto)", value=0, min=0, max=2048)
+        self._threads = SpinBox(
+            label="CPU threads (0 = all cores)",
+            value=0,
+            min=0,
+            max=os.cpu_count() or 1,
+            tooltip="Threads for training on the CPU. On a computer busy with other work, "
+            "1 thread can be several times faster than all cores: torch's threads wait for "
+            "each other, so one that lost its core holds up the rest",
+        )
         self._two_classes = CheckBox(
             text="Paper's two classes (no outline class)",
             tooltip="The paper's recipe: cell/background with gap insertion. By default a "
@@ -161,6 +174,7 @@ class TrainWidget(ScrollingDock):
                 self._elastic,
                 self._learning_rate,
                 self._tile,
+                self._threads,
                 self._two_classes,
             ],
             visible=False,
@@ -183,7 +197,7 @@ class TrainWidget(ScrollingDock):
             tooltip="Write the model as a bioimage.io package (.zip) that ilastik, "
             "deepImageJ, QuPath, Fiji and napari read",
         )
-        self._progress = ProgressBar(min=0, max=1000, value=0, visible=False)
+        self._progress = ProgressBar(min=0, max=PROGRESS_STEPS, value=0, visible=False)
         self._status = Label(value="")
         self._status.native.setWordWrap(True)
         self.extend(
@@ -369,6 +383,7 @@ class TrainWidget(ScrollingDock):
         self._stop_button.enabled = True
         self._save_button.enabled = False
         self._export_button.enabled = False
+        self._progress.max = 0  # busy until the first step: preparing has no known length
         self._progress.value = 0
         self._progress.visible = True
         self._status.value = "preparing the training data ..."
@@ -382,6 +397,7 @@ class TrainWidget(ScrollingDock):
             init_path,
             device,
             self._control,
+            self._threads.value,
             _connect={
                 "yielded": self._on_event,
                 "returned": self._on_result,
@@ -395,7 +411,12 @@ class TrainWidget(ScrollingDock):
         """End training after the current step; the best model so far is kept."""
         if self._control is not None:
             self._control.stop()
-            self._status.value = "stopping after this step ..."
+            preparing = self._progress.max == 0
+            self._status.value = (
+                "stopping once the data is read (before the first step) ..."
+                if preparing
+                else "stopping after this step ..."
+            )
 
     def shutdown(self) -> None:
         """Stop training and wait for the worker (the widget or the viewer is closing)."""
@@ -415,11 +436,12 @@ class TrainWidget(ScrollingDock):
         if isinstance(event, Status):
             self._status.value = event.message + " ..."
         elif isinstance(event, TrainingStarted):
+            self._progress.max = PROGRESS_STEPS
             self._status.value = event.summary()
             for warning in event.warnings:
                 show_warning(f"Train U-Net: {warning}")
         elif isinstance(event, TrainStep):
-            self._progress.value = int(1000 * event.progress)
+            self._progress.value = int(PROGRESS_STEPS * event.progress)
             self.plot.add_loss(event.step, event.loss)
         elif isinstance(event, Validation):
             self.plot.add_f1(event.step, event.f1)

@@ -94,6 +94,13 @@ def add_parser(commands) -> None:
         help="arithmetic: auto (default; on a CPU, bfloat16 where measured faster, once per "
         "machine), float32 or bfloat16",
     )
+    tr.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="CPU threads (default 0: one per core); on a computer busy with other work, "
+        "1 can be several times faster",
+    )
     tr.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     tr.set_defaults(run=run)
 
@@ -119,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     from .._files import check_writable
     from ..bioimageio import open_for_training
     from ..core.events import drain
+    from ..core.network.device import cpu_threads
     from ..core.training import TrainingControl, describe, train
     from ._progress import TrainingProgress
 
@@ -131,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {init.optimizer_problem}; the optimiser starts afresh", file=sys.stderr)
     control = TrainingControl()
     progress = TrainingProgress(sys.stderr.isatty())
-    with _stopping_on_signals(control):
+    with _stopping_on_signals(control), cpu_threads(args.threads):
         result = drain(
             train(pairs, config, start=init, device=args.device, control=control), progress
         )

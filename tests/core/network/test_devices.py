@@ -114,3 +114,19 @@ def test_training_on_the_device_resumes_from_a_file_written_on_the_cpu(device, t
     assert all(torch.isfinite(p).all() for p in again.last_model.parameters())
     saved = save_trained(tmp_path / "again.safetensors", again)  # device tensors written
     assert load_model(saved).training["steps"] == 3
+
+
+def test_cpu_threads_applies_inside_and_restores_after_even_on_error():
+    from napari_unet.core.network.device import cpu_threads
+
+    before = torch.get_num_threads()
+    with cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), cpu_threads(1):
+        raise RuntimeError("training failed")
+    assert torch.get_num_threads() == before
+    with cpu_threads(0):  # 0: torch's own choice, left alone
+        assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="1 or more"), cpu_threads(-2):
+        pass

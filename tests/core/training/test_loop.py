@@ -94,6 +94,21 @@ def test_stop_ends_training_within_one_step_and_keeps_the_model():
     assert result.stopped and len(result.history["steps"]) == 3 and result.best_step == 3
 
 
+def test_stop_while_the_data_is_prepared_takes_no_step_and_times_nothing(monkeypatch):
+    from napari_unet.core.training import loop
+
+    def no_timing(*args, **kwargs):
+        raise AssertionError("precision timed after Stop")
+
+    monkeypatch.setattr(loop, "choose_precision", no_timing)
+    sample = cells()
+    control = TrainingControl()
+    control.stop()  # pressed while the images and paint were read
+    pairs = [(sample.image, sample.annotation)]
+    result = drain(train(pairs, quick(iterations=50, precision="auto"), control=control))
+    assert result.steps == 0 and result.stopped
+
+
 def test_validation_keeps_the_best_model():
     sample = cells(shape=(128, 128), painted_cells=14)
     config = quick(iterations=6, validate_every=0.0)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
-__all__ = ["pick_device"]
+__all__ = ["cpu_threads", "pick_device"]
 
 
 def pick_device(requested: str | torch.device | None = None) -> torch.device:
@@ -34,3 +37,20 @@ def pick_device(requested: str | torch.device | None = None) -> torch.device:
         usable = ["cpu"] + [name for name in ("cuda", "mps") if available[name]]
         raise ValueError(f"device {str(device)!r} is not available here; use {' or '.join(usable)}")
     return device
+
+
+@contextmanager
+def cpu_threads(count: int | None) -> Iterator[None]:
+    """Compute on ``count`` CPU threads inside the block (None or 0: torch's default, one
+    per core), and restore the number before it after. On a CPU that other programs keep
+    busy, fewer threads can be several times faster: torch's threads wait for each other
+    at every operation, so one that lost its core holds up the rest."""
+    if count is not None and count < 0:
+        raise ValueError(f"CPU threads must be 1 or more (0: one per core), not {count}")
+    before = torch.get_num_threads()
+    if count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

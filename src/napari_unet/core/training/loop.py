@@ -165,7 +165,10 @@ def train(
     data, model = _prepare(pairs, config, given, rng)
     input_size, out_size = tile_sizes(model, config)
     shape = (config.batch_size, model.config.in_channels, input_size, input_size)
-    precision = yield from _precision(model, device, shape, config.precision)
+    if control.stopped:  # stopped while the data was prepared: no step, no timing
+        precision = named_precision("float32", device, training=True)
+    else:
+        precision = yield from _precision(model, device, shape, config.precision)
     model.to(device=device, memory_format=precision.memory_format).train()
     optimizer = _optimizer(model, config, optimizer_state)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.autocast == torch.float16)
