@@ -68,6 +68,10 @@ def test_the_weight_map_follows_the_paint(viewer_with_sample, qtbot):
     assert weights.shape == labels.data.shape
     assert (weights[before == 0] == 0).all() and (weights[before > 0] > 0).all()
     assert widget.overlay.gaps_layer.data.any()  # the sample's painted cells touch
+    assert widget.overlay.weights_layer.colorbar.visible
+    assert not widget._weights_legend.native.isHidden()  # (the viewer itself is not shown)
+    gap_colours = widget.overlay.gaps_layer.colormap.map(np.array([0.0, 1.0]))
+    np.testing.assert_allclose(gap_colours, [[0, 0, 0, 0], [0, 1, 1, 1]])  # cyan, not added
 
     row, column = np.argwhere(before == 0)[0]
     labels.brush_size = 5
@@ -77,6 +81,7 @@ def test_the_weight_map_follows_the_paint(viewer_with_sample, qtbot):
 
     widget._show_weights.value = False
     assert not any(layer.name.startswith("weight map") for layer in viewer.layers)
+    assert widget._weights_legend.native.isHidden()
 
 
 def test_training_draws_the_loss_curve_and_the_model_reaches_segment_layer(
@@ -111,6 +116,42 @@ def test_training_draws_the_loss_curve_and_the_model_reaches_segment_layer(
     assert path.name == "trained.safetensors"
     loaded = load_model(path)
     assert loaded.training["steps"] == 6 and loaded.model.config.classes == 3
+
+
+def test_preview_windows_cover_the_view_from_its_centre():
+    windows = train_module.preview_windows(np.array([[100, 0], [1299, 599]]), (2000, 600))
+    size = train_module.PREVIEW_SIZE
+    covered = np.zeros((2000, 600), int)
+    for rows, columns in windows:
+        assert rows.stop - rows.start <= size and columns.stop - columns.start <= size
+        covered[rows, columns] += 1
+    assert (covered[100:1300, :600] == 1).all() and covered.sum() == 1200 * 600
+    first = windows[0]
+    assert first[0].start < 700 < first[0].stop  # the centre of the view first
+    # nothing of the image in view: its first window
+    assert train_module.preview_windows(np.array([[-50, -50], [-1, -1]]), (300, 900)) == [
+        (slice(0, 300), slice(0, size))
+    ]
+
+
+def test_live_preview_fills_the_view_and_starts_afresh_each_training(
+    viewer_with_sample, qtbot, monkeypatch
+):
+    viewer = viewer_with_sample
+    monkeypatch.setattr(training_loop, "PREVIEW_EVERY", 0.0)
+    monkeypatch.setattr(train_module, "PREVIEW_SIZE", 100)  # the 256 px sample: 9 windows
+    widget = dock_train(viewer, monkeypatch, quick(iterations=14))
+    viewer.reset_view()
+    widget._train_button.native.click()
+    wait_for_training(qtbot, widget)
+    preview = viewer.layers["touching cells prediction"]
+    assert len(widget._preview_windows) == 9
+    seen = preview.data != 0
+    assert seen[:100, :100].any() and seen[-100:, -100:].any()  # corners too, not one box
+    preview.visible = False  # hidden by the user ...
+    widget._train_button.native.click()
+    assert preview.visible and not preview.data.any()  # ... back, and not the old model's
+    wait_for_training(qtbot, widget)
 
 
 def test_stop_ends_training_within_a_step_and_keeps_the_model(
@@ -225,18 +266,48 @@ def test_errors_are_explained_and_leave_the_layers_alone(
     assert [layer.name for layer in viewer.layers] == ["img", "wrong", "bg"]
 
 
-def test_augmentation_preview_adds_deformed_tiles(viewer_with_sample, qtbot):
+def test_augmentation_preview_lays_tiles_out_in_2d_beside_the_image(viewer_with_sample, qtbot):
     viewer = viewer_with_sample
     widget = dock_train(viewer)
+    ndim = viewer.dims.ndim
     widget._augment_button.native.click()
     qtbot.waitUntil(lambda: "augmented targets" in viewer.layers, timeout=20_000)
-    tiles = viewer.layers["augmented tiles"].data
+    tiles = viewer.layers["augmented tiles"]
     targets = viewer.layers["augmented targets"]
-    # training tiles of the light preset: 276 px in, the targets of their 188 px output
-    assert tiles.shape == (4, 276, 276) and targets.data.shape == (4, 188, 188)
-    assert tuple(targets.translate) == (0, 44, 44)  # over the tile's centre
-    targets = targets.data
-    assert set(np.unique(targets)) <= {0, 1, 2} and (targets == 2).any()
+    # 4 training tiles of the light preset (276 px in, 188 px out) in a 2 x 2 grid
+    assert tiles.data.shape == targets.data.shape == (2 * 276 + 8, 2 * 276 + 8)
+    assert viewer.dims.ndim == ndim  # no slider over the tiles
+    image = viewer.layers["touching cells"]
+    assert tiles.translate[1] >= image.data.shape[1]  # to the right of the image
+    classes = targets.data
+    assert set(np.unique(classes)) <= {0, 1, 2, 3} and (classes == 3).any()
+    assert (classes[:44, :44] == 0).all()  # the tile's margin has no target
+    assert list(targets.features["target"])[:3] == ["not painted (ignored)", "background", "cell"]
+    assert "green = cell" in widget._status.value  # the legend
+    assert viewer.layers.selection.active is viewer.layers["painted cells"]
+
+    layers = len(viewer.layers)
+    before = tiles.data.copy()
+    widget._status.value = ""
+    widget._augment_button.native.click()  # again: the same layers, new tiles
+    qtbot.waitUntil(lambda: "augmented tiles" in widget._status.value, timeout=20_000)
+    assert not np.array_equal(tiles.data, before)
+    assert len(viewer.layers) == layers
+
+
+def test_montage_puts_each_tile_and_its_targets_in_place():
+    from napari_unet._widgets._augmented import GAP, montage
+
+    images = np.arange(3, dtype=np.float32)[:, None, None, None] * np.ones((3, 1, 10, 10))
+    targets = np.ones((3, 6, 6), np.uint8)
+    weights = np.ones((3, 6, 6), np.float32)
+    weights[1] = 0  # tile 1: nothing painted
+    grid, classes = montage(images, targets, weights, columns=2)
+    assert grid.shape == classes.shape == (2 * 10 + GAP, 2 * 10 + GAP)
+    assert (grid[:10, 10 + GAP :] == 1).all() and (grid[10 + GAP :, :10] == 2).all()
+    assert (classes[2:8, 2:8] == 2).all() and classes[:2].max() == 0  # centred output
+    assert classes[:10, 10 + GAP :].max() == 0  # not painted: shown as nothing
+    assert (classes[10 + GAP + 2 : 10 + GAP + 8, 2:8] == 2).all()
 
 
 def test_augmentation_preview_follows_the_elastic_switch(viewer_with_sample, qtbot, monkeypatch):
@@ -254,10 +325,11 @@ def test_augmentation_preview_follows_the_elastic_switch(viewer_with_sample, qtb
     widget = dock_train(viewer)
     for elastic in (False, True):
         widget._elastic.value = elastic
-        layers = len(viewer.layers)
+        calls = len(used)
+        widget._status.value = ""
         widget._augment_button.native.click()
-        qtbot.waitUntil(lambda: len(viewer.layers) == layers + 2, timeout=20_000)  # noqa: B023
-        assert used[-1].elastic == elastic
+        qtbot.waitUntil(lambda: "augmented tiles" in widget._status.value, timeout=20_000)
+        assert len(used) == calls + 1 and used[-1].elastic == elastic
 
 
 def test_colour_layers_train_a_model_of_their_channels(viewer_with_sample, qtbot, monkeypatch):

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import napari
 import numpy as np
 from napari.qt.threading import create_worker
+from napari.utils.colormaps import Colormap
 from qtpy.QtCore import QTimer
 
 from ..core.config import LabelConfig, WeightMapConfig
@@ -131,11 +132,12 @@ class WeightMapOverlay:
                 scale=source.scale,
                 translate=source.translate,
             )
+            self.weights_layer.colorbar.visible = True  # the scale of the weights
             self.gaps_layer = self._viewer.add_image(
                 gaps,
                 name=f"gaps ({name})",
-                colormap="cyan",
-                blending="additive",
+                colormap=GAP_COLOURS,  # pure cyan over the weights (not added to them)
+                blending="translucent",
                 contrast_limits=(0, 1),
                 scale=source.scale,
                 translate=source.translate,
@@ -145,6 +147,11 @@ class WeightMapOverlay:
             self.weights_layer.data = weights
             self.weights_layer.contrast_limits = _limits(weights)
             self.gaps_layer.data = gaps
+
+
+GAP_COLOURS = Colormap(
+    [[0, 0, 0, 0], [0, 1, 1, 1]], controls=[0, 0.5, 1], name="gaps", interpolation="zero"
+)
 
 
 def _limits(weights: np.ndarray) -> tuple[float, float]:

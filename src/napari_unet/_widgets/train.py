@@ -54,6 +54,7 @@ from ..core.images import colour_channels, pair_channels
 from ..core.network.device import cpu_threads, pick_device
 from ..core.training import TrainingControl, TrainResult, augmented_samples, describe, train
 from ..model_io import save_trained
+from ._augmented import LEGEND, show_augmented
 from ._dock import ScrollingDock
 from ._overlay import DEBOUNCE_MS, WeightMapOverlay
 from ._plot import LossPlot
@@ -70,6 +71,28 @@ def _training(pairs, config, init_path, device, control, threads):
     with cpu_threads(threads):
         init = open_for_training(init_path) if init_path is not None else None
         return (yield from train(pairs, config, start=init, device=device, control=control))
+
+
+def preview_windows(corners: np.ndarray, shape: tuple[int, int]) -> list[tuple[slice, slice]]:
+    """Windows of at most PREVIEW_SIZE px a side that cover the view (``corners``: the
+    first and last pixel in view, rows and columns) clipped to ``shape``, from the
+    centre outwards; the image's first window when nothing of it is in view."""
+    spans = []
+    for axis in (0, 1):
+        low, high = max(int(corners[0, axis]), 0), min(int(corners[1, axis]) + 1, shape[axis])
+        if high <= low:
+            low, high = 0, min(shape[axis], PREVIEW_SIZE)
+        count = -(-(high - low) // PREVIEW_SIZE)
+        edges = np.linspace(low, high, count + 1).round().astype(int)
+        spans.append([slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)])
+    middle = np.array([(span[0].start + span[-1].stop) / 2 for span in spans])
+    windows = [(rows, columns) for rows in spans[0] for columns in spans[1]]
+
+    def distance(window: tuple[slice, slice]) -> float:
+        centre = np.array([(w.start + w.stop) / 2 for w in window])
+        return float(np.abs(centre - middle).sum())
+
+    return sorted(windows, key=distance)
 
 
 class TrainWidget(ScrollingDock):
@@ -137,6 +160,13 @@ class TrainWidget(ScrollingDock):
             tooltip="Overlay how much each painted pixel counts in the loss: gaps between "
             "touching cells weigh most (up to w0); updated after every stroke",
         )
+        self._weights_legend = Label(
+            value="weight map: each painted pixel's weight in the loss (colour bar, top "
+            "right); cyan: where touching cells meet, the gaps training keeps between "
+            "them and weighs most; black: not painted (ignored)",
+            visible=False,
+        )
+        self._weights_legend.native.setWordWrap(True)
         self._live_preview = CheckBox(
             text="Live prediction while training",
             value=True,
@@ -212,6 +242,7 @@ class TrainWidget(ScrollingDock):
                 self._dense,
                 self._device,
                 self._show_weights,
+                self._weights_legend,
                 self._live_preview,
                 self._show_advanced,
                 self._advanced,
@@ -256,6 +287,7 @@ class TrainWidget(ScrollingDock):
         self.result: TrainResult | None = None
         self._control: TrainingControl | None = None
         self._preview_layer: napari.layers.Image | None = None
+        self._preview_windows: list[tuple[int, tuple[slice, slice]]] = []
         self._closed = False
 
     # ------------------------------------------------------------------ pairs
@@ -317,6 +349,7 @@ class TrainWidget(ScrollingDock):
     # ------------------------------------------------------------------ weight map
 
     def _toggle_weights(self, on: bool) -> None:
+        self._weights_legend.visible = on
         if on:
             self._labels_changed()
         else:
@@ -389,6 +422,7 @@ class TrainWidget(ScrollingDock):
         self._status.value = "preparing the training data ..."
         self.plot.clear()
         self._watch_labels()
+        self._fresh_preview()
         self._update_preview_window()
         self.worker = create_worker(
             _training,
@@ -518,27 +552,31 @@ class TrainWidget(ScrollingDock):
             self._control.update_labels(index, labels.data)
 
     def _update_preview_window(self, *_) -> None:
+        """Set the preview windows: PREVIEW_SIZE squares that cover the part of the first
+        image in view; the previews go round them, so a view larger than one window
+        fills in over a few previews."""
         if self._control is None:
             return
         pairs = self.pair_layers()
         if not self._live_preview.value or not pairs:
+            self._preview_windows = []
             self._control.set_preview_window(0, 0, None)
             return
         image_layer, labels_layer = pairs[0]
-        corners = np.asarray(image_layer.corner_pixels)
-        shape = labels_layer.data.shape[-2:]
-        window = []
-        for axis in (-2, -1):
-            low, high = int(corners[0, axis]), int(corners[1, axis]) + 1
-            low, high = max(low, 0), min(high, shape[axis])
-            if high - low > PREVIEW_SIZE:  # the centre of a large view
-                middle = (low + high) // 2
-                low, high = middle - PREVIEW_SIZE // 2, middle + PREVIEW_SIZE // 2
-            if high <= low:
-                low, high = 0, min(shape[axis], PREVIEW_SIZE)
-            window.append(slice(low, high))
         plane = int(self._viewer.dims.current_step[0]) if labels_layer.data.ndim == 3 else 0
-        self._control.set_preview_window(0, plane, tuple(window))
+        windows = preview_windows(
+            np.asarray(image_layer.corner_pixels)[:, -2:], labels_layer.data.shape[-2:]
+        )
+        if windows != [window for _, window in self._preview_windows]:
+            self._preview_windows = [(plane, window) for window in windows]
+            self._control.set_preview_window(0, plane, windows[0])
+
+    def _next_preview_window(self, shown: tuple[slice, slice]) -> None:
+        """After a preview of ``shown``, ask for the next window of the view."""
+        windows = [window for _, window in self._preview_windows]
+        if len(windows) > 1 and shown in windows:
+            plane, window = self._preview_windows[(windows.index(shown) + 1) % len(windows)]
+            self._control.set_preview_window(0, plane, window)
 
     def _show_preview(self, event: Preview) -> None:
         pairs = self.pair_layers()
@@ -554,7 +592,7 @@ class TrainWidget(ScrollingDock):
                 colormap="green",
                 blending="additive",
                 opacity=0.7,
-                contrast_limits=(0.4, 1.0),  # uncertain background stays dark
+                contrast_limits=(0.5, 1.0),  # green: more likely cell than not
                 scale=image_layer.scale[-2:],
                 translate=image_layer.translate[-2:],
             )
@@ -563,6 +601,17 @@ class TrainWidget(ScrollingDock):
         data = layer.data
         data[event.window] = event.probability
         layer.data = data
+        if self._control is not None:
+            self._next_preview_window(event.window)
+
+    def _fresh_preview(self) -> None:
+        """A new training starts with an empty, visible preview (the last training's
+        prediction is not this model's; hiding it once is not hiding it for good)."""
+        layer = self._preview_layer
+        if layer is not None and layer in self._viewer.layers and self._live_preview.value:
+            layer.data = np.zeros_like(layer.data)
+            layer.visible = True
+        self._preview_windows = []
 
     # ------------------------------------------------------------------ augmentation, saving
 
@@ -587,16 +636,13 @@ class TrainWidget(ScrollingDock):
             _start_thread=True,
         )
 
-    def _show_augmented(self, samples: tuple[np.ndarray, np.ndarray]) -> None:
-        images, targets = samples
-        margin = (images.shape[-1] - targets.shape[-1]) // 2  # targets cover the tile's output
-        self._viewer.add_image(images[:, 0], name="augmented tiles", colormap="gray")
-        self._viewer.add_labels(
-            targets.astype(np.uint8),
-            name="augmented targets",
-            opacity=0.4,
-            translate=(0, margin, margin),
-        )
+    def _show_augmented(self, samples: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        pairs = self.pair_layers()
+        if self._closed or not pairs:
+            return
+        show_augmented(self._viewer, pairs[0][0], samples)
+        self._viewer.layers.selection.active = pairs[0][1]  # painting goes on there
+        self._status.value = f"augmented tiles, right of the image; {LEGEND}"
 
     def _ask_where_to_save(self) -> None:
         path, _ = QFileDialog.getSaveFileName(

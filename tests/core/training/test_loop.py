@@ -270,9 +270,12 @@ def test_the_augmentation_preview_draws_the_tiles_training_draws(tile_size, size
     sample = cells()
     config = TrainConfig(tile_size=tile_size)
     pairs = [(sample.image, sample.annotation)]
-    images, targets = augmented_samples(pairs, config, count=3, rng=np.random.default_rng(0))
+    rng = np.random.default_rng(0)
+    images, targets, weights = augmented_samples(pairs, config, count=3, rng=rng)
     assert images.shape == (3, 1, sizes[0], sizes[0]) and targets.shape == (3, sizes[1], sizes[1])
+    assert weights.shape == targets.shape
     assert set(np.unique(targets)) <= {0, 1, 2}  # background, interior, outline
+    assert (weights[targets > 0] > 0).all()  # cells are painted; not painted weighs 0
 
 
 def test_forty_steps_give_a_model_that_finds_its_painted_cells():

@@ -447,13 +447,14 @@ def augmented_samples(
     config: TrainConfig,
     count: int = 4,
     rng: np.random.Generator | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``count`` training tiles as :func:`train` would draw them with ``config`` (same
-    training set, network scale and tile size): images (N, C, h, w) float32 and targets
-    (N, h', w') uint8, the targets of the tile's output (centred)."""
+    training set, network scale and tile size): images (N, C, h, w) float32, targets
+    (N, h', w') uint8 (the classes of the tile's output, centred) and their loss weights
+    (N, h', w') float32 (0: not painted, ignored)."""
     rng = rng or np.random.default_rng()
     config = replace(config, validation_fraction=0.0)
     data, model = _prepare(pairs, config, None, rng)
     input_size, out_size = tile_sizes(model, config)
-    images, targets, _ = data.sample_batch(count, input_size, out_size, rng)
-    return images.numpy(), targets.numpy()
+    images, targets, weights = data.sample_batch(count, input_size, out_size, rng)
+    return images.numpy(), targets.numpy(), weights.numpy()
