@@ -40,6 +40,7 @@ __all__ = [
     "load_model",
     "save_model",
     "save_trained",
+    "store_rules",
 ]
 
 FORMAT = "napari-unet-model"
@@ -140,6 +141,22 @@ def save_trained(
         labels=result.labels,
         training=training,
         optimizer_state=result.optimizer_state,
+    )
+
+
+def store_rules(path: str | os.PathLike, rules: InstanceRules) -> Path:
+    """Write ``rules`` into the model file at ``path`` (in place, atomically): the file
+    then segments with them everywhere; its training record notes that they were set by
+    hand. Weights, normalisation and optimiser state are kept."""
+    loaded = load_model(path)
+    training = {**loaded.training, **rules.to_dict(), "rules_set_by_hand": True}
+    return save_model(
+        path,
+        loaded.model,
+        normalization=loaded.normalization,
+        labels=loaded.labels,
+        training=training,
+        optimizer_state=loaded.optimizer_state,
     )
 
 

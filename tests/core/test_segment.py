@@ -72,3 +72,36 @@ def test_a_multichannel_model_takes_channel_first_images():
     image = np.random.default_rng(0).random((2, 30, 40), dtype=np.float32)
     assert drain(segment(net, image)).labels.shape == (30, 40)
     assert drain(segment(net, np.stack([image, image]))).labels.shape == (2, 30, 40)
+
+
+def test_relabel_gives_the_same_cells_with_the_same_rules_and_others_with_others(
+    make_outline_unet, tmp_path
+):
+    from napari_unet.core.segment import relabel
+    from napari_unet.core.synthetic import touching_cells
+    from napari_unet.model_io import load_model, save_model, store_rules
+
+    image = touching_cells((160, 160), rng=np.random.default_rng(3)).image
+    stack = np.stack([image, image[::-1]])
+    net = make_outline_unet()
+    rules = InstanceRules(min_size=10, neck_ratio=0.7)
+    for data in (image, stack):
+        result = drain(segment(net, data, NormalizationConfig(), rules=rules, keep_classes=True))
+        kept = result.probabilities
+        assert len(kept.planes) == (1 if data.ndim == 2 else 2)
+        again = relabel(kept, rules)
+        assert again.dtype == result.labels.dtype
+        np.testing.assert_array_equal(again, result.labels)  # no network, the same cells
+    areas = np.bincount(result.labels.ravel())[1:]
+    cutoff = int(np.median(areas[areas > 0]))
+    fewer = relabel(kept, InstanceRules(min_size=cutoff, neck_ratio=0.7))
+    assert 0 < fewer.max() < result.labels.max()
+    assert np.bincount(fewer.ravel())[1:].min() >= cutoff  # each kept cell is that big
+
+    path = save_model(tmp_path / "m.safetensors", net, training={"steps": 3})
+    store_rules(path, InstanceRules(min_size=cutoff, neck_ratio=0.7))
+    loaded = load_model(path)
+    assert loaded.rules == InstanceRules(min_size=cutoff, neck_ratio=0.7)
+    assert loaded.training["steps"] == 3 and loaded.training["rules_set_by_hand"]
+    for a, b in zip(loaded.model.state_dict().values(), net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)

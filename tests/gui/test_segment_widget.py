@@ -253,3 +253,53 @@ def test_a_layer_larger_than_memory_fills_a_store_block_by_block_and_resumes(
     found = np.asarray(labels.data[0])
     assert np.array_equal(found > 0, whole > 0)
     assert len(np.unique(found)) == len(np.unique(whole))
+
+
+def test_cells_are_tuned_without_the_network_and_the_values_kept_in_the_model(
+    make_napari_viewer, qtbot, tmp_path, make_outline_unet, errors, monkeypatch
+):
+    from napari_unet.core.cells.rules import InstanceRules
+    from napari_unet.core.synthetic import touching_cells
+
+    viewer = make_napari_viewer()
+    image = touching_cells((256, 256), rng=np.random.default_rng(5)).image
+    viewer.add_image(image, name="cells")
+    widget = dock(viewer)
+    rules = InstanceRules(min_size=10, neck_ratio=0.7)
+    path = save_model(tmp_path / "o.safetensors", make_outline_unet(), training=rules.to_dict())
+    widget._model_path.value = path
+    assert not widget._tune.visible
+    widget._run.native.click()
+    qtbot.waitUntil(lambda: "cells labels" in viewer.layers and widget._run.enabled, timeout=20_000)
+    labels = viewer.layers["cells labels"]
+    first = labels.data.copy()
+    tune = widget._tune
+    assert not tune.native.isHidden() and tune.rules() == rules
+    assert f"{int(first.max())} cells" in widget._status.value  # count and sizes said
+
+    runs = []  # the network must not run again while tuning
+    monkeypatch.setattr(segment_module, "segment", lambda *a, **k: runs.append(1))
+    areas = np.bincount(first.ravel())[1:]
+    cutoff = int(np.median(areas))
+    tune._min_size.value = cutoff
+    qtbot.waitUntil(lambda: labels.data.max() < first.max(), timeout=10_000)
+    assert np.bincount(labels.data.ravel())[1:].min() >= cutoff
+    assert "redrawn in" in tune._status.value and runs == []
+    seconds = float(tune._status.value.split("redrawn in ")[1].split(" s")[0])
+    assert seconds < 1.0  # a 256 px image: far below a second
+
+    tune._reset.native.click()  # the model's values draw the first cells again
+    qtbot.waitUntil(lambda: np.array_equal(labels.data, first), timeout=10_000)
+
+    tune._neck.value = 0.0
+    qtbot.waitUntil(
+        lambda: "redrawn" in tune._status.value and tune._worker is None, timeout=10_000
+    )
+    tune._keep.native.click()
+    assert load_model(path).rules == InstanceRules(min_size=10, neck_ratio=0.0)
+
+    labels.data[0:5, 0:5] = 999  # edited by hand: tuning adds a layer, loses nothing
+    labels.data = labels.data
+    tune._min_size.value = 12
+    qtbot.waitUntil(lambda: "cells labels (tuned)" in viewer.layers, timeout=10_000)
+    assert (viewer.layers["cells labels"].data[0:5, 0:5] == 999).all()

@@ -21,11 +21,13 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 
 from ..bioimageio import ForeignModel, is_foreign_package, open_model
+from ..core.cells.rules import InstanceRules
 from ..core.events import PlaneDone, TilesDone
 from ..core.segment import Segmentation, segment
 from ._dock import ScrollingDock
 from ._large import LiveLabels, StoreOpened, finished_labels, is_large, segment_large
 from ._session import TrainedModel, session_models
+from ._tune import KEEP_PIXELS, TunePanel, cell_summary
 
 MODEL_FILE = "model file"
 
@@ -36,25 +38,28 @@ def segment_with_model(
     method: str = "components",
     keep_probability: bool = False,
     run_its_code: bool = False,
-) -> Generator[TilesDone | PlaneDone, None, Segmentation]:
+    keep_classes: bool = False,
+) -> Generator[TilesDone | PlaneDone, None, tuple[Segmentation, InstanceRules | None]]:
     """Label the cells of ``image`` (2D or a stack) with a model file, a bioimage.io
     package (``run_its_code``: see :func:`~napari_unet.bioimageio.open_bioimageio`) or a
-    trained model."""
+    trained model; returns the segmentation and the rules it used (None for a foreign
+    package, segmented by its own code). ``keep_classes``: keep the probabilities, to tune
+    the cells after."""
     if not isinstance(source, TrainedModel):
         loaded = open_model(source, run_its_code=run_its_code)
         if isinstance(loaded, ForeignModel):  # through bioimageio.core's own prediction
-            return (yield from loaded.segment(np.asarray(image)))
+            return (yield from loaded.segment(np.asarray(image))), None
         source = TrainedModel("", loaded.model, loaded.normalization, loaded.rules)
-    return (
-        yield from segment(
-            source.model,
-            image,
-            source.normalization,
-            method=method,
-            rules=source.rules,
-            keep_probability=keep_probability,
-        )
+    result = yield from segment(
+        source.model,
+        image,
+        source.normalization,
+        method=method,
+        rules=source.rules,
+        keep_probability=keep_probability,
+        keep_classes=keep_classes,
     )
+    return result, source.rules
 
 
 class SegmentWidget(ScrollingDock):
@@ -114,7 +119,8 @@ class SegmentWidget(ScrollingDock):
         self._progress = ProgressBar(min=0, max=1, value=0, visible=False)
         self._status = Label(value="")
         self._status.native.setWordWrap(True)
-        self._error = ""
+        self._outcome = ""
+        self._tune = TunePanel(viewer, self._session)
         self.extend(
             [
                 self._image,
@@ -127,6 +133,7 @@ class SegmentWidget(ScrollingDock):
                 self._cancel,
                 self._progress,
                 self._status,
+                self._tune,
             ]
         )
         self._run.changed.connect(self._start)
@@ -185,9 +192,10 @@ class SegmentWidget(ScrollingDock):
             "watershed" if self._watershed.value else "components",
             self._probability.value,
             self._trust.value,
+            np.prod(image.shape) <= KEEP_PIXELS,  # (kept to tune the cells after)
             _connect={
                 "yielded": self._show_progress,
-                "returned": lambda result: self._add_layers(layer, result),
+                "returned": lambda done: self._add_layers(layer, *done, source),
                 "errored": self._on_error,
                 "aborted": lambda: show_info("Segment layer: cancelled"),
                 "finished": self._finished,
@@ -262,7 +270,7 @@ class SegmentWidget(ScrollingDock):
 
     def _on_error(self, error: Exception) -> None:
         show_error(f"Segment layer: {error}")
-        self._error = f"not segmented: {error}"  # (shown once the worker has finished)
+        self._outcome = f"not segmented: {error}"  # (the status line, once finished)
 
     def _stop(self) -> None:
         if self.worker is not None:
@@ -276,7 +284,13 @@ class SegmentWidget(ScrollingDock):
         self._progress.max = event.total
         self._progress.value = event.done
 
-    def _add_layers(self, layer: napari.layers.Image, result: Segmentation) -> None:
+    def _add_layers(
+        self,
+        layer: napari.layers.Image,
+        result: Segmentation,
+        rules: InstanceRules | None,
+        source: Path | TrainedModel,
+    ) -> None:
         # a multichannel image's channel axis is not in the labels
         scale, translate = (
             layer.scale[-result.labels.ndim :],
@@ -292,14 +306,20 @@ class SegmentWidget(ScrollingDock):
                 scale=scale,
                 translate=translate,
             )
-        self._viewer.add_labels(
+        labels = self._viewer.add_labels(
             result.labels, name=f"{layer.name} labels", scale=scale, translate=translate
         )
-        show_info(f"Segment layer: {int(result.labels.max())} cells in {layer.name!r}")
+        summary = cell_summary(result.labels)
+        show_info(f"Segment layer: {summary} in {layer.name!r}")
+        self._outcome = f"{layer.name}: {summary}"  # (the status line, once finished)
+        if result.probabilities is not None and rules is not None:
+            self._tune.attach(labels, result.probabilities, rules, source)
+        else:
+            self._tune.visible = False
 
     def _finished(self) -> None:
         self._run.enabled = True
         self._cancel.enabled = False
         self._progress.visible = False
-        self._status.value, self._error = self._error, ""  # the whole message stays here
+        self._status.value, self._outcome = self._outcome, ""  # the whole message stays here
         self.worker = None

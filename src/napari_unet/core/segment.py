@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -30,10 +30,59 @@ __all__ = ["Segmentation", "segment"]
 @dataclass(frozen=True)
 class Segmentation:
     """labels: (H, W) or (Z, H, W), uint16/uint32, 0 = background.
-    cell_probability: float32 of the same shape, when asked for (else None)."""
+    cell_probability: float32 of the same shape, when asked for (else None).
+    probabilities: when asked for, what :func:`relabel` needs to label again with other
+    rules without running the network: each plane's class probabilities (classes, h, w)
+    at the network's scale."""
 
     labels: np.ndarray
     cell_probability: np.ndarray | None = None
+    probabilities: Probabilities | None = None
+
+
+@dataclass(frozen=True)
+class Probabilities:
+    """A segmentation's class probabilities, per plane, and how they map to the image:
+    ``planes`` (classes, h, w) float32 at the network's scale; ``shape``, the image's (H, W);
+    ``single``, a 2D image (not a stack of one plane); ``threshold`` and ``method``, the
+    labelling options besides the rules."""
+
+    planes: tuple[np.ndarray, ...]
+    shape: tuple[int, int]
+    scale: float
+    single: bool
+    threshold: float = 0.5
+    method: str = "components"
+
+
+def label_plane(probabilities: np.ndarray, rules: InstanceRules, kept: Probabilities) -> np.ndarray:
+    """The cells of one plane's class probabilities, at the image's pixels."""
+    plane = labels_from_probabilities(
+        probabilities, threshold=kept.threshold, method=kept.method, **rules.labelling()
+    )
+    return labels_to_image(plane, kept.shape) if kept.scale != 1 else plane
+
+
+def relabel(kept: Probabilities, rules: InstanceRules) -> np.ndarray:
+    """Labels made again from kept probabilities with other ``rules`` (their ``flips``
+    aside: that is how the probabilities were predicted); with the rules the segmentation
+    used, equal to its labels. For tuning the rules without running the network."""
+    labels = np.zeros((len(kept.planes), *kept.shape), np.uint32)
+    count = 0
+    for z, probabilities in enumerate(kept.planes):
+        count = _add_plane(labels, z, label_plane(probabilities, rules, kept), count)
+    return _finish_labels(labels, count, kept.single)
+
+
+def _add_plane(labels: np.ndarray, z: int, plane: np.ndarray, count: int) -> int:
+    """Put a plane's labels into the stack, numbered after the planes before it."""
+    labels[z] = np.where(plane > 0, plane.astype(np.uint32) + count, 0)
+    return count + int(plane.max())
+
+
+def _finish_labels(labels: np.ndarray, count: int, single: bool) -> np.ndarray:
+    labels = labels.astype(np.uint16) if count < 2**16 else labels
+    return labels[0] if single else labels
 
 
 def check_arguments(model, image) -> None:
@@ -64,6 +113,7 @@ def segment(
     device: str | torch.device | None = None,
     precision: str = "auto",
     keep_probability: bool = False,
+    keep_classes: bool = False,
 ) -> Generator[TilesDone | PlaneDone | Status, None, Segmentation]:
     """Instance labels for an image or a stack, plane by plane, tile by tile.
 
@@ -82,7 +132,8 @@ def segment(
     :func:`~napari_unet.core.cells.instances.label_instances` labels. ``tile_size``,
     ``batch_size``, ``device`` and ``precision`` go to
     :func:`~napari_unet.core.network.predict.predict_tiled` (which yields a
-    :class:`Status` when it changes the tile size).
+    :class:`Status` when it changes the tile size). ``keep_classes`` keeps the class
+    probabilities (:attr:`Segmentation.probabilities`, for :func:`relabel`).
     """
     check_arguments(model, image)
     image = colour_channels(image, model.config.in_channels)
@@ -93,6 +144,8 @@ def segment(
     count = 0
     scale, shape = model.config.scale, labels.shape[-2:]
     rules = rules or InstanceRules()
+    record = Probabilities((), shape, scale, single, threshold, method)
+    planes_kept = []
     for z in range(planes):
         image_plane = image if single else image[z]
         if scale != 1:
@@ -107,17 +160,14 @@ def segment(
             precision=precision,
             flips=rules.flips,
         )
-        plane = labels_from_probabilities(
-            probabilities, threshold=threshold, method=method, **rules.labelling()
-        )
-        if scale != 1:
-            plane = labels_to_image(plane, shape)
+        count = _add_plane(labels, z, label_plane(probabilities, rules, record), count)
         if kept is not None:
             kept[z] = resize_image(cell_probability(probabilities), shape)  # no-op at scale 1
-        labels[z] = np.where(plane > 0, plane.astype(np.uint32) + count, 0)
-        count += int(plane.max())
+        if keep_classes:
+            planes_kept.append(probabilities)
         yield PlaneDone(done=z + 1, total=planes)
-    labels = labels.astype(np.uint16) if count < 2**16 else labels
-    if single:
-        return Segmentation(labels[0], None if kept is None else kept[0])
-    return Segmentation(labels, kept)
+    return Segmentation(
+        _finish_labels(labels, count, single),
+        None if kept is None else (kept[0] if single else kept),
+        replace(record, planes=tuple(planes_kept)) if keep_classes else None,
+    )

@@ -165,10 +165,7 @@ def train(
     data, model = _prepare(pairs, config, given, rng)
     input_size, out_size = tile_sizes(model, config)
     shape = (config.batch_size, model.config.in_channels, input_size, input_size)
-    if control.stopped:  # stopped while the data was prepared: no step, no timing
-        precision = named_precision("float32", device, training=True)
-    else:
-        precision = yield from _precision(model, device, shape, config.precision)
+    precision = yield from _precision(model, device, shape, config.precision, control)
     model.to(device=device, memory_format=precision.memory_format).train()
     optimizer = _optimizer(model, config, optimizer_state)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.autocast == torch.float16)
@@ -280,12 +277,13 @@ def tile_sizes(model: UNet, config: TrainConfig) -> tuple[int, int]:
 
 
 def _precision(
-    model: UNet, device: torch.device, shape: tuple[int, ...], name: str
+    model: UNet, device: torch.device, shape: tuple[int, ...], name: str, control
 ) -> Generator[Status, None, Precision]:
     """The precision to train in: ``name``, or for "auto" the measured choice (said
-    before it is measured: a few seconds, once per machine)."""
-    if name != "auto":
-        return named_precision(name, device, training=True)
+    before it is measured: a few seconds, once per machine); not measured when training
+    was stopped while the data was prepared (no step follows)."""
+    if name != "auto" or control.stopped:
+        return named_precision("float32" if name == "auto" else name, device, training=True)
     if will_measure(model, device, shape, training=True):
         yield Status("timing float32 against bfloat16 on this CPU (once for this machine)")
     return choose_precision(model, device, shape, training=True)
