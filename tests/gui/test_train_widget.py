@@ -154,6 +154,34 @@ def test_live_preview_fills_the_view_and_starts_afresh_each_training(
     wait_for_training(qtbot, widget)
 
 
+def test_paint_here_next_shows_where_the_model_is_unsure_and_goes_there(
+    viewer_with_sample, qtbot, monkeypatch
+):
+    viewer = viewer_with_sample
+    widget = dock_train(viewer, monkeypatch, quick(iterations=4))
+    assert not widget._paint_next_button.enabled  # nothing trained yet
+    widget._train_button.native.click()
+    wait_for_training(qtbot, widget)
+    assert widget._paint_next_button.enabled
+    widget._paint_next_button.native.click()
+    qtbot.waitUntil(lambda: "touching cells unsure" in viewer.layers, timeout=30_000)
+    unsure = viewer.layers["touching cells unsure"].data
+    labels = viewer.layers["painted cells"]
+    assert unsure.shape == labels.data.shape and unsure.max() > 0
+    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    first = tuple(np.round(camera.center[-2:]).astype(int))
+    from napari_unet.core.uncertainty import next_region, window_size
+
+    rows, columns = next_region(unsure, labels.data != 0, window_size(labels.data))
+    assert first == ((rows.start + rows.stop) // 2, (columns.start + columns.stop) // 2)
+    assert (labels.data[rows, columns] != 0).mean() <= 0.25  # mostly not painted
+    assert viewer.layers.selection.active is labels and labels.mode == "paint"
+    assert "paint the cells here (window 1)" in widget._status.value
+    widget._paint_next_button.native.click()  # the next window, elsewhere
+    second = tuple(np.round(camera.center[-2:]).astype(int))
+    assert "window 2" in widget._status.value and second != first
+
+
 def test_stop_ends_training_within_a_step_and_keeps_the_model(
     viewer_with_sample, qtbot, monkeypatch, messages
 ):

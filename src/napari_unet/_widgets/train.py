@@ -57,6 +57,7 @@ from ..model_io import save_trained
 from ._augmented import LEGEND, show_augmented
 from ._dock import ScrollingDock
 from ._overlay import DEBOUNCE_MS, WeightMapOverlay
+from ._paint_next import PaintNext
 from ._plot import LossPlot
 from ._session import TrainedModel, session_models
 
@@ -227,6 +228,14 @@ class TrainWidget(ScrollingDock):
             tooltip="Write the model as a bioimage.io package (.zip) that ilastik, "
             "deepImageJ, QuPath, Fiji and napari read",
         )
+        self._paint_next_button = PushButton(
+            text="Paint here next",
+            enabled=False,
+            tooltip="After training: show where the model is unsure (its predictions on the "
+            "image and on its mirror images disagree) and move the view to the most unsure "
+            "part not yet painted; paint the cells there and train again. Press again for "
+            "the next part",
+        )
         self._progress = ProgressBar(min=0, max=PROGRESS_STEPS, value=0, visible=False)
         self._status = Label(value="")
         self._status.native.setWordWrap(True)
@@ -252,6 +261,7 @@ class TrainWidget(ScrollingDock):
                 self._progress,
                 self._save_button,
                 self._export_button,
+                self._paint_next_button,
                 self._status,
             ]
         )
@@ -277,6 +287,8 @@ class TrainWidget(ScrollingDock):
         self._stop_button.changed.connect(self.stop)
         self._save_button.changed.connect(self._ask_where_to_save)
         self._export_button.changed.connect(self._ask_where_to_export)
+        self._paint_next = PaintNext(viewer, self._say)
+        self._paint_next_button.changed.connect(self._show_where_to_paint)
         # napari >= 0.9 keeps the camera in viewer.scene; older versions in viewer.camera
         camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
         camera.events.center.connect(self._update_preview_window)
@@ -416,6 +428,7 @@ class TrainWidget(ScrollingDock):
         self._stop_button.enabled = True
         self._save_button.enabled = False
         self._export_button.enabled = False
+        self._paint_next_button.enabled = False
         self._progress.max = 0  # busy until the first step: preparing has no known length
         self._progress.value = 0
         self._progress.visible = True
@@ -494,6 +507,8 @@ class TrainWidget(ScrollingDock):
             show_info("Train U-Net: stopped before the first training step; no model was made.")
             return
         self.result = result
+        self._paint_next.new_model(result)
+        self._paint_next_button.enabled = True
         self._save_button.enabled = True  # (a model not ready can be saved to go on from)
         self._export_button.enabled = result.ready
         lines = describe(result)
@@ -612,6 +627,16 @@ class TrainWidget(ScrollingDock):
             layer.data = np.zeros_like(layer.data)
             layer.visible = True
         self._preview_windows = []
+
+    def _say(self, message: str) -> None:
+        self._status.value = message
+
+    def _show_where_to_paint(self) -> None:
+        pairs = self.pair_layers()
+        if not pairs:
+            show_error("Train U-Net: choose an image and its labels layer first.")
+            return
+        self._paint_next.press(*pairs[0])
 
     # ------------------------------------------------------------------ augmentation, saving
 

@@ -10,12 +10,22 @@ from napari_unet.core.synthetic import touching_cells
 from napari_unet.core.training import TrainingControl, TrainResult, describe, train
 
 
-def result(steps, ended, best_f1=0.93, held=6, found=(12, 12), **config):
+def result(steps, ended, best_f1=0.93, held=6, found=(12, 12), iou=0.8, **config):
     net = UNet(UNetConfig(depth=2, base_channels=2))
     history = {"steps": [[k + 1, 5.0 * (k + 1), 0.5] for k in range(steps)]}
     config = TrainConfig(**config)
     return TrainResult(
-        net, net, {}, config, history, steps, best_f1, ended, held, painted_found=found
+        net,
+        net,
+        {},
+        config,
+        history,
+        steps,
+        best_f1,
+        ended,
+        held,
+        painted_found=found,
+        best_iou=iou if best_f1 is not None else None,
     )
 
 
@@ -34,7 +44,9 @@ def test_a_training_the_clock_ended_far_short_says_so_and_what_to_do():
 
 def test_the_validation_score_comes_with_the_cells_it_rests_on():
     few = describe(result(450, "steps", best_f1=1.0, held=4))[1]
-    assert few.startswith("best model at step 450: validation F1 1.00 on 4 held-back")
+    assert few.startswith(
+        "best model at step 450: validation F1 1.00, matched IoU 0.80 on 4 held-back"
+    )
     assert "rough score" in few and "0.25" in few
     many = describe(result(450, "steps", best_f1=0.9, held=40))[1]
     assert many.endswith("on 40 held-back painted cells")
@@ -59,9 +71,24 @@ def test_a_model_that_finds_few_of_its_painted_cells_is_not_ready():
     ready = result(450, "steps", found=(11, 12))
     assert (
         ready.ready
-        and describe(ready)[-1] == "its rules find 11 of 12 painted cells it was checked on"
+        and describe(ready)[-2] == "its rules find 11 of 12 painted cells it was checked on"
     )
     lost = result(40, "steps", found=(0, 12))
     assert not lost.ready
     assert describe(lost)[-1].startswith("NOT READY: with its rules the model finds 0 of 12")
     assert "train longer" in describe(lost)[-1]
+
+
+def test_a_ready_model_ends_with_a_verdict_from_its_scores():
+    def verdict(**scores):
+        return describe(result(450, "steps", **{"held": 30, **scores}))[-1]
+
+    assert verdict(best_f1=0.95, iou=0.85).startswith("verdict: good")
+    assert verdict(best_f1=0.95, iou=0.6).startswith("verdict: usable")  # loose outlines
+    assert verdict(best_f1=0.8).startswith("verdict: usable") and "fine-tune" in verdict(
+        best_f1=0.8
+    )
+    assert verdict(best_f1=0.5).startswith("verdict: weak")
+    assert not verdict(best_f1=None, held=0).startswith("verdict")  # nothing to judge on
+    lost = describe(result(40, "steps", found=(0, 12)))
+    assert lost[-1].startswith("NOT READY") and not any("verdict" in line for line in lost)

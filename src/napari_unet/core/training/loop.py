@@ -88,6 +88,7 @@ class TrainResult:
     # painted cells the rules find (IoU >= 0.5), of those checked (up to 40)
     painted_found: tuple[int, int] = (0, 0)
     painted_cells: int = 0  # painted cells at the end, held-back ones included
+    best_iou: float | None = None  # mean IoU of the matched held-back cells, with best_f1
 
     @property
     def ready(self) -> bool:
@@ -120,6 +121,7 @@ class TrainResult:
             "config": self.config.to_dict(),
             "best_step": self.best_step,
             "best_f1": self.best_f1,
+            "best_iou": self.best_iou,
             "validation_cells": self.validation_cells,
             "painted_found": list(self.painted_found),
             "painted_cells": self.painted_cells,
@@ -426,6 +428,7 @@ def _result(
         history=history,
         best_step=best.step if best.state is not None else steps,
         best_f1=best.f1,
+        best_iou=best.iou,
         ended=ended,
         validation_cells=len(data.held_back),
         rules=rules,

@@ -35,6 +35,7 @@ def describe(result: TrainResult) -> list[str]:
     else:
         lines = [f"trained {steps} steps"]
     lines.append(_validation_line(result))
+    verdict = _verdict(result)
     found, checked = result.painted_found
     if result.steps and not result.ready:
         lines.append(
@@ -44,7 +45,28 @@ def describe(result: TrainResult) -> list[str]:
         )
     elif checked:
         lines.append(f"its rules find {found} of {checked} painted cells it was checked on")
+    if verdict and result.ready:
+        lines.append(verdict)
     return lines
+
+
+GOOD = (0.9, 0.75)  # validation F1 and matched IoU of a model to use as it is
+USABLE_F1 = 0.7
+
+
+def _verdict(result: TrainResult) -> str | None:
+    """One line on what to do with the model, from its validation scores."""
+    f1, iou = result.best_f1, result.best_iou
+    if f1 is None:
+        return None
+    if f1 >= GOOD[0] and (iou is None or iou >= GOOD[1]):
+        return "verdict: good: segment with it, and look at the cells"
+    if f1 >= USABLE_F1:
+        return (
+            "verdict: usable: segment, correct the cells it gets wrong in the paint, and "
+            "train again (fine-tune) on them"
+        )
+    return "verdict: weak: paint more cells, above all like the ones it misses, and train longer"
 
 
 def _validation_line(result: TrainResult) -> str:
@@ -54,9 +76,10 @@ def _validation_line(result: TrainResult) -> str:
             "not validated: fewer than 10 cells are painted, so none were held back; the "
             "last model is kept"
         )
+    iou = "" if result.best_iou is None else f", matched IoU {result.best_iou:.2f}"
     line = (
-        f"best model at step {result.best_step}: validation F1 {result.best_f1:.2f} on "
-        f"{held} held-back painted cell{'s' if held != 1 else ''}"
+        f"best model at step {result.best_step}: validation F1 {result.best_f1:.2f}{iou} "
+        f"on {held} held-back painted cell{'s' if held != 1 else ''}"
     )
     if held < FEW_VALIDATION_CELLS:
         line += (

@@ -78,6 +78,7 @@ class BestModel:
         self.state: dict[str, torch.Tensor] | None = None  # None: the last model
         self.step = 0
         self.f1: float | None = None
+        self.iou: float | None = None  # mean IoU of the matched cells
         self._quality: float | None = None
 
     def offer(self, model: UNet, step: int, scores: InstanceScores) -> bool:
@@ -86,6 +87,7 @@ class BestModel:
         if self._quality is not None and quality < self._quality - self.tolerance:
             return False
         self.state, self.step, self.f1 = cpu_state(model), step, scores.f1
+        self.iou = scores.mean_matched_iou
         self._quality = max(quality, self._quality or 0.0)
         return True
 

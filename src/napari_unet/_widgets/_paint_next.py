@@ -1,0 +1,114 @@
+""" "Paint here next": after training, where the model is unsure (its predictions on the
+image and its mirror images disagree) as an overlay, and the view moved to the most
+unsure window not yet painted; each press goes on to the next such window."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import napari
+import numpy as np
+from napari.qt.threading import create_worker
+
+from ..core.images import colour_channels
+from ..core.uncertainty import flip_disagreement, next_region, window_size
+
+
+class PaintNext:
+    """The disagreement map of one trained model on the first pair's image (computed on
+    the first press, in a worker) and the windows shown so far."""
+
+    def __init__(self, viewer: napari.viewer.Viewer, say: Callable[[str], None]) -> None:
+        self._viewer = viewer
+        self._say = say  # the dock's status line
+        self._model = None  # the training result (model and normalisation)
+        self._map: np.ndarray | None = None
+        self._key: tuple | None = None  # (image layer, plane) the map was made for
+        self._shown: list[tuple[int, int]] = []
+        self.layer: napari.layers.Image | None = None
+        self.worker = None
+
+    def new_model(self, result) -> None:
+        """A new training result: forget the old map and windows."""
+        self._model, self._map, self._key, self._shown = result, None, None, []
+
+    def press(self, image_layer: napari.layers.Image, labels_layer: napari.layers.Labels):
+        """Show the next window to paint (computing the map first if needed)."""
+        if self._model is None or self.worker is not None:
+            return
+        plane = int(self._viewer.dims.current_step[0]) if labels_layer.data.ndim == 3 else None
+        key = (id(image_layer), plane)
+        if self._map is not None and key == self._key:
+            self._go(image_layer, labels_layer, plane)
+            return
+        image = np.asarray(image_layer.data if plane is None else image_layer.data[plane])
+        image = colour_channels(image, self._model.model.config.in_channels)
+        self._say("finding where the model is unsure (4 predictions of the image) ...")
+        self.worker = create_worker(
+            flip_disagreement,
+            self._model.model,
+            image,
+            self._model.normalization,
+            _connect={
+                "returned": lambda spread: self._ready(
+                    spread, key, image_layer, labels_layer, plane
+                ),
+                "errored": lambda error: self._say(f"not found: {error}"),
+                "finished": self._finished,
+            },
+            _start_thread=True,
+        )
+
+    def _finished(self) -> None:
+        self.worker = None
+
+    def _ready(self, spread, key, image_layer, labels_layer, plane) -> None:
+        self._map, self._key, self._shown = spread, key, []
+        name = f"{image_layer.name} unsure"
+        if self.layer is None or self.layer not in self._viewer.layers:
+            self.layer = self._viewer.add_image(
+                spread,
+                name=name,
+                colormap="magma",
+                blending="additive",
+                opacity=0.6,
+                contrast_limits=(0.0, max(float(spread.max()), 1e-3)),
+                scale=image_layer.scale[-2:],
+                translate=image_layer.translate[-2:],
+            )
+        else:
+            self.layer.data = spread
+            self.layer.contrast_limits = (0.0, max(float(spread.max()), 1e-3))
+        self._go(image_layer, labels_layer, plane)
+
+    def _go(self, image_layer, labels_layer, plane) -> None:
+        """Centre the view on the next window and paint there."""
+        labels = np.asarray(labels_layer.data if plane is None else labels_layer.data[plane])
+        size = window_size(labels)
+        window = next_region(self._map, labels != 0, size, skip=self._shown)
+        if window is None:
+            self._say("every unsure part of the image is painted or was shown: train again")
+            return
+        centre = ((window[0].start + window[0].stop) // 2, (window[1].start + window[1].stop) // 2)
+        self._shown.append(centre)
+        scale = np.asarray(image_layer.scale[-2:])
+        world = np.asarray(image_layer.translate[-2:]) + scale * np.asarray(centre)
+        camera = (
+            self._viewer.scene.camera if hasattr(self._viewer, "scene") else self._viewer.camera
+        )
+        camera.center = tuple(world)
+        canvas = min(_canvas_size(self._viewer))
+        camera.zoom = 0.8 * canvas / (size * float(scale.max()))  # the window fills the view
+        self._viewer.layers.selection.active = labels_layer
+        labels_layer.mode = "paint"
+        self._say(
+            f"paint the cells here (window {len(self._shown)}): the model disagrees with "
+            "itself most here, of what is not painted; train again after"
+        )
+
+
+def _canvas_size(viewer) -> tuple[int, int]:
+    """The canvas in screen px (napari >= 0.6 keeps it in viewer.canvas; older versions in
+    viewer._canvas_size)."""
+    canvas = getattr(viewer, "canvas", None)
+    return tuple(getattr(canvas, "size", None) or viewer._canvas_size)
