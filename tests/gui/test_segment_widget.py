@@ -80,6 +80,25 @@ def test_segment_layer_reports_errors_and_stays_usable(make_napari_viewer, qtbot
     assert len(viewer.layers) == 1
 
 
+def test_no_cells_found_is_said_with_what_to_do(
+    make_napari_viewer, qtbot, tmp_path, make_threshold_unet
+):
+    viewer = make_napari_viewer()
+    from napari_unet.core.cells.rules import InstanceRules
+
+    viewer.add_image(two_cells_image(), name="empty")
+    widget = dock(viewer)
+    widget._model_path.value = save_model(  # rules that drop both cells
+        tmp_path / "t.safetensors",
+        make_threshold_unet(2),
+        training=InstanceRules(min_size=5000).to_dict(),
+    )
+    widget._run.native.click()
+    qtbot.waitUntil(lambda: "empty labels" in viewer.layers and widget._run.enabled, timeout=20_000)
+    assert widget._status.value.startswith("empty: 0 cells: nothing in this image passed")
+    assert "Tune the cells" in widget._status.value and not widget._tune.native.isHidden()
+
+
 def test_sample_data_opens_from_the_menu_entry(make_napari_viewer):
     viewer = make_napari_viewer()
     viewer.open_sample("napari-paint-unet", "touching_cells")

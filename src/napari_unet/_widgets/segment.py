@@ -310,6 +310,12 @@ class SegmentWidget(ScrollingDock):
             result.labels, name=f"{layer.name} labels", scale=scale, translate=translate
         )
         summary = cell_summary(result.labels)
+        if not result.labels.any():
+            summary += (
+                ": nothing in this image passed the model's rules. If it has cells, ease "
+                "the rules under 'Tune the cells' below (no retraining needed), or paint "
+                "some of its cells and train on"
+            )
         show_info(f"Segment layer: {summary} in {layer.name!r}")
         self._outcome = f"{layer.name}: {summary}"  # (the status line, once finished)
         if result.probabilities is not None and rules is not None:
