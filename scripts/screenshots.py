@@ -1,10 +1,13 @@
 """Take the user guide's screenshots from the real plugin (run under Xvfb):
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshots.py
+    xvfb-run -a -s "-screen 0 1366x768x24" .venv/bin/python scripts/screenshots.py --laptop
 
-Opens napari with the sample data, shows the weight map after a brush stroke, trains for
-a short while (loss curve and live prediction), segments with the trained model, and
-writes docs/images/{weightmap-overlay,training,segmented}.png.
+Opens napari with the sample data, shows the weight map after a brush stroke, previews
+the augmentation, trains (loss curve and live prediction), shows where to paint next,
+segments with the trained model and tunes the cells, and writes
+docs/images/{weightmap-overlay,augmented,training,paint-next,segmented}.png; with
+``--laptop``, the window of a 1366 x 768 screen, the same names ending in -1366.
 """
 
 from __future__ import annotations
@@ -34,15 +37,22 @@ def wait(condition, timeout: float = 300.0) -> None:
         time.sleep(0.02)
 
 
+SUFFIX = ""
+
+
 def save(viewer, name: str) -> None:
     shot = viewer.screenshot(canvas_only=False, flash=False)
-    iio.imwrite(IMAGES / name, shot)
-    print("written", IMAGES / name)
+    path = IMAGES / name.replace(".png", f"{SUFFIX}.png")
+    iio.imwrite(path, shot)
+    print("written", path)
 
 
 def main() -> int:
+    global SUFFIX
+    laptop = "--laptop" in sys.argv
+    SUFFIX = "-1366" if laptop else ""
     viewer = napari.Viewer(title="napari-paint-unet")
-    viewer.window._qt_window.resize(1500, 950)
+    viewer.window._qt_window.resize(*((1366, 740) if laptop else (1500, 950)))
     viewer.open_sample("napari-paint-unet", "touching_cells")
     segment_dock, segment = viewer.window.add_plugin_dock_widget(
         "napari-paint-unet", "Segment layer"
@@ -78,6 +88,14 @@ def main() -> int:
     viewer.reset_view()
 
     train._show_weights.value = False
+    train._augment_button.native.click()
+    wait(lambda: "augmented tiles" in train._status.value)
+    viewer.reset_view()
+    save(viewer, "augmented.png")
+    for name in ("augmented tiles", "augmented targets"):
+        viewer.layers.remove(name)
+    viewer.reset_view()
+
     train._minutes.value = 3.0
     train._train_button.native.click()
     wait(lambda: len(train.plot.losses) > 150 and "touching cells prediction" in viewer.layers)
@@ -85,12 +103,20 @@ def main() -> int:
     save(viewer, "training.png")
     wait(lambda: train.worker is None)
 
+    train._paint_next_button.native.click()
+    wait(lambda: "paint the cells here" in train._status.value)
+    save(viewer, "paint-next.png")
+    viewer.layers.remove("touching cells unsure")
+    viewer.reset_view()
+
     segment_dock.raise_()
     segment._run.native.click()
-    wait(lambda: "touching cells labels" in viewer.layers)
+    wait(lambda: "touching cells labels" in viewer.layers and segment.worker is None)
     viewer.layers["touching cells prediction"].visible = False
     labels.visible = False
     viewer.layers["touching cells labels"].contour = 0
+    segment._tune._neck.value = 0.5  # gentler cuts, redrawn without the network
+    wait(lambda: "redrawn" in segment._tune._status.value)
     save(viewer, "segmented.png")
     viewer.close()
     return 0

@@ -21,3 +21,6 @@ def test_both_docks_fit_a_1366_x_768_screen_and_scroll(make_napari_viewer, qtbot
         QApplication.processEvents()
         corner = button.native.mapTo(scroll.viewport(), button.native.rect().bottomLeft())
         assert 0 <= corner.y() <= scroll.viewport().height()  # the button can be reached
+        # nothing hides past the right edge: the controls are as wide as the dock
+        assert not scroll.horizontalScrollBar().isVisible()
+        assert scroll.widget().width() <= scroll.viewport().width()

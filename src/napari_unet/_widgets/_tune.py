@@ -92,7 +92,7 @@ class TunePanel(Container):
         self._status.native.setWordWrap(True)
         super().__init__(
             widgets=[
-                Label(value="Tune the cells (the network does not run again)"),
+                _wrapped(Label(value="Tune the cells (the network does not run again)")),
                 self._min_size,
                 self._neck,
                 self._interior,
@@ -247,3 +247,8 @@ def _fingerprint(data) -> int:
     """A cheap identity of a labels array's content (to notice edits by hand)."""
     array = np.ascontiguousarray(data)
     return hash((array.shape, array.dtype.str, array.tobytes()))
+
+
+def _wrapped(label: Label) -> Label:
+    label.native.setWordWrap(True)
+    return label

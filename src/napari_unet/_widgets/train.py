@@ -108,6 +108,7 @@ class TrainWidget(ScrollingDock):
             tooltip="napari's first label is 1: paint background strokes with it, then "
             "press + (or M) for a new label before each cell",
         )
+        self._convention.native.setWordWrap(True)
         self._add_pair_button = PushButton(text="Add image/labels pair")
         self._model = ComboBox(
             label="Model",
@@ -306,8 +307,8 @@ class TrainWidget(ScrollingDock):
 
     def add_pair(self) -> None:
         """Add a row to pick one more (image layer, labels layer) pair."""
-        row = Container(
-            layout="horizontal",
+        row = Container(  # (one above the other: side by side they widen the dock)
+            layout="vertical",
             widgets=[
                 create_widget(label="Image", annotation="napari.layers.Image"),
                 create_widget(label="Labels", annotation="napari.layers.Labels"),
