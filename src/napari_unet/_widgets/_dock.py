@@ -20,6 +20,7 @@ class ScrollingDock(Container):
         super().__init__(scrollable=True)
         self.native.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.native.setWidgetResizable(True)
+        self.controls.layout().setAlignment(Qt.AlignmentFlag.AlignTop)  # no gaps when tall
         self._fit = _FitWidth(self.native)
         self.controls.installEventFilter(self._fit)
 
