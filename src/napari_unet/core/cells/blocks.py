@@ -32,7 +32,7 @@ from scipy import ndimage as ndi
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .instances import cell_probability, label_instances
+from .instances import GAP_PROBABILITY, cell_probability, label_instances
 from .rules import InstanceRules
 
 __all__ = [
@@ -188,8 +188,8 @@ def _dependencies_whole(p, foreground, rules: InstanceRules, core, window, image
     the module's description), none touching an edge of the window that is not the
     image's.
 
-    For networks with an outline class, a unit is a piece of cell interior (dilated by a
-    pixel, its holes filled: what the mending can join). A pixel's label depends on the
+    For networks with an outline class, a unit is a piece of what the interior can become
+    once mended (:func:`_mendable`). A pixel's label depends on the
     units within ``growth`` px of it (the seeds that grow over it, cut at necks as their
     whole piece says), and those on the units within ``2 growth`` px of them (the cells
     they compete with while growing, whose shapes decide which cells of a piece join
@@ -207,8 +207,7 @@ def _dependencies_whole(p, foreground, rules: InstanceRules, core, window, image
         units = ndi.label(foreground)[0]
         reach = 0
     else:
-        interior = foreground & (cell_probability(p) - p[2] > rules.interior_threshold)
-        units = ndi.label(ndi.binary_fill_holes(ndi.binary_dilation(interior, square)), square)[0]
+        units = ndi.label(_mendable(p, rules.interior_threshold) & foreground, square)[0]
         reach = rules.growth + 1
     near = np.zeros(foreground.shape, bool)
     near[
@@ -224,6 +223,21 @@ def _dependencies_whole(p, foreground, rules: InstanceRules, core, window, image
         second = np.unique(units[needed])
         needed |= np.isin(units, second[second > 0])
     return not (needed & edge).any() and not (near & edge).any()
+
+
+def _mendable(p: np.ndarray, interior_threshold: float) -> np.ndarray:
+    """The pixels the mended interior of :func:`~.instances.label_instances` can cover,
+    at most: the interior, the background specks next to it that its 3 x 3 closing may
+    fill (background likelier than outline, and below ``GAP_PROBABILITY``), and
+    everything these enclose (the holes the mending fills). Contacts the network calls
+    outline never join two pieces, so in confluent tissue the pieces stay cells, not one
+    piece as large as the tissue."""
+    cell = cell_probability(p)
+    interior = cell - p[2] > interior_threshold
+    background = 1 - cell
+    speck = ~interior & (background > p[2]) & (background < GAP_PROBABILITY)
+    near = ndi.binary_dilation(interior, np.ones((3, 3), bool))
+    return ndi.binary_fill_holes(interior | (near & speck))
 
 
 def _global_ids(labels: np.ndarray, core, window, width: int) -> np.ndarray:
