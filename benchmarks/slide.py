@@ -39,7 +39,7 @@ from napari_unet.core.events import drain
 from napari_unet.core.segment import segment
 from napari_unet.core.training import train
 from napari_unet.model_io import load_model, save_trained
-from napari_unet.slides import segment_slide
+from napari_unet.slides import local_cluster, segment_slide
 
 
 def demo_model(folder: Path) -> Path:
@@ -135,7 +135,7 @@ def memory(args) -> None:
 
 
 def speedup(args) -> None:
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
     folder = args.folder
     folder.mkdir(parents=True, exist_ok=True)
@@ -156,12 +156,7 @@ def speedup(args) -> None:
                 model, folder / "speed.zarr", out, overwrite=True, progress=clock
             )
         else:
-            with (
-                LocalCluster(
-                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-                ) as cluster,
-                Client(cluster) as client,
-            ):
+            with local_cluster(workers, dashboard=None) as cluster, Client(cluster) as client:
                 client.wait_for_workers(workers)
                 started = time.perf_counter()
                 times.clear()

@@ -154,12 +154,12 @@ def test_two_workers_give_the_same_cells_and_a_killed_worker_is_replaced(slide, 
     distributed = pytest.importorskip("distributed")
     folder, image, model = slide
     killed = []
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    from napari_unet.slides import local_cluster
+
+    with local_cluster(2, dashboard=None) as cluster, distributed.Client(cluster) as client:
+        # the workers allocate as a plain process does (no fixed malloc trim threshold)
+        trims = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+        assert set(trims.values()) == {None}
 
         def kill_one(progress):
             if not killed and progress.phase == "probabilities":

@@ -69,17 +69,16 @@ def _client(cluster: str | None, workers: int | None):
         yield None
         return
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
     except ImportError:
         raise ValueError("--cluster needs dask.distributed: pip install distributed") from None
     if cluster == "local":
         import torch
 
+        from ..slides import local_cluster
+
         count = workers or torch.cuda.device_count() or os.cpu_count() or 1
-        with (
-            LocalCluster(n_workers=count, threads_per_worker=1, processes=True) as local,
-            Client(local) as client,
-        ):
+        with local_cluster(count) as local, Client(local) as client:
             _say(f"dask: {count} local workers; dashboard {client.dashboard_link}", False)
             yield client
         return
