@@ -12,6 +12,7 @@ from napari.qt.threading import create_worker
 
 from ..core.images import colour_channels
 from ..core.uncertainty import flip_disagreement, next_region, window_size
+from ._viewer import camera_of, canvas_size
 
 
 class PaintNext:
@@ -93,11 +94,9 @@ class PaintNext:
         self._shown.append(centre)
         scale = np.asarray(image_layer.scale[-2:])
         world = np.asarray(image_layer.translate[-2:]) + scale * np.asarray(centre)
-        camera = (
-            self._viewer.scene.camera if hasattr(self._viewer, "scene") else self._viewer.camera
-        )
+        camera = camera_of(self._viewer)
         camera.center = tuple(world)
-        canvas = min(_canvas_size(self._viewer))
+        canvas = min(canvas_size(self._viewer))
         camera.zoom = 0.8 * canvas / (size * float(scale.max()))  # the window fills the view
         self._viewer.layers.selection.active = labels_layer
         labels_layer.mode = "paint"
@@ -105,10 +104,3 @@ class PaintNext:
             f"paint the cells here (window {len(self._shown)}): the model disagrees with "
             "itself most here, of what is not painted; train again after"
         )
-
-
-def _canvas_size(viewer) -> tuple[int, int]:
-    """The canvas in screen px (napari >= 0.6 keeps it in viewer.canvas; older versions in
-    viewer._canvas_size)."""
-    canvas = getattr(viewer, "canvas", None)
-    return tuple(getattr(canvas, "size", None) or viewer._canvas_size)

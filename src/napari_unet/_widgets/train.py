@@ -60,6 +60,7 @@ from ._overlay import DEBOUNCE_MS, WeightMapOverlay
 from ._paint_next import PaintNext
 from ._plot import LossPlot
 from ._session import TrainedModel, session_models
+from ._viewer import camera_of
 
 FINE_TUNE = "fine-tune a model file"
 PREVIEW_SIZE = 512  # px: the largest preview window per axis
@@ -290,8 +291,7 @@ class TrainWidget(ScrollingDock):
         self._export_button.changed.connect(self._ask_where_to_export)
         self._paint_next = PaintNext(viewer, self._say)
         self._paint_next_button.changed.connect(self._show_where_to_paint)
-        # napari >= 0.9 keeps the camera in viewer.scene; older versions in viewer.camera
-        camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+        camera = camera_of(viewer)
         camera.events.center.connect(self._update_preview_window)
         camera.events.zoom.connect(self._update_preview_window)
         self.native.destroyed.connect(lambda *_: self.shutdown())
