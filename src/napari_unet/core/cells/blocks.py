@@ -9,8 +9,9 @@ however far away that is. So it runs in two passes over a grid of blocks:
    edges, small) and names those that never reach the image's edge: the holes.
 2. :func:`label_block` labels a block's *core* on a window around it, with the cell mask
    made from the probabilities and the holes. Every other step depends on nearby
-   *units* only: for networks with an outline class, the pieces of cell interior (which
-   the outlines keep apart, even in confluent tissue), each cut at necks, kept, grown and
+   *units* only: for networks with an outline class, the pieces of what the mended cell
+   interior can cover (:func:`_mendable`; the outlines keep them apart, even in confluent
+   tissue), each cut at necks, kept, grown and
    joined as its own shape and that of its neighbours within a few pixels say; for
    two-class networks, the connected pieces of the cell mask. The window grows until the
    units the core depends on are whole in it (:func:`_dependencies_whole`), up to
