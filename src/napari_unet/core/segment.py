@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Generator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -45,7 +45,8 @@ class Probabilities:
     """A segmentation's class probabilities, per plane, and how they map to the image:
     ``planes`` (classes, h, w) float32 at the network's scale; ``shape``, the image's (H, W);
     ``single``, a 2D image (not a stack of one plane); ``threshold`` and ``method``, the
-    labelling options besides the rules."""
+    labelling options besides the rules; ``memos``, per plane, the labelling stages that
+    :func:`relabel` reuses when the rules that made them have not moved."""
 
     planes: tuple[np.ndarray, ...]
     shape: tuple[int, int]
@@ -53,12 +54,20 @@ class Probabilities:
     single: bool
     threshold: float = 0.5
     method: str = "components"
+    memos: tuple[dict, ...] = field(default=(), compare=False, repr=False)
 
 
-def label_plane(probabilities: np.ndarray, rules: InstanceRules, kept: Probabilities) -> np.ndarray:
-    """The cells of one plane's class probabilities, at the image's pixels."""
+def label_plane(
+    probabilities: np.ndarray, rules: InstanceRules, kept: Probabilities, memo: dict | None = None
+) -> np.ndarray:
+    """The cells of one plane's class probabilities, at the image's pixels (``memo``:
+    :func:`~napari_unet.core.cells.instances.label_instances`)."""
     plane = labels_from_probabilities(
-        probabilities, threshold=kept.threshold, method=kept.method, **rules.labelling()
+        probabilities,
+        threshold=kept.threshold,
+        method=kept.method,
+        memo=memo,
+        **rules.labelling(),
     )
     return labels_to_image(plane, kept.shape) if kept.scale != 1 else plane
 
@@ -69,8 +78,9 @@ def relabel(kept: Probabilities, rules: InstanceRules) -> np.ndarray:
     used, equal to its labels. For tuning the rules without running the network."""
     labels = np.zeros((len(kept.planes), *kept.shape), np.uint32)
     count = 0
+    memos = kept.memos or tuple({} for _ in kept.planes)
     for z, probabilities in enumerate(kept.planes):
-        count = _add_plane(labels, z, label_plane(probabilities, rules, kept), count)
+        count = _add_plane(labels, z, label_plane(probabilities, rules, kept, memos[z]), count)
     return _finish_labels(labels, count, kept.single)
 
 
@@ -145,7 +155,7 @@ def segment(
     scale, shape = model.config.scale, labels.shape[-2:]
     rules = rules or InstanceRules()
     record = Probabilities((), shape, scale, single, threshold, method)
-    planes_kept = []
+    planes_kept, memos = [], []
     for z in range(planes):
         image_plane = image if single else image[z]
         if scale != 1:
@@ -160,14 +170,16 @@ def segment(
             precision=precision,
             flips=rules.flips,
         )
-        count = _add_plane(labels, z, label_plane(probabilities, rules, record), count)
+        memo = {} if keep_classes else None  # kept, so that the first relabel is fast too
+        count = _add_plane(labels, z, label_plane(probabilities, rules, record, memo), count)
         if kept is not None:
             kept[z] = resize_image(cell_probability(probabilities), shape)  # no-op at scale 1
         if keep_classes:
             planes_kept.append(probabilities)
+            memos.append(memo)
         yield PlaneDone(done=z + 1, total=planes)
     return Segmentation(
         _finish_labels(labels, count, single),
         None if kept is None else (kept[0] if single else kept),
-        replace(record, planes=tuple(planes_kept)) if keep_classes else None,
+        replace(record, planes=tuple(planes_kept), memos=tuple(memos)) if keep_classes else None,
     )

@@ -83,3 +83,38 @@ def test_background_specks_do_not_cut_an_interior(line_cell, line_outline, cells
     labels = label_instances(cell, outline_probability=outline, min_size=1)
     assert labels.max() == cells
     assert (labels[disc(shape, (20, 20), 11)] > 0).all()  # the whole cell is covered
+
+
+def test_a_memo_kept_between_calls_gives_the_cells_of_fresh_calls():
+    """Tune the cells keeps the stages that a moved rule does not change (the interiors
+    and their basins): labels made with the memo equal labels made from scratch, whichever
+    rule moves, in whatever order."""
+    from scipy import ndimage as ndi
+
+    from napari_unet.core.synthetic import touching_cells
+
+    rng = np.random.default_rng(5)
+    truth = touching_cells((160, 160), rng=rng, coverage=0.5).truth
+    edge = ndi.binary_dilation(truth == 0) & (truth > 0)  # contacts unmarked: necks decide
+    noise = rng.normal(0, 0.15, (2, *truth.shape))
+    outline = np.clip(ndi.gaussian_filter(edge * 1.0, 1) * 2 + noise[0], 0, 1) * (truth > 0)
+    cell = np.clip((truth > 0) * 0.95 + noise[1] * 0.3, 0, 1)
+    outline = np.minimum(outline, cell)
+    memo: dict = {}
+    moves = [
+        dict(neck_ratio=0.8),
+        dict(neck_ratio=0.5),
+        dict(neck_ratio=0.0),
+        dict(neck_ratio=0.8, interior_threshold=0.3),
+        dict(neck_ratio=0.9, interior_threshold=0.3, growth=0),
+        dict(neck_ratio=0.9, core_threshold=0.7, min_size=30),
+        dict(neck_ratio=0.8),
+    ]
+    counts = set()
+    for move in moves:
+        fresh = label_instances(cell, outline_probability=outline, **move)
+        again = label_instances(cell, outline_probability=outline, memo=memo, **move)
+        np.testing.assert_array_equal(again, fresh)
+        counts.add(int(fresh.max()))
+    assert len(counts) > 2  # the moves do change the cells
+    assert memo["interior"][0] == 0.5  # the last interior threshold's stage is kept

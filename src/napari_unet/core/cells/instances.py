@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
@@ -34,23 +36,28 @@ NECK_SOLIDITY = 0.915
 GAP_PROBABILITY = 0.9
 
 
-def split_at_necks(mask: np.ndarray, ratio: float) -> np.ndarray:
-    """Label the regions of ``mask``, cutting a region in two where it has a neck.
+@dataclass(frozen=True)
+class Basins:
+    """A mask's distance transform split into basins around its maxima, and what
+    :func:`merge_basins` needs to merge them again for any ratio: each basin's ``peak``
+    (its largest distance), and each pair of touching basins (``pair`` = first x (count + 1)
+    + second) with its ``saddle`` (the largest distance value on their common border)."""
 
-    The distance transform of the mask is split into basins around its maxima (a
-    watershed); then neighbouring basins are merged again, widest contact first, unless
-    their saddle (the largest distance value on their common border) is below ``ratio``
-    times the smaller of their two maxima and at least ``NECK_DEPTH`` px below it. A
-    single round cell has one basin; an elongated one has several on a ridge, whose
-    saddles are nearly as high as their maxima, so they merge back. Returns int labels.
-    """
+    labels: np.ndarray
+    peak: np.ndarray
+    pair: np.ndarray
+    saddle: np.ndarray
+
+
+def neck_basins(mask: np.ndarray) -> Basins:
+    """The basins of :func:`split_at_necks`, before any merging (the slow part, which does
+    not depend on the ratio)."""
     distance = ndi.distance_transform_edt(mask)
     basins = watershed(-distance, ndi.label(h_maxima(distance, 1))[0], mask=mask)
     count = int(basins.max())
-    if count < 2:
-        return basins
     peak = np.zeros(count + 1)
-    peak[1:] = ndi.maximum(distance, basins, index=np.arange(1, count + 1))
+    if count:
+        peak[1:] = ndi.maximum(distance, basins, index=np.arange(1, count + 1))
     firsts, seconds, saddles = [], [], []
     for a, b, da, db in (
         (basins[:, :-1], basins[:, 1:], distance[:, :-1], distance[:, 1:]),
@@ -61,12 +68,21 @@ def split_at_necks(mask: np.ndarray, ratio: float) -> np.ndarray:
         seconds.append(np.maximum(a[border], b[border]))
         saddles.append(np.minimum(da[border], db[border]))
     first, second, saddle = (np.concatenate(x) for x in (firsts, seconds, saddles))
-    if first.size == 0:
-        return basins
     key = first.astype(np.int64) * (count + 1) + second
     order = np.lexsort((-saddle, key))  # per pair, its highest saddle first
     key, saddle = key[order], saddle[order]
-    unique = np.r_[True, key[1:] != key[:-1]]
+    unique = np.r_[True, key[1:] != key[:-1]] if key.size else np.zeros(0, bool)
+    return Basins(basins, peak, key[unique], saddle[unique])
+
+
+def merge_basins(basins: Basins, ratio: float) -> np.ndarray:
+    """Int labels: neighbouring ``basins`` merged, widest contact first, unless their
+    saddle is below ``ratio`` times the smaller of their two maxima and at least
+    ``NECK_DEPTH`` px below it."""
+    count = len(basins.peak) - 1
+    if count < 2 or basins.pair.size == 0:
+        return basins.labels
+    peak = basins.peak.copy()
     parent = np.arange(count + 1)
 
     def root(i: int) -> int:
@@ -75,8 +91,8 @@ def split_at_necks(mask: np.ndarray, ratio: float) -> np.ndarray:
             i = parent[i]
         return i
 
-    for k in np.argsort(-saddle[unique], kind="stable"):
-        pair, height = key[unique][k], saddle[unique][k]
+    for k in np.argsort(-basins.saddle, kind="stable"):
+        pair, height = basins.pair[k], basins.saddle[k]
         x, y = root(int(pair // (count + 1))), root(int(pair % (count + 1)))
         if x == y:
             continue
@@ -85,7 +101,20 @@ def split_at_necks(mask: np.ndarray, ratio: float) -> np.ndarray:
             parent[y] = x
             peak[x] = max(peak[x], peak[y])
     lookup = np.array([root(i) for i in range(count + 1)])
-    return relabel_sequential(lookup[basins])[0]
+    return relabel_sequential(lookup[basins.labels])[0]
+
+
+def split_at_necks(mask: np.ndarray, ratio: float) -> np.ndarray:
+    """Label the regions of ``mask``, cutting a region in two where it has a neck.
+
+    The distance transform of the mask is split into basins around its maxima (a
+    watershed); then neighbouring basins are merged again, widest contact first, unless
+    their saddle (the largest distance value on their common border) is below ``ratio``
+    times the smaller of their two maxima and at least ``NECK_DEPTH`` px below it. A
+    single round cell has one basin; an elongated one has several on a ridge, whose
+    saddles are nearly as high as their maxima, so they merge back. Returns int labels.
+    """
+    return merge_basins(neck_basins(mask), ratio)
 
 
 def _keep_sure(seeds: np.ndarray, probability: np.ndarray, core: float) -> np.ndarray:
@@ -151,16 +180,24 @@ def _outline_cells(
     probability: np.ndarray,
     outline_probability: np.ndarray,
     rules: tuple[float, int, float, float, float],
+    memo: dict,
 ) -> np.ndarray:
     """Cells of an outline network: the interiors above the interior threshold (specks
-    mended), cut at necks, kept where sure, grown within the foreground."""
+    mended), cut at necks, kept where sure, grown within the foreground. ``memo`` keeps
+    the interiors and their basins of the last interior threshold (see label_instances)."""
     interior_threshold, growth, neck_ratio, core_threshold, join_solidity = rules
     interior_probability = probability - outline_probability
-    interior = foreground & _mend_interior(
-        interior_probability > interior_threshold, 1 - probability, outline_probability
-    )
-    regions = ndi.label(interior)[0]
-    seeds = split_at_necks(interior, neck_ratio) if neck_ratio > 0 else regions
+    stage = memo.get("interior")
+    if stage is None or stage[0] != interior_threshold:
+        interior = foreground & _mend_interior(
+            interior_probability > interior_threshold, 1 - probability, outline_probability
+        )
+        stage = (interior_threshold, ndi.label(interior)[0], interior, {})
+        memo["interior"] = stage
+    _, regions, interior, basins = stage
+    if neck_ratio > 0 and "basins" not in basins:
+        basins["basins"] = neck_basins(interior)
+    seeds = merge_basins(basins["basins"], neck_ratio) if neck_ratio > 0 else regions
     seeds = _keep_sure(seeds, interior_probability, core_threshold)
     labels = expand_labels(seeds, growth)
     labels[~foreground] = 0
@@ -184,6 +221,7 @@ def label_instances(
     growth: int = OUTLINE_GROWTH,
     join_solidity: float = NECK_SOLIDITY,
     foreground: np.ndarray | None = None,
+    memo: dict | None = None,
 ) -> np.ndarray:
     """Label the cells in a probability map.
 
@@ -214,6 +252,9 @@ def label_instances(
         ``fill_holes`` says) where the caller knows it better than this crop does: a
         block of a larger image, whose holes are holes of the whole image
         (:mod:`.blocks`).
+    memo: a dict kept by the caller between calls on the *same* probabilities (empty at
+        first): the stages that other rules do not change are kept in it and reused, so
+        that moving one rule (Tune the cells) does not redo the rest.
     Cells smaller than ``min_size`` pixels are dropped. Returns (H, W) labels numbered
     1..n without gaps, 0 for background, uint16 or uint32 as n needs.
     """
@@ -222,10 +263,14 @@ def label_instances(
         raise ValueError(f"expected a 2D probability map; got shape {probability.shape}")
     if method not in METHODS:
         raise ValueError(f"method {method!r} is not known; use one of {', '.join(METHODS)}")
+    memo = {} if memo is None else memo
     if foreground is None:
-        foreground = probability > threshold
-        if fill_holes:
-            foreground = ndi.binary_fill_holes(foreground)
+        key = ("foreground", threshold, fill_holes)
+        if key not in memo:
+            memo[key] = probability > threshold
+            if fill_holes:
+                memo[key] = ndi.binary_fill_holes(memo[key])
+        foreground = memo[key]
     labels, count = ndi.label(foreground)
     if outline_probability is not None and count:
         labels = _outline_cells(
@@ -233,6 +278,7 @@ def label_instances(
             probability,
             outline_probability,
             (interior_threshold, growth, neck_ratio, core_threshold, join_solidity),
+            memo,
         )
         count = int(labels.max())
     elif method == "watershed" and count:
