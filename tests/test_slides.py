@@ -3,6 +3,7 @@ on one machine or a dask.distributed cluster."""
 
 import os
 import signal
+import sys
 
 import numpy as np
 import pytest
@@ -160,6 +161,8 @@ def test_two_workers_give_the_same_cells_and_a_killed_worker_is_replaced(slide, 
         # the workers allocate as a plain process does (no fixed malloc trim threshold)
         trims = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
         assert set(trims.values()) == {None}
+        # and import our tasks' module as they start (not in two threads at once)
+        assert all(client.run(lambda: "napari_unet.slides" in sys.modules).values())
 
         def kill_one(progress):
             if not killed and progress.phase == "probabilities":
@@ -177,6 +180,7 @@ def test_two_workers_give_the_same_cells_and_a_killed_worker_is_replaced(slide, 
             client=client,
             progress=kill_one,
         )
+        client.wait_for_workers(2, timeout=120)  # (the nanny's restart may still be on)
         pids = set(client.run(os.getpid).values())
     assert killed and killed[0] not in pids and len(pids) == 2  # replaced by the nanny
     expected = whole_image_labels(model, image, result.tile)

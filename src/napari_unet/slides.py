@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import zarr  # (not in the tasks: a worker importing it in two threads got half of it)
 
 from .core.cells.blocks import (
     BackgroundPieces,
@@ -98,6 +99,8 @@ WORKER_CONFIG = {
     # glibc's mmap threshold: every large array is then mapped and faulted in afresh,
     # and predicting took 1.4-1.8x as long as in a plain process (measured, 2026-12-05)
     "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    # a worker imports this module (torch, zarr) as it starts, not in its first task
+    "distributed.worker.preload": ["napari_unet.slides"],
 }
 
 
@@ -272,8 +275,6 @@ def _open_store(out: Path, identity: dict, overwrite: bool, plan: _Plan, classes
     and blocks left (to resume). Raises ``ValueError``, before anything is written, for
     another run's store, a folder that is not one, a target that cannot be written and a
     disk with less room than the run may need."""
-    import zarr
-
     found = _our_attributes(out)
     if out.exists() and found is None:
         raise ValueError(
@@ -309,8 +310,6 @@ def _open_store(out: Path, identity: dict, overwrite: bool, plan: _Plan, classes
 
 def _our_attributes(out: Path) -> dict | None:
     """The run record of a store written here, or None for anything else."""
-    import zarr
-
     if not out.is_dir():
         return None
     try:
@@ -405,18 +404,10 @@ def _worker_device() -> torch.device:
 def _probability_task(model, source, out, cores, tile, intensity, precision, k: int) -> int:
     """Write the probabilities of block ``k``: the tiles of the whole image's plan whose
     outputs start in it."""
-    import zarr
-
     loaded = _model_on_worker(model)
     image = open_lazy(*source).data if isinstance(source, tuple) else source
     target = zarr.open_group(out, mode="r+")["probabilities"]
-    core = cores[k]
-    tiles = [
-        t
-        for t in plan_tiles(tuple(image.shape), loaded.model.config, tile)
-        if core[0].start <= t.write[0].start < core[0].stop
-        and core[1].start <= t.write[1].start < core[1].stop
-    ]
+    tiles = plan_tiles(tuple(image.shape), loaded.model.config, tile, within=cores[k])
     device = _worker_device()
     for t, probabilities in predict_tiles(
         loaded.model,
@@ -433,8 +424,6 @@ def _probability_task(model, source, out, cores, tile, intensity, precision, k: 
 
 def _background_task(model, source, out, cores, tile, intensity, precision, k: int) -> int:
     """Write the background pieces of block ``k`` and their summary."""
-    import zarr
-
     root = zarr.open_group(out, mode="r+")
     pieces = background_block(root["probabilities"], cores[k], threshold=THRESHOLD)
     root["work/background"][cores[k]] = pieces.ids
@@ -473,8 +462,6 @@ def _save_holes(root, cores) -> None:
 
 def _cells_task(model, source, out, cores, tile, intensity, precision, k: int) -> int:
     """Write the cells of block ``k``'s core."""
-    import zarr
-
     loaded = _model_on_worker(model)
     root = zarr.open_group(out, mode="r+")
     root["work/cells"][cores[k]] = label_block(
@@ -521,7 +508,6 @@ def _write_pyramid(out: Path, scale: tuple[float, float] | None) -> None:
     a 32768 px image)."""
     import dask
     import dask.array as da
-    import zarr
     from ome_zarr.writer import write_multiscale_labels
 
     root = zarr.open_group(str(out), mode="r+")

@@ -48,6 +48,27 @@ def test_every_pixel_is_written_once_from_a_tile_on_the_pooling_grid(shape, tile
     assert (written == 1).all()
 
 
+def test_the_tiles_within_a_block_are_those_of_the_whole_plan_that_start_there():
+    shape, tile = (1000, 1300), 132
+    whole = plan_tiles(shape, LIGHT, tile)
+    blocks = [
+        (slice(r, r + 250), slice(c, c + 400))
+        for r in (0, 250, 500, 750)
+        for c in (0, 400, 800, 1200)
+    ]
+    seen = []
+    for rows, cols in blocks:
+        part = plan_tiles(shape, LIGHT, tile, within=(rows, cols))
+        assert part == [
+            t
+            for t in whole
+            if rows.start <= t.write[0].start < rows.stop
+            and cols.start <= t.write[1].start < cols.stop
+        ]
+        seen += part
+    assert sorted(t.start for t in seen) == sorted(t.start for t in whole)  # each once
+
+
 def test_small_images_get_one_tile_that_just_covers_them():
     (tile,) = plan_tiles((7, 5), LIGHT, 572)
     assert tile.size == (100, 100)  # the smallest input whose output (12 px) covers 7 and 5

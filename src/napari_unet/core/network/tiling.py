@@ -169,13 +169,18 @@ def _axis_plan(
 
 
 def plan_tiles(
-    shape: tuple[int, int], config: UNetConfig, tile_size: int | tuple[int, int]
+    shape: tuple[int, int],
+    config: UNetConfig,
+    tile_size: int | tuple[int, int],
+    within: tuple[slice, slice] | None = None,
 ) -> list[Tile]:
     """Tiles covering an image of ``shape`` (H, W) with input tiles of ``tile_size``.
 
     ``tile_size`` (per axis, or one number for both) must be a valid input size; an axis
     shorter than one tile's output gets one smaller tile that just covers it. Every image
-    pixel is written by exactly one tile. Raises ``ValueError`` for invalid tile sizes.
+    pixel is written by exactly one tile. ``within`` (rows, columns): only the tiles of
+    this plan whose outputs start there (a block of a large image). Raises ``ValueError``
+    for invalid tile sizes.
     """
     sizes = (tile_size, tile_size) if np.isscalar(tile_size) else tuple(tile_size)
     for size in sizes:
@@ -185,6 +190,9 @@ def plan_tiles(
     (rows_size, rows), (cols_size, cols) = (
         _axis_plan(int(n), config, int(t)) for n, t in zip(shape, sizes, strict=True)
     )
+    if within is not None:
+        rows = [r for r in rows if within[0].start <= r[1] < within[0].stop]
+        cols = [c for c in cols if within[1].start <= c[1] < within[1].stop]
     return [
         Tile(
             start=(r_in, c_in),
