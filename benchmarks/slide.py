@@ -10,7 +10,9 @@ memory: writes a SIZE x SIZE float32 zarr image of synthetic touching cells (327
   (pixels that differ after renumbering).
 speedup: segments a SIZE x SIZE image here (one thread), on a LocalCluster of one worker
   of one thread, and of two workers of one thread each; reports the time per block of
-  each pass, the scheduler's overhead (one worker against here) and the speed-up.
+  each pass, the scheduler's overhead (one worker against here) and the speed-up; and
+  the machine's own ceiling: the same prediction in two processes at once against one,
+  with no scheduler (two cores may not make two cores' worth of work).
 
 The model is the demo's (the light preset, 300 steps on the sample image), saved with
 test-time flips off so that the run measures the pipeline, not four predictions a tile.
@@ -36,6 +38,7 @@ from _common import write_results, write_tiled_cells
 from napari_unet._sample_data import sample_cells
 from napari_unet.core.config import TrainConfig
 from napari_unet.core.events import drain
+from napari_unet.core.network.predict import predict_tiled
 from napari_unet.core.segment import segment
 from napari_unet.core.training import train
 from napari_unet.model_io import load_model, save_trained
@@ -134,6 +137,38 @@ def memory(args) -> None:
     shutil.rmtree(out)
 
 
+def _predict_repeatedly(model: str, repeats: int, start_at: float) -> float:
+    """Seconds for ``repeats`` predictions of a 1024 x 1024 image on one thread, timed
+    from the wall-clock time ``start_at`` (so that two processes start together)."""
+    torch.set_num_threads(1)
+    loaded = load_model(model)
+    image = np.random.default_rng(0).random((1024, 1024), np.float32)
+
+    def run():
+        drain(predict_tiled(loaded.model, image, loaded.normalization, flips=False))
+
+    run()  # (warm-up)
+    time.sleep(max(0.0, start_at - time.time()))
+    began = time.perf_counter()
+    for _ in range(repeats):
+        run()
+    return time.perf_counter() - began
+
+
+def machine_ceiling(model: Path, repeats: int = 8) -> float:
+    """The speed-up this machine gives two single-threaded processes over one, on the
+    same prediction with no scheduler at all: the most two workers can reach here
+    (below 2 where the two cores share caches, memory bandwidth or a clock)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(2) as pool:
+        alone = pool.apply(_predict_repeatedly, (str(model), repeats, 0.0))
+        start_at = time.time() + 20  # both loaded and warmed up by then
+        together = pool.starmap(_predict_repeatedly, [(str(model), repeats, start_at)] * 2)
+    return 2 * alone / max(together)
+
+
 def speedup(args) -> None:
     from distributed import Client
 
@@ -207,6 +242,9 @@ def speedup(args) -> None:
         f"scheduler overhead (1 worker - here): {overhead:.1f} s ({100 * overhead / here['wall_s']:.1f} %)"
     )
     print(f"speed-up, 2 workers / 1 worker: {one['wall_s'] / two['wall_s']:.2f}x")
+    ceiling = machine_ceiling(model)
+    print(f"this machine's ceiling (the same prediction in 2 processes / 1): {ceiling:.2f}x")
+    rows.append({"machine_ceiling": ceiling})
     print(f"written: {write_results('slide_speedup', rows)}")
     shutil.rmtree(folder / "speed.zarr")
 

@@ -98,7 +98,12 @@ def main() -> int:
 
     train._minutes.value = 3.0
     train._train_button.native.click()
-    wait(lambda: len(train.plot.losses) > 150 and "touching cells prediction" in viewer.layers)
+    wait(  # (on a busy machine the minutes may end first)
+        lambda: (
+            (len(train.plot.losses) > 150 or train.worker is None)
+            and "touching cells prediction" in viewer.layers
+        )
+    )
     wait(lambda: len(train.plot.f1) >= 2 or train.worker is None)
     save(viewer, "training.png")
     wait(lambda: train.worker is None)
