@@ -311,9 +311,7 @@ def test_cells_are_tuned_without_the_network_and_the_values_kept_in_the_model(
     qtbot.waitUntil(lambda: np.array_equal(labels.data, first), timeout=10_000)
 
     tune._neck.value = 0.0
-    qtbot.waitUntil(
-        lambda: "redrawn" in tune._status.value and tune._worker is None, timeout=10_000
-    )
+    qtbot.waitUntil(lambda: "redrawn" in tune._status.value and not tune.busy, timeout=10_000)
     tune._keep.native.click()
     assert load_model(path).rules == InstanceRules(min_size=10, neck_ratio=0.0)
 

@@ -20,6 +20,7 @@ from qtpy.QtCore import QTimer
 
 from ..core.config import LabelConfig, WeightMapConfig
 from ..core.targets import targets_and_weights
+from ._latest import LatestRequest
 
 DEBOUNCE_MS = 250
 
@@ -58,8 +59,7 @@ class WeightMapOverlay:
         self._timer.setSingleShot(True)
         self._timer.setInterval(DEBOUNCE_MS)
         self._timer.timeout.connect(self.refresh)
-        self._worker = None
-        self._again = False  # a stroke arrived while computing
+        self._latest = LatestRequest(self._start)
         self.weights_layer: napari.layers.Image | None = None
         self.gaps_layer: napari.layers.Image | None = None
 
@@ -92,28 +92,23 @@ class WeightMapOverlay:
         self._timer.start()
 
     def refresh(self) -> None:
+        """Compute the maps in a worker (after the one computing, if any)."""
+        self._latest()
+
+    def _start(self, finished):
         if self._labels is None:
-            return
-        if self._worker is not None:
-            self._again = True
-            return
+            return None
         labels = np.array(self._labels.data, copy=True)  # the worker never sees the layer
         config, label_config, outlines = self._settings()
-        self._worker = create_worker(
+        return create_worker(
             weight_maps,
             labels,
             config,
             label_config,
             outlines,
-            _connect={"returned": self._apply, "finished": self._done},
+            _connect={"returned": self._apply, "finished": finished},
             _start_thread=True,
         )
-
-    def _done(self) -> None:
-        self._worker = None
-        if self._again:
-            self._again = False
-            self.refresh()
 
     def _apply(self, maps: tuple[np.ndarray, np.ndarray]) -> None:
         if self._labels is None:

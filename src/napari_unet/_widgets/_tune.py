@@ -24,6 +24,7 @@ from qtpy.QtCore import QTimer
 from ..core.cells.rules import InstanceRules
 from ..core.segment import Probabilities, relabel
 from ..model_io import store_rules
+from ._latest import LatestRequest
 from ._session import SessionModels, TrainedModel
 
 REDRAW_DELAY_MS = 150  # after the last slider move
@@ -116,8 +117,7 @@ class TunePanel(Container):
         self._written: int | None = None  # fingerprint of the labels written last
         self._model_rules = InstanceRules()
         self._source: Path | TrainedModel | None = None
-        self._worker = None
-        self._again = False
+        self._latest = LatestRequest(self._start)
         self._setting = False
 
     def _moved(self, *_) -> None:
@@ -172,31 +172,30 @@ class TunePanel(Container):
             self._timer.start()
 
     def redraw(self) -> None:
-        """Label the kept probabilities with the sliders' rules, in a worker."""
+        """Label the kept probabilities with the sliders' rules, in a worker (after the
+        one redrawing, if any)."""
+        self._latest()
+
+    @property
+    def busy(self) -> bool:
+        return self._latest.worker is not None
+
+    def _start(self, finished):
         if self._kept is None:
-            return
-        if self._worker is not None:
-            self._again = True
-            return
+            return None
         self._status.value = "redrawing ..."
         started = time.perf_counter()
-        self._worker = create_worker(
+        return create_worker(
             relabel,
             self._kept,
             self.rules(),
             _connect={
                 "returned": lambda labels: self._apply(labels, time.perf_counter() - started),
                 "errored": lambda error: show_error(f"Segment layer: {error}"),
-                "finished": self._done,
+                "finished": finished,
             },
             _start_thread=True,
         )
-
-    def _done(self) -> None:
-        self._worker = None
-        if self._again:
-            self._again = False
-            self.redraw()
 
     def _apply(self, labels: np.ndarray, seconds: float) -> None:
         layer = self._layer
