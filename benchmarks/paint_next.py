@@ -5,9 +5,11 @@ On HeLa nuclei (frame 0 painted, frames 5, 10, 15 scored with the challenge's la
 1. paint ``--first`` random cells and background strokes, train (a fixed number of steps, so
    a busy machine changes the time, not the result): the first model;
 2. paint ``--more`` cells, two ways, the same number of cells each:
-   - ``unsure``: in each window "Paint here next" shows, in its order (the first
-     model's flip disagreement, :func:`~napari_unet.core.uncertainty.next_region`), the
-     ``--per-window`` cells the overlay shows most unsure;
+   - ``unsure``: in each window "Paint here next" shows, in its order
+     (:func:`~napari_unet.core.uncertainty.next_region` on the first model's
+     ``--signal``: ``cells``, :func:`~napari_unet.core.uncertainty.cell_disagreement`, or
+     ``pixels``, ``flip_disagreement``), the ``--per-window`` cells the overlay shows
+     most unsure;
    - ``random``: as many random cells not yet painted;
 3. train again from the start on each paint (same seed and steps) and score F1 at IoU 0.5
    on the scored frames.
@@ -15,7 +17,7 @@ On HeLa nuclei (frame 0 painted, frames 5, 10, 15 scored with the challenge's la
 Reports the F1 gained per added cell by each way, per seed and on average.
 
     ../.venv/bin/python paint_next.py /tmp/realdata [--seeds 0 1 2] [--steps 200]
-        [--first 10] [--more 10] [--per-window 2]
+        [--first 10] [--more 10] [--per-window 2] [--signal cells]
 
 Writes results/paint_next.json.
 """
@@ -36,17 +38,25 @@ from napari_unet.core.config import TrainConfig
 from napari_unet.core.events import drain
 from napari_unet.core.segment import segment
 from napari_unet.core.training import train
-from napari_unet.core.uncertainty import flip_disagreement, next_region, window_size
+from napari_unet.core.uncertainty import (
+    cell_disagreement,
+    flip_disagreement,
+    next_region,
+    window_size,
+)
 
 SCORED = [5, 10, 15]
 
 
-def add_unsure(result, image, truth, labels, more: int, per_window: int) -> np.ndarray:
+def add_unsure(result, image, truth, labels, more: int, per_window: int, signal: str) -> np.ndarray:
     """``labels`` plus ``more`` true cells where "Paint here next" points, as a user
     paints them: in each window it shows, in its order, the ``per_window`` cells (whole
     cells whose centre lies in the window) that the overlay shows most unsure (highest
     mean disagreement), then on to the next window."""
-    spread = drain(flip_disagreement(result.model, image, result.normalization))
+    if signal == "cells":
+        spread = drain(cell_disagreement(result.model, image, result.normalization, result.rules))
+    else:
+        spread = drain(flip_disagreement(result.model, image, result.normalization))
     labels = labels.copy()
     ids = np.unique(truth)
     ids = ids[ids > 0]
@@ -107,6 +117,13 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=10, help="cells painted at first")
     parser.add_argument("--more", type=int, default=10, help="cells painted next")
     parser.add_argument(
+        "--signal",
+        choices=["cells", "pixels"],
+        default="cells",
+        help="where the model is unsure: the cells its four predictions make differently "
+        "(cell_disagreement), or its cell probability pixel by pixel (flip_disagreement)",
+    )
+    parser.add_argument(
         "--per-window", type=int, default=2, help="cells painted in each window shown"
     )
     args = parser.parse_args()
@@ -124,11 +141,17 @@ def main() -> None:
             "steps": args.steps,
             "first": args.first,
             "per_window": args.per_window,
+            "signal": args.signal,
             "first_f1": base,
             "first_pairs_split": base_split,
         }
         for way, labels in (
-            ("unsure", add_unsure(first, image, truth, first_paint, args.more, args.per_window)),
+            (
+                "unsure",
+                add_unsure(
+                    first, image, truth, first_paint, args.more, args.per_window, args.signal
+                ),
+            ),
             ("random", add_random(truth, first_paint, rng, args.more)),
         ):
             added = len(np.unique(labels[labels > 1])) - len(

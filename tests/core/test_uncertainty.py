@@ -47,3 +47,53 @@ def test_the_window_is_a_few_painted_cells_wide():
         labels[(yy - r) ** 2 + (xx - c) ** 2 <= 36] = k + 2  # radius 6: about 12 px across
     assert 44 <= window_size(labels) <= 52
     assert window_size(np.zeros((10, 10), np.uint16)) == 128  # nothing painted yet
+
+
+def test_cells_disagree_where_a_map_cuts_merges_or_misses_them_not_along_outlines():
+    from napari_unet.core.uncertainty import label_disagreement
+
+    rows, columns = np.ogrid[:60, :90]
+
+    def disc(r, c, radius):
+        return (rows - r) ** 2 + (columns - c) ** 2 <= radius**2
+
+    first = np.zeros((60, 90), np.int32)
+    first[disc(15, 15, 8)] = 1
+    first[disc(15, 45, 8)] = 2
+    first[disc(15, 60, 8)] = 3  # touches 2 (and covers a rim of it)
+    first[disc(45, 20, 8)] = 4
+    assert not label_disagreement([first, first, first]).any()
+
+    grown = first.copy()
+    grown[(grown == 0) & np.roll(first == 1, 1, axis=1)] = 1  # an outline a pixel off
+    assert not label_disagreement([first, grown]).any()
+
+    cut = first.copy()
+    cut[(first == 1) & (columns > 17)] = 9  # cell 1 cut in two
+    merged = np.where(first == 3, 2, first)  # 3 merged into 2
+    missed = np.where(first == 4, 0, first)  # 4 left out
+    spread = label_disagreement([first, cut, merged, missed])
+    assert spread.dtype == np.float32 and spread.max() == np.float32(1 / 3)
+    assert spread[15, 20] > 0 and spread[15, 10] == 0  # the smaller piece of the cut cell
+    assert (spread[first == 4] > 0).mean() > 0.9  # the missed cell
+    assert (spread[first == 2] > 0).mean() > 0.9  # the smaller of the merged pair
+    assert not spread[first == 3].any()  # the larger one is still its cell
+    assert spread[first == 0].sum() == 0  # nothing in the background
+
+
+def test_a_sure_model_is_unsure_only_of_the_cells_its_rules_drop(make_threshold_unet):
+    """A mirror-symmetric model makes the same cells from all four predictions: nothing is
+    unsure, unless its rules drop cells that its probability calls cells."""
+    from napari_unet.core.cells.rules import InstanceRules
+    from napari_unet.core.uncertainty import cell_disagreement
+
+    rows, columns = np.ogrid[:80, :100]
+    image = np.zeros((80, 100), np.float32)
+    image[(rows - 20) ** 2 + (columns - 25) ** 2 <= 100] = 100  # a cell of 317 px
+    image[(rows - 55) ** 2 + (columns - 70) ** 2 <= 16] = 100  # one of 49 px
+    net, normalization = make_threshold_unet(2), NormalizationConfig(0, 100)
+    kept = drain(cell_disagreement(net, image, normalization, InstanceRules(min_size=10)))
+    assert kept.shape == (80, 100) and kept.dtype == np.float32 and not kept.any()
+    small_dropped = drain(cell_disagreement(net, image, normalization, InstanceRules(min_size=60)))
+    assert (small_dropped[image > 0] == 1).mean() > 0.9 * 49 / (49 + 317)
+    assert small_dropped[55, 70] == 1 and small_dropped[20, 25] == 0

@@ -1,6 +1,7 @@
-""" "Paint here next": after training, where the model is unsure (its predictions on the
-image and its mirror images disagree) as an overlay, and the view moved to the most
-unsure window not yet painted; each press goes on to the next such window."""
+""" "Paint here next": after training, where the model is unsure of its cells (its
+predictions on the image and its mirror images make different cells, or its rules drop
+what it calls cell) as an overlay, and the view moved to the most unsure window not yet
+painted; each press goes on to the next such window."""
 
 from __future__ import annotations
 
@@ -11,12 +12,12 @@ import numpy as np
 from napari.qt.threading import create_worker
 
 from ..core.images import colour_channels
-from ..core.uncertainty import flip_disagreement, next_region, window_size
+from ..core.uncertainty import cell_disagreement, next_region, window_size
 from ._viewer import camera_of, canvas_size
 
 
 class PaintNext:
-    """The disagreement map of one trained model on the first pair's image (computed on
+    """The unsure map of one trained model on the first pair's image (computed on
     the first press, in a worker) and the windows shown so far."""
 
     def __init__(self, viewer: napari.viewer.Viewer, say: Callable[[str], None]) -> None:
@@ -46,10 +47,11 @@ class PaintNext:
         image = colour_channels(image, self._model.model.config.in_channels)
         self._say("finding where the model is unsure (4 predictions of the image) ...")
         self.worker = create_worker(
-            flip_disagreement,
+            cell_disagreement,
             self._model.model,
             image,
             self._model.normalization,
+            self._model.rules,
             _connect={
                 "returned": lambda spread: self._ready(
                     spread, key, image_layer, labels_layer, plane
@@ -101,6 +103,6 @@ class PaintNext:
         self._viewer.layers.selection.active = labels_layer
         labels_layer.mode = "paint"
         self._say(
-            f"paint the cells here (window {len(self._shown)}): the model disagrees with "
-            "itself most here, of what is not painted; train again after"
+            f"paint the cells here (window {len(self._shown)}): of what is not painted, "
+            "the model is least sure of its cells here; train again after"
         )

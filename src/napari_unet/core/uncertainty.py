@@ -1,7 +1,12 @@
 """Where to paint next: where the model is unsure of the cells, measured as the
 disagreement of its predictions on the image and on its three mirror images (a U-Net is
 not mirror-symmetric, so where it has learnt the cells well the four agree), and the
-window of the image, not yet painted, where that disagreement is largest."""
+window of the image, not yet painted, where that disagreement is largest.
+
+Two measures: :func:`flip_disagreement`, of the cell probability pixel by pixel (high in
+a band around every cell, where the probability falls from 1 to 0), and
+:func:`cell_disagreement`, of the cells the four predictions make (high on the cells they
+cut, merge, find or miss differently)."""
 
 from __future__ import annotations
 
@@ -11,14 +16,21 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
-from .cells.instances import cell_probability
+from .cells.instances import cell_probability, labels_from_probabilities
+from .cells.rules import InstanceRules
 from .config import NormalizationConfig
 from .events import TilesDone
 from .images import network_shape, resize_image
 from .network.model import UNet
 from .network.predict import predict_tiled
 
-__all__ = ["flip_disagreement", "next_region", "window_size"]
+__all__ = [
+    "cell_disagreement",
+    "flip_disagreement",
+    "label_disagreement",
+    "next_region",
+    "window_size",
+]
 
 MIRROR_AXES = ((), (-1,), (-2,), (-2, -1))
 
@@ -48,6 +60,75 @@ def flip_disagreement(
         cells.append(np.flip(cell, axes) if axes else cell)
     spread = np.std(np.stack(cells), axis=0).astype(np.float32)
     return resize_image(spread, shape) if scale != 1 else spread
+
+
+def cell_disagreement(
+    model: UNet,
+    image: np.ndarray,
+    normalization: NormalizationConfig | None = None,
+    rules: InstanceRules | None = None,
+    *,
+    threshold: float = 0.5,
+    device: str | torch.device | None = None,
+    precision: str = "auto",
+) -> Generator[TilesDone, None, np.ndarray]:
+    """(H, W) float32 in [0, 1]: where the model is unsure of its cells. The cells that
+    ``rules`` (the model's) make from its predictions on the image and on its three mirror
+    images are compared (:func:`label_disagreement`); and where the four predictions
+    together say "cell" (mean cell probability above ``threshold``) but the rules leave
+    no cell on the image's own prediction, the map is 1 (a cell the rules drop). Regions
+    under 3 x 3 px are left out. ``image`` is one plane: (H, W), or (C, H, W) for a
+    multichannel model."""
+    rules = rules or InstanceRules()
+    shape = image.shape[-2:]
+    scale = model.config.scale
+    if scale != 1:
+        image = resize_image(image, network_shape(shape, scale))
+    maps, cell = [], 0
+    for axes in MIRROR_AXES:
+        mirrored = np.ascontiguousarray(np.flip(image, axes)) if axes else image
+        probabilities = yield from predict_tiled(
+            model, mirrored, normalization, device=device, precision=precision
+        )
+        labels = labels_from_probabilities(probabilities, **rules.labelling())
+        maps.append(np.flip(labels, axes) if axes else labels)
+        probability = cell_probability(probabilities)
+        cell = cell + (np.flip(probability, axes) if axes else probability)
+    said_cell = cell / len(MIRROR_AXES) > threshold
+    dropped = ndi.binary_opening(said_cell & (maps[0] == 0), np.ones((3, 3), bool))
+    unsure = np.maximum(label_disagreement(maps), dropped.astype(np.float32))
+    return resize_image(unsure, shape) if scale != 1 else unsure
+
+
+def label_disagreement(maps: Sequence[np.ndarray]) -> np.ndarray:
+    """(H, W) float32: per pixel, the share of ``maps[1:]`` that disagree with ``maps[0]``
+    about the cell it belongs to. Two maps agree on a pixel where both call it background,
+    or where its cells in the two are each other's best match (the cell of the other map
+    that covers most of it, both ways): a cell one map cuts in two, merges with its
+    neighbour, or leaves out, disagrees over its area. Disagreements one pixel thin (where
+    outlines differ by a pixel, along every cell) are left out (a 3 x 3 opening)."""
+    first = np.asarray(maps[0]).astype(np.int64)
+    total = np.zeros(first.shape, np.float32)
+    for other in maps[1:]:
+        other = np.asarray(other).astype(np.int64)
+        forward, backward = _best_match(first, other), _best_match(other, first)
+        agree = ((first == 0) & (other == 0)) | (
+            (first > 0) & (forward[first] == other) & (backward[other] == first)
+        )
+        total += ndi.binary_opening(~agree, np.ones((3, 3), bool))
+    return total / max(len(maps) - 1, 1)
+
+
+def _best_match(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """For each label of ``a`` (index), the label of ``b`` that covers most of it (0 where
+    background does)."""
+    codes, counts = np.unique(a * (int(b.max()) + 1) + b, return_counts=True)
+    owner, match = codes // (int(b.max()) + 1), codes % (int(b.max()) + 1)
+    best = np.zeros(int(a.max()) + 1, np.int64)
+    order = np.lexsort((counts, owner))  # per label of a, its largest overlap last
+    last = np.r_[owner[order][1:] != owner[order][:-1], True]
+    best[owner[order][last]] = match[order][last]
+    return best
 
 
 def window_size(labels: np.ndarray, cells_across: int = 4, least: int = 32) -> int:
