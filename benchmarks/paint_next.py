@@ -48,11 +48,15 @@ from napari_unet.core.uncertainty import (
 SCORED = [5, 10, 15]
 
 
-def add_unsure(result, image, truth, labels, more: int, per_window: int, signal: str) -> np.ndarray:
+def add_unsure(
+    result, image, truth, labels, more: int, per_window: int, signal: str
+) -> tuple[np.ndarray, float, float]:
     """``labels`` plus ``more`` true cells where "Paint here next" points, as a user
     paints them: in each window it shows, in its order, the ``per_window`` cells (whole
     cells whose centre lies in the window) that the overlay shows most unsure (highest
-    mean disagreement), then on to the next window."""
+    mean disagreement), then on to the next window. Also returns the map's mean on the
+    cells the model gets wrong and on those it gets right (:func:`wrong_and_right`)."""
+    painted = labels
     if signal == "cells":
         spread = drain(cell_disagreement(result.model, image, result.normalization, result.rules))
     else:
@@ -79,7 +83,22 @@ def add_unsure(result, image, truth, labels, more: int, per_window: int, signal:
         for k in sorted(inside, key=lambda k: -unsure[k])[: min(per_window, more - added)]:
             labels[truth == ids[k]] = ids[k] + 1
             added += 1
-    return labels
+    on_wrong, on_right = wrong_and_right(result, image, truth, spread, painted)
+    return labels, on_wrong, on_right
+
+
+def wrong_and_right(result, image, truth, spread, painted) -> tuple[float, float]:
+    """The map's mean on the unpainted true cells the first model gets wrong (no predicted
+    cell matches it at IoU 0.5) and on those it gets right: how well it points at errors."""
+    labels = drain(segment(result.model, image, result.normalization, rules=result.rules)).labels
+    wrong, right = [], []
+    for cell in np.unique(truth[(truth > 0) & (painted <= 1)]):
+        mask = truth == cell
+        found, overlap = np.unique(labels[mask], return_counts=True)
+        sizes = np.bincount(labels.ravel())[found]
+        iou = np.where(found > 0, overlap / (mask.sum() + sizes - overlap), 0)
+        (right if iou.max() >= 0.5 else wrong).append(float(spread[mask].mean()))
+    return float(np.mean(wrong)) if wrong else float("nan"), float(np.mean(right))
 
 
 def add_random(truth, labels, rng, more: int) -> np.ndarray:
@@ -145,13 +164,11 @@ def main() -> None:
             "first_f1": base,
             "first_pairs_split": base_split,
         }
+        unsure, row["map_on_wrong_cells"], row["map_on_right_cells"] = add_unsure(
+            first, image, truth, first_paint, args.more, args.per_window, args.signal
+        )
         for way, labels in (
-            (
-                "unsure",
-                add_unsure(
-                    first, image, truth, first_paint, args.more, args.per_window, args.signal
-                ),
-            ),
+            ("unsure", unsure),
             ("random", add_random(truth, first_paint, rng, args.more)),
         ):
             added = len(np.unique(labels[labels > 1])) - len(
@@ -183,6 +200,9 @@ def main() -> None:
             f"{row['unsure_f1']:.3f}, {row['unsure_pairs_split']:.0%} | "
             f"{row['random_f1']:.3f}, {row['random_pairs_split']:.0%} |"
         )
+    wrong = np.nanmean([r["map_on_wrong_cells"] for r in rows])
+    right = np.mean([r["map_on_right_cells"] for r in rows])
+    print(f"the map on the cells the first model gets wrong: {wrong:.3f}, right: {right:.3f}")
     for way in ("unsure", "random"):
         gain = np.mean([r[f"{way}_gain_per_cell"] for r in rows])
         spread = np.std([r[f"{way}_gain_per_cell"] for r in rows]) / np.sqrt(len(rows))
