@@ -36,3 +36,17 @@ def test_decisions_are_dated_and_say_what_was_measured():
         assert text.startswith("# "), path.name
         if "not-adopted" not in path.name:
             assert "**Chosen.**" in text and "**Measurement.**" in text, path.name
+
+
+def test_the_readme_gives_other_clusters_the_workers_settings_of_the_local_one():
+    import dask
+    import yaml
+
+    from napari_unet.slides import WORKER_CONFIG
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("napari-unet.yaml")[1].split("```yaml\n")[1].split("```")[0]
+    settings = yaml.safe_load(block)
+    with dask.config.set(settings):
+        for key, value in WORKER_CONFIG.items():
+            assert dask.config.get(key) == value, key
