@@ -233,10 +233,10 @@ class TrainWidget(ScrollingDock):
         self._paint_next_button = PushButton(
             text="Paint here next",
             enabled=False,
-            tooltip="After training: show where the model is unsure (its predictions on the "
-            "image and on its mirror images disagree) and move the view to the most unsure "
-            "part not yet painted; paint the cells there and train again. Press again for "
-            "the next part",
+            tooltip="After training: show the cells the model is unsure of (its predictions "
+            "on the image and on its mirror images make them differently, or its rules drop "
+            "them) and move the view to the most unsure part not yet painted; paint the "
+            "cells there and train again. Press again for the next part",
         )
         self._progress = ProgressBar(min=0, max=PROGRESS_STEPS, value=0, visible=False)
         self._status = Label(value="")
