@@ -9,7 +9,8 @@ On HeLa nuclei (frame 0 painted, frames 5, 10, 15 scored with the challenge's la
      (:func:`~napari_unet.core.uncertainty.next_region` on the first model's
      ``--signal``: ``cells``, :func:`~napari_unet.core.uncertainty.cell_disagreement`, or
      ``pixels``, ``flip_disagreement``), the ``--per-window`` cells the overlay shows
-     most unsure;
+     most unsure (with ``--background``, and its unsure pixels that are no cell painted
+     as background);
    - ``random``: as many random cells not yet painted;
 3. train again from the start on each paint (same seed and steps) and score F1 at IoU 0.5
    on the scored frames.
@@ -17,7 +18,7 @@ On HeLa nuclei (frame 0 painted, frames 5, 10, 15 scored with the challenge's la
 Reports the F1 gained per added cell by each way, per seed and on average.
 
     ../.venv/bin/python paint_next.py /tmp/realdata [--seeds 0 1 2] [--steps 200]
-        [--first 10] [--more 10] [--per-window 2] [--signal cells]
+        [--first 10] [--more 10] [--per-window 2] [--signal cells] [--background]
 
 Writes results/paint_next.json.
 """
@@ -49,12 +50,14 @@ SCORED = [5, 10, 15]
 
 
 def add_unsure(
-    result, image, truth, labels, more: int, per_window: int, signal: str
+    result, image, truth, labels, more: int, per_window: int, signal: str, background: bool
 ) -> tuple[np.ndarray, float, float]:
     """``labels`` plus ``more`` true cells where "Paint here next" points, as a user
     paints them: in each window it shows, in its order, the ``per_window`` cells (whole
     cells whose centre lies in the window) that the overlay shows most unsure (highest
-    mean disagreement), then on to the next window. Also returns the map's mean on the
+    mean disagreement), then on to the next window; with ``background``, also the unsure
+    pixels of the window that are no cell, painted as background (a user correcting what
+    the model took for a cell). Also returns the map's mean on the
     cells the model gets wrong and on those it gets right (:func:`wrong_and_right`)."""
     painted = labels
     if signal == "cells":
@@ -83,6 +86,9 @@ def add_unsure(
         for k in sorted(inside, key=lambda k: -unsure[k])[: min(per_window, more - added)]:
             labels[truth == ids[k]] = ids[k] + 1
             added += 1
+        if background:
+            part = labels[rows, columns]  # (a view)
+            part[(spread[rows, columns] > 0) & (truth[rows, columns] == 0) & (part == 0)] = 1
     on_wrong, on_right = wrong_and_right(result, image, truth, spread, painted)
     return labels, on_wrong, on_right
 
@@ -143,6 +149,11 @@ def main() -> None:
         "(cell_disagreement), or its cell probability pixel by pixel (flip_disagreement)",
     )
     parser.add_argument(
+        "--background",
+        action="store_true",
+        help="where it points, also paint as background the unsure pixels that are no cell",
+    )
+    parser.add_argument(
         "--per-window", type=int, default=2, help="cells painted in each window shown"
     )
     args = parser.parse_args()
@@ -161,11 +172,19 @@ def main() -> None:
             "first": args.first,
             "per_window": args.per_window,
             "signal": args.signal,
+            "background": args.background,
             "first_f1": base,
             "first_pairs_split": base_split,
         }
         unsure, row["map_on_wrong_cells"], row["map_on_right_cells"] = add_unsure(
-            first, image, truth, first_paint, args.more, args.per_window, args.signal
+            first,
+            image,
+            truth,
+            first_paint,
+            args.more,
+            args.per_window,
+            args.signal,
+            args.background,
         )
         for way, labels in (
             ("unsure", unsure),
