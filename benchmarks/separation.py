@@ -21,6 +21,8 @@ cells from probabilities (``--rules``) are compared on the same models:
 
 - ``stored``: the rules training stored in the model file;
 - ``calibrated``: the rules calibrated on the painted cells now (``rules_from_paint``);
+- ``join-Q`` (e.g. ``join-0.5``): ``calibrated``, but the join bound at quantile Q of the
+  painted cells' solidity (the default takes 0.05);
 - ``fixed``: the constants used before 2026-12-05 (interior threshold 0.5, growth 2 px,
   core threshold 0.9 for networks with batch normalisation, pieces joined at solidity
   0.915; the neck ratio calibrated).
@@ -44,6 +46,7 @@ import numpy as np
 import tifffile
 from _common import RESULTS, write_results
 from cli_half_image import load as load_bbbc
+from skimage.measure import regionprops
 from skimage.metrics import adapted_rand_error
 from skimage.segmentation import expand_labels, relabel_sequential
 from train_quality import cells_are_dark, otsu_watershed, paint, paint_frames
@@ -241,12 +244,22 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
                 rules = dataclasses.replace(
                     rules, neck_ratio=calibrate_neck_ratio(probabilities["crops"], rules)
                 )
-        if variant == "calibrated":
+        if variant == "calibrated" or variant.startswith("join-"):
             paint_planes = unit.paint if unit.paint.ndim == 3 else unit.paint[None]
             cells = measure_cells(np.where(p > 1, p, 0) for p in paint_planes)
             start = rules_for(cells, outlines=loaded.model.config.outlines)
             start = dataclasses.replace(start, min_size=loaded.rules.min_size)  # (network px)
             rules = rules_from_paint(probabilities["crops"], start, cells, loaded.model.config)
+        if variant.startswith("join-"):  # join-Q: the join bound at quantile Q of the paint
+            quantile = float(variant.removeprefix("join-"))
+            solidities = [
+                regionprops(cell.astype(np.uint8))[0].solidity
+                for _, cell in probabilities["crops"]
+                if cell.any()
+            ]
+            rules = dataclasses.replace(
+                rules, join_solidity=round(float(np.quantile(solidities, quantile)), 3)
+            )
         labels = cells_of(
             probabilities["scored"], rules, unit.scored.shape[-2:], loaded.model.config.scale
         )
