@@ -252,9 +252,8 @@ def label_instances(
         ``fill_holes`` says) where the caller knows it better than this crop does: a
         block of a larger image, whose holes are holes of the whole image
         (:mod:`.blocks`).
-    memo: a dict kept by the caller between calls on the *same* probabilities (empty at
-        first): the stages that other rules do not change are kept in it and reused, so
-        that moving one rule (Tune the cells) does not redo the rest.
+    memo: a dict kept between calls on the *same* probabilities: the stages a moved rule
+        does not change are kept in it and reused (Tune the cells).
     Cells smaller than ``min_size`` pixels are dropped. Returns (H, W) labels numbered
     1..n without gaps, 0 for background, uint16 or uint32 as n needs.
     """
@@ -265,12 +264,7 @@ def label_instances(
         raise ValueError(f"method {method!r} is not known; use one of {', '.join(METHODS)}")
     memo = {} if memo is None else memo
     if foreground is None:
-        key = ("foreground", threshold, fill_holes)
-        if key not in memo:
-            memo[key] = probability > threshold
-            if fill_holes:
-                memo[key] = ndi.binary_fill_holes(memo[key])
-        foreground = memo[key]
+        foreground = _foreground(probability, threshold, fill_holes, memo)
     labels, count = ndi.label(foreground)
     if outline_probability is not None and count:
         labels = _outline_cells(
@@ -292,6 +286,16 @@ def label_instances(
         labels, count = _drop_small(labels, min_size)
     dtype = np.uint16 if count < 2**16 else np.uint32
     return labels.astype(dtype)
+
+
+def _foreground(probability: np.ndarray, threshold: float, fill_holes: bool, memo: dict):
+    """The cell mask: ``probability`` above ``threshold``, holes filled if asked (kept in
+    ``memo``)."""
+    key = ("foreground", threshold, fill_holes)
+    if key not in memo:
+        mask = probability > threshold
+        memo[key] = ndi.binary_fill_holes(mask) if fill_holes else mask
+    return memo[key]
 
 
 def _drop_small(labels: np.ndarray, min_size: int) -> tuple[np.ndarray, int]:
