@@ -22,7 +22,8 @@ cells from probabilities (``--rules``) are compared on the same models:
 - ``stored``: the rules training stored in the model file;
 - ``calibrated``: the rules calibrated on the painted cells now (``rules_from_paint``);
 - ``join-Q`` (e.g. ``join-0.5``): ``calibrated``, but the join bound at quantile Q of the
-  painted cells' solidity (the default takes 0.05);
+  painted cells' solidity (the default takes 0.05); ``interior-T``: ``calibrated``, but
+  the interior threshold T;
 - ``fixed``: the constants used before 2026-12-05 (interior threshold 0.5, growth 2 px,
   core threshold 0.9 for networks with batch normalisation, pieces joined at solidity
   0.915; the neck ratio calibrated).
@@ -244,12 +245,16 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
                 rules = dataclasses.replace(
                     rules, neck_ratio=calibrate_neck_ratio(probabilities["crops"], rules)
                 )
-        if variant == "calibrated" or variant.startswith("join-"):
+        if variant == "calibrated" or variant.startswith(("join-", "interior-")):
             paint_planes = unit.paint if unit.paint.ndim == 3 else unit.paint[None]
             cells = measure_cells(np.where(p > 1, p, 0) for p in paint_planes)
             start = rules_for(cells, outlines=loaded.model.config.outlines)
             start = dataclasses.replace(start, min_size=loaded.rules.min_size)  # (network px)
             rules = rules_from_paint(probabilities["crops"], start, cells, loaded.model.config)
+        if variant.startswith("interior-"):  # calibrated, but this interior threshold
+            rules = dataclasses.replace(
+                rules, interior_threshold=float(variant.removeprefix("interior-"))
+            )
         if variant.startswith("join-"):  # join-Q: the join bound at quantile Q of the paint
             quantile = float(variant.removeprefix("join-"))
             solidities = [
