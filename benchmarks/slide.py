@@ -170,6 +170,14 @@ def machine_ceiling(model: Path, repeats: int = 8) -> float:
     return 2 * alone / max(together)
 
 
+def stamps(times: dict[str, list[float]], started: float):
+    """A progress callback: the seconds since ``started`` at which each block of each pass
+    was done, into ``times`` (pass -> list)."""
+    return lambda progress: times.setdefault(progress.phase, []).append(
+        time.perf_counter() - started
+    )
+
+
 def speedup(args) -> None:
     from distributed import Client, get_task_stream
 
@@ -183,20 +191,15 @@ def speedup(args) -> None:
         out = folder / f"speed-{workers}"
         times: dict[str, list[float]] = {}
         tasks_s = 0.0
-        started = time.perf_counter()
-
-        def clock(progress, times=times, started=started):
-            times.setdefault(progress.phase, []).append(time.perf_counter() - started)
-
         if workers == 0:
+            started = time.perf_counter()
             result = segment_slide(
-                model, folder / "speed.zarr", out, overwrite=True, progress=clock
+                model, folder / "speed.zarr", out, overwrite=True, progress=stamps(times, started)
             )
         else:
             with local_cluster(workers, dashboard=None) as cluster, Client(cluster) as client:
                 client.wait_for_workers(workers)
-                started = time.perf_counter()
-                times.clear()
+                started = time.perf_counter()  # (the workers' start is not timed)
                 with get_task_stream(client) as stream:
                     result = segment_slide(
                         model,
@@ -204,9 +207,7 @@ def speedup(args) -> None:
                         out,
                         overwrite=True,
                         client=client,
-                        progress=lambda p, t=times, s=started: t.setdefault(p.phase, []).append(
-                            time.perf_counter() - s
-                        ),
+                        progress=stamps(times, started),
                     )
                 tasks_s = sum(
                     part["stop"] - part["start"]
@@ -217,9 +218,9 @@ def speedup(args) -> None:
         wall = time.perf_counter() - started
         passes = {}
         begin = 0.0
-        for phase, stamps in times.items():
-            passes[phase] = stamps[-1] - begin
-            begin = stamps[-1]
+        for phase, done_at in times.items():
+            passes[phase] = done_at[-1] - begin
+            begin = done_at[-1]
         row = {
             "workers": workers,
             "blocks": result.blocks,

@@ -22,6 +22,8 @@ import numpy as np
 from qtpy.QtWidgets import QApplication
 from scipy import ndimage as ndi
 
+from napari_unet._widgets._viewer import camera_of
+
 IMAGES = Path(__file__).resolve().parent.parent / "docs" / "images"
 
 
@@ -80,7 +82,7 @@ def main() -> int:
     wait(lambda: not np.array_equal(weights.data, before))
     viewer.layers.selection.active = labels
     labels.mode = "paint"
-    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    camera = camera_of(viewer)
     zoom = camera.zoom
     camera.center = tuple(np.argwhere(train.overlay.gaps_layer.data).mean(axis=0))
     camera.zoom = 2.5 * zoom  # close to the touching painted cells

@@ -7,6 +7,7 @@ import pytest
 from qtpy.QtCore import QThreadPool
 
 from napari_unet._widgets import train as train_module
+from napari_unet._widgets._viewer import camera_of
 from napari_unet.core.config import TrainConfig
 from napari_unet.core.training import loop as training_loop
 from napari_unet.model_io import load_model
@@ -168,7 +169,7 @@ def test_paint_here_next_shows_where_the_model_is_unsure_and_goes_there(
     unsure = viewer.layers["touching cells unsure"].data
     labels = viewer.layers["painted cells"]
     assert unsure.shape == labels.data.shape and unsure.max() > 0
-    camera = viewer.scene.camera if hasattr(viewer, "scene") else viewer.camera
+    camera = camera_of(viewer)
     first = tuple(np.round(camera.center[-2:]).astype(int))
     from napari_unet.core.uncertainty import next_region, window_size
 

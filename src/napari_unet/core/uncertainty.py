@@ -10,7 +10,7 @@ cut, merge, find or miss differently)."""
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 
 import numpy as np
 import torch
@@ -46,20 +46,11 @@ def flip_disagreement(
     """(H, W) float32: the standard deviation of the cell probability over the image and
     its three mirror images (0 where all four agree, up to 0.5). ``image`` is one plane:
     (H, W), or (C, H, W) for a multichannel model. Yields the tiles' progress."""
-    shape = image.shape[-2:]
-    scale = model.config.scale
-    if scale != 1:
-        image = resize_image(image, network_shape(shape, scale))
-    cells = []
-    for axes in MIRROR_AXES:
-        mirrored = np.ascontiguousarray(np.flip(image, axes)) if axes else image
-        probabilities = yield from predict_tiled(
-            model, mirrored, normalization, device=device, precision=precision
-        )
-        cell = cell_probability(probabilities)
-        cells.append(np.flip(cell, axes) if axes else cell)
-    spread = np.std(np.stack(cells), axis=0).astype(np.float32)
-    return resize_image(spread, shape) if scale != 1 else spread
+    cells = yield from _over_mirrors(
+        model, image, normalization, lambda p: (cell_probability(p),), device, precision
+    )
+    spread = np.std(np.stack([cell for (cell,) in cells]), axis=0).astype(np.float32)
+    return resize_image(spread, image.shape[-2:])  # (a no-op at the network's own scale)
 
 
 def cell_disagreement(
@@ -79,25 +70,44 @@ def cell_disagreement(
     no cell on the image's own prediction, the map is 1 (a cell the rules drop). Regions
     under 3 x 3 px are left out. ``image`` is one plane: (H, W), or (C, H, W) for a
     multichannel model."""
-    rules = rules or InstanceRules()
-    shape = image.shape[-2:]
+    labelling = (rules or InstanceRules()).labelling()
+    made = yield from _over_mirrors(
+        model,
+        image,
+        normalization,
+        lambda p: (labels_from_probabilities(p, **labelling), cell_probability(p)),
+        device,
+        precision,
+    )
+    maps = [labels for labels, _ in made]
+    said_cell = np.mean([cell for _, cell in made], axis=0) > threshold
+    dropped = ndi.binary_opening(said_cell & (maps[0] == 0), np.ones((3, 3), bool))
+    unsure = np.maximum(label_disagreement(maps), dropped.astype(np.float32))
+    return resize_image(unsure, image.shape[-2:])  # (a no-op at the network's own scale)
+
+
+def _over_mirrors(
+    model: UNet,
+    image: np.ndarray,
+    normalization: NormalizationConfig | None,
+    each: Callable[[np.ndarray], tuple[np.ndarray, ...]],
+    device: str | torch.device | None,
+    precision: str,
+) -> Generator[TilesDone, None, list[tuple[np.ndarray, ...]]]:
+    """``each`` of the class probabilities of the image and of its three mirror images
+    (in ``MIRROR_AXES`` order), every array it returns flipped back onto the image; at the
+    network's scale (``model.config.scale``: the image is resized to it first)."""
     scale = model.config.scale
     if scale != 1:
-        image = resize_image(image, network_shape(shape, scale))
-    maps, cell = [], 0
+        image = resize_image(image, network_shape(image.shape[-2:], scale))
+    results = []
     for axes in MIRROR_AXES:
         mirrored = np.ascontiguousarray(np.flip(image, axes)) if axes else image
         probabilities = yield from predict_tiled(
             model, mirrored, normalization, device=device, precision=precision
         )
-        labels = labels_from_probabilities(probabilities, **rules.labelling())
-        maps.append(np.flip(labels, axes) if axes else labels)
-        probability = cell_probability(probabilities)
-        cell = cell + (np.flip(probability, axes) if axes else probability)
-    said_cell = cell / len(MIRROR_AXES) > threshold
-    dropped = ndi.binary_opening(said_cell & (maps[0] == 0), np.ones((3, 3), bool))
-    unsure = np.maximum(label_disagreement(maps), dropped.astype(np.float32))
-    return resize_image(unsure, shape) if scale != 1 else unsure
+        results.append(tuple(np.flip(a, axes) if axes else a for a in each(probabilities)))
+    return results
 
 
 def label_disagreement(maps: Sequence[np.ndarray]) -> np.ndarray:

@@ -117,4 +117,4 @@ def test_a_memo_kept_between_calls_gives_the_cells_of_fresh_calls():
         np.testing.assert_array_equal(again, fresh)
         counts.add(int(fresh.max()))
     assert len(counts) > 2  # the moves do change the cells
-    assert memo["interior"][0] == 0.5  # the last interior threshold's stage is kept
+    assert memo["interior threshold"] == 0.5  # the last interior threshold's stage is kept

@@ -187,17 +187,16 @@ def _outline_cells(
     the interiors and their basins of the last interior threshold (see label_instances)."""
     interior_threshold, growth, neck_ratio, core_threshold, join_solidity = rules
     interior_probability = probability - outline_probability
-    stage = memo.get("interior")
-    if stage is None or stage[0] != interior_threshold:
+    if memo.get("interior threshold") != interior_threshold:  # (what follows depends on it)
         interior = foreground & _mend_interior(
             interior_probability > interior_threshold, 1 - probability, outline_probability
         )
-        stage = (interior_threshold, ndi.label(interior)[0], interior, {})
-        memo["interior"] = stage
-    _, regions, interior, basins = stage
-    if neck_ratio > 0 and "basins" not in basins:
-        basins["basins"] = neck_basins(interior)
-    seeds = merge_basins(basins["basins"], neck_ratio) if neck_ratio > 0 else regions
+        memo["interior threshold"] = interior_threshold
+        memo["interior"], memo["regions"], memo["basins"] = interior, ndi.label(interior)[0], None
+    if neck_ratio > 0 and memo["basins"] is None:
+        memo["basins"] = neck_basins(memo["interior"])
+    regions = memo["regions"]
+    seeds = merge_basins(memo["basins"], neck_ratio) if neck_ratio > 0 else regions
     seeds = _keep_sure(seeds, interior_probability, core_threshold)
     labels = expand_labels(seeds, growth)
     labels[~foreground] = 0
