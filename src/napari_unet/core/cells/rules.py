@@ -166,21 +166,26 @@ def rules_from_paint(
     rules: InstanceRules,
     cells: CellShape,
     network: UNetConfig,
+    contacts: Sequence[tuple[np.ndarray, np.ndarray]] = (),
 ) -> InstanceRules:
     """The rules calibrated on painted cells, each predicted in a crop around it.
 
     crops: (probabilities (classes, h, w), cell mask (h, w) bool) of painted cells.
+    contacts: the same, of painted cells with a pasted neighbour (both cells of a pair
+    in one crop): touching cells whose truth is known.
     rules: the rules before calibration (:func:`rules_for`). For outline networks, in
-    turn: the interior threshold and the growth that reproduce the painted cells best
-    (:func:`calibrate_interior`); the core threshold, for networks with batch
-    normalisation, as the surest that still finds all but ``TOLERANCE`` of the cells the
-    interior finds (:func:`calibrate_core`); the neck ratio where the shape policy cuts
-    necks, with how convex a joined pair may be (:func:`calibrate_join`,
-    :func:`calibrate_neck_ratio`). Two-class networks keep ``rules``.
+    turn: the interior threshold and the growth under which the painted cells and the
+    pasted pairs come out best (:func:`calibrate_interior`; the pairs, because an
+    isolated cell alone fits best at a surer threshold, which shrinks the cores of
+    touching cells: docs/decisions/2026-12-05-rules-from-the-paint.md); the core
+    threshold, for networks with batch normalisation, as the surest that still finds all
+    but ``TOLERANCE`` of the cells the interior finds (:func:`calibrate_core`); the neck
+    ratio where the shape policy cuts necks, with how convex a joined pair may be
+    (:func:`calibrate_join`, :func:`calibrate_neck_ratio`). Two-class networks keep ``rules``.
     """
     if not network.outlines or not crops:
         return rules
-    rules = calibrate_interior(crops, rules)
+    rules = calibrate_interior([*crops, *contacts], rules)
     if network.batch_norm:
         rules = dataclasses.replace(rules, core_threshold=calibrate_core(crops, rules))
     if cells.cuts_necks(network.outlines):

@@ -42,7 +42,7 @@ from . import contacts
 from .augment import AugmentParams, augment, sample_augmentation
 from .sampling import WeightedPixels, hold_back_cells
 
-__all__ = ["Plane", "TrainingSet", "ValidationRegion"]
+__all__ = ["Plane", "TrainingSet", "ValidationRegion", "with_margin"]
 
 _SPARSE = LabelConfig(dense=False, background=1)  # the internal convention
 PASTE_GAP = (0, 2)  # px between pasted neighbours and their host (< 0: overlap)
@@ -70,6 +70,14 @@ class ValidationRegion:
     plane: int
     window: tuple[slice, slice]  # (rows, columns) of the crop in the plane
     truth: np.ndarray  # (h, w) int, 1 on the held-back cell, 0 elsewhere
+
+
+def with_margin(box: tuple[slice, ...], margin: int, shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """``box`` grown by ``margin`` px on every side, within ``shape``."""
+    return tuple(
+        slice(max(s.start - margin, 0), min(s.stop + margin, size))
+        for s, size in zip(box, shape, strict=True)
+    )
 
 
 class TrainingSet:
@@ -258,11 +266,7 @@ class TrainingSet:
             box = boxes[p][value - 1] if value <= len(boxes[p]) else None
             if box is None:  # painted over since
                 continue
-            m = VALIDATION_MARGIN
-            window = tuple(
-                slice(max(s.start - m, 0), min(s.stop + m, size))
-                for s, size in zip(box, labels.shape, strict=True)
-            )
+            window = with_margin(box, VALIDATION_MARGIN, labels.shape)
             regions.append(ValidationRegion(p, window, np.where(labels[window] == value, 1, 0)))
         return regions
 
@@ -362,35 +366,43 @@ class TrainingSet:
         self.paste_new_neighbours()
 
     def paste_new_neighbours(self) -> None:
-        """Draw new planes with pasted neighbours (:mod:`.contacts`; when ``pasting``:
-        ``config.paste_neighbours``, roundish painted cells and sparse paint) and make the
-        sampler over all planes."""
-        self.contact_planes: list[Plane] = []
-        if self.pasting:
-            training = [self._training_labels(p) for p in range(len(self.planes))]
-            donors = [
-                cell
-                for plane, labels in zip(self.planes, training, strict=True)
-                for cell in contacts.cut_cells(plane.image, labels, _cell_values(labels))
-            ]
-            for plane, labels in zip(self.planes, training, strict=True):
-                hosts = _cell_values(labels)
-                if len(hosts):
-                    image, pasted = contacts.paste_neighbours(
-                        plane.image,
-                        labels,
-                        hosts,
-                        donors,
-                        self._rng,
-                        gap=PASTE_GAP,
-                        contrast=PASTE_CONTRAST,
-                    )
-                    contact = Plane(image, plane.intensity, pasted)
-                    _set_targets(contact, pasted, self.config.weight_map, self.outlines)
-                    self.contact_planes.append(contact)
+        """Draw new planes with pasted neighbours (:meth:`draw_contact_planes`) and make
+        the sampler over all planes."""
+        self.contact_planes: list[Plane] = [plane for plane, _ in self.draw_contact_planes()]
         self._sampler = WeightedPixels(
             [plane.weight.numpy() for plane in self.planes + self.contact_planes]
         )
+
+    def draw_contact_planes(self) -> list[tuple[Plane, int]]:
+        """New copies of the planes in which painted cells have pasted neighbours
+        (:mod:`.contacts`; when ``pasting``: ``config.paste_neighbours``, roundish painted
+        cells and sparse paint; else none), each with its first pasted label (the pasted
+        cells are numbered from there on)."""
+        planes = []
+        if not self.pasting:
+            return planes
+        training = [self._training_labels(p) for p in range(len(self.planes))]
+        donors = [
+            cell
+            for plane, labels in zip(self.planes, training, strict=True)
+            for cell in contacts.cut_cells(plane.image, labels, _cell_values(labels))
+        ]
+        for plane, labels in zip(self.planes, training, strict=True):
+            hosts = _cell_values(labels)
+            if len(hosts):
+                image, pasted = contacts.paste_neighbours(
+                    plane.image,
+                    labels,
+                    hosts,
+                    donors,
+                    self._rng,
+                    gap=PASTE_GAP,
+                    contrast=PASTE_CONTRAST,
+                )
+                contact = Plane(image, plane.intensity, pasted)
+                _set_targets(contact, pasted, self.config.weight_map, self.outlines)
+                planes.append((contact, int(labels.max()) + 1))
+        return planes
 
 
 def _set_targets(

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import ndimage as ndi
 
 from ..cells.instances import cell_probability, labels_from_probabilities
 from ..cells.metrics import InstanceScores, match_instances
@@ -25,9 +26,16 @@ from ..events import Preview, drain
 from ..images import resize_image
 from ..network.model import UNet
 from ..network.predict import predict_tiled
-from .trainset import TrainingSet, ValidationRegion
+from .trainset import VALIDATION_MARGIN, TrainingSet, ValidationRegion, with_margin
 
-__all__ = ["BestModel", "calibrated_rules", "calibration_crops", "preview", "validate"]
+__all__ = [
+    "BestModel",
+    "calibrated_rules",
+    "calibration_crops",
+    "contact_crops",
+    "preview",
+    "validate",
+]
 
 # validation F1 x IoU this close to the best counts as a tie (plus what one held-back cell
 # can change: 1 / their number; docs/decisions/2026-12-01-best-model.md)
@@ -99,19 +107,57 @@ def calibration_crops(model: UNet, data: TrainingSet, device) -> list:
     return [(predict_crop(model, data, r.plane, r.window, device), r.truth > 0) for r in regions]
 
 
+def contact_crops(model: UNet, data: TrainingSet, device) -> list:
+    """(probabilities, cell mask) of both cells of up to ``NECK_CELLS`` / 2 painted cells
+    with a pasted neighbour, newly drawn (:meth:`~.trainset.TrainingSet.draw_contact_planes`),
+    each pair predicted in one crop around it: contacts whose truth is known. None where
+    nothing is pasted (rods, complete masks)."""
+    pairs = []
+    for plane, first_pasted in data.draw_contact_planes():
+        labels = plane.labels
+        boxes = ndi.find_objects(labels.astype(np.int64))
+        for value in range(first_pasted, int(labels.max()) + 1):
+            if boxes[value - 1] is None:
+                continue
+            window = with_margin(boxes[value - 1], VALIDATION_MARGIN + 2, labels.shape)
+            near = ndi.binary_dilation(labels[window] == value, iterations=3)
+            hosts = labels[window][near]
+            hosts = hosts[(hosts > 1) & (hosts < first_pasted)]
+            if hosts.size:
+                pairs.append((plane, value, int(np.bincount(hosts).argmax())))
+    crops = []
+    for plane, value, host in pairs[:: max(1, -(-len(pairs) // (NECK_CELLS // 2)))]:
+        both = np.isin(plane.labels, (value, host))
+        window = with_margin(
+            ndi.find_objects(both.astype(np.uint8))[0], VALIDATION_MARGIN, both.shape
+        )
+        image = plane.image[(slice(None), *window)]
+        probabilities = drain(predict_tiled(model, image, intensity=(0.0, 1.0), device=device))
+        crops += [(probabilities, plane.labels[window] == v) for v in (value, host)]
+    return crops
+
+
 def calibrated_rules(model: UNet, data: TrainingSet, device) -> tuple[InstanceRules, int, int]:
-    """How ``model``'s probabilities become cells, calibrated on the painted cells
-    (:func:`~napari_unet.core.cells.rules.rules_from_paint`), and how many of the cells it
-    was calibrated on those rules find."""
+    """How ``model``'s probabilities become cells, calibrated on the painted cells and on
+    pairs of them pasted into contact
+    (:func:`~napari_unet.core.cells.rules.rules_from_paint`), and how many of the painted
+    cells it was calibrated on those rules find."""
     crops = calibration_crops(model, data, device)
-    rules = rules_from_paint(crops, uncalibrated_rules(model, data), data.cells, model.config)
+    contacts = contact_crops(model, data, device) if model.config.outlines else []
+    rules = rules_from_paint(
+        crops, uncalibrated_rules(model, data), data.cells, model.config, contacts=contacts
+    )
     found = int((painted_cells_found(crops, rules) > 0).sum()) if crops else 0
     return rules, found, len(crops)
 
 
 def calibrated_cells(model: UNet, data: TrainingSet) -> int:
-    """How many painted cells :func:`calibrated_rules` will predict."""
-    return min(data.cells.count, NECK_CELLS) if model.config.outlines else 0
+    """How many crops of a painted cell's size :func:`calibrated_rules` will predict: the
+    painted cells, and the pasted pairs at twice a cell each."""
+    if not model.config.outlines:
+        return 0
+    pairs = min(data.cells.count, NECK_CELLS // 2) if data.pasting else 0
+    return min(data.cells.count, NECK_CELLS) + 2 * pairs
 
 
 def preview(
