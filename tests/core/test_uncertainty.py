@@ -97,3 +97,27 @@ def test_a_sure_model_is_unsure_only_of_the_cells_its_rules_drop(make_threshold_
     small_dropped = drain(cell_disagreement(net, image, normalization, InstanceRules(min_size=60)))
     assert (small_dropped[image > 0] == 1).mean() > 0.9 * 49 / (49 + 317)
     assert small_dropped[55, 70] == 1 and small_dropped[20, 25] == 0
+
+
+def test_a_crop_already_at_the_networks_scale_is_not_shrunk_again(monkeypatch):
+    """The live preview hands in crops of training planes, which are at the network's
+    scale and normalised already: they are predicted as they are."""
+    from napari_unet.core import uncertainty
+
+    seen = []
+
+    def predicting(model, image, normalization=None, **options):
+        seen.append((image.shape, options["intensity"]))
+        yield from ()
+        return np.stack([np.ones(image.shape[-2:]), np.zeros(image.shape[-2:])])
+
+    monkeypatch.setattr(uncertainty, "predict_tiled", predicting)
+    model = UNet(UNetConfig(depth=2, base_channels=4, classes=2, scale=0.5))
+    crop = np.zeros((60, 70), np.float32)
+    unsure = drain(
+        uncertainty.cell_disagreement(model, crop, intensity=(0.0, 1.0), at_network_scale=True)
+    )
+    assert unsure.shape == (60, 70) and seen == [((60, 70), (0.0, 1.0))] * 4
+    seen.clear()
+    drain(uncertainty.cell_disagreement(model, crop, intensity=(0.0, 1.0)))  # an image
+    assert seen == [((30, 35), (0.0, 1.0))] * 4  # (shrunk to the network's scale)

@@ -183,6 +183,39 @@ def test_paint_here_next_shows_where_the_model_is_unsure_and_goes_there(
     assert "window 2" in widget._status.value and second != first
 
 
+def test_during_training_paint_here_next_shows_where_the_model_is_unsure_in_view(
+    viewer_with_sample, qtbot, monkeypatch
+):
+    viewer = viewer_with_sample
+    monkeypatch.setattr(training_loop, "PREVIEW_EVERY", 0.0)
+    monkeypatch.setattr(train_module, "PREVIEW_SIZE", 100)  # the 256 px sample: 9 windows
+    widget = dock_train(viewer, monkeypatch, quick(iterations=100_000))
+    viewer.reset_view()
+    camera = camera_of(viewer)
+    centre = tuple(camera.center)
+    widget._live_preview.value = False
+    widget._train_button.native.click()
+    qtbot.waitUntil(lambda: len(widget.plot.losses) >= 1, timeout=30_000)
+    assert widget._paint_next_button.enabled  # (while training too)
+    widget._paint_next_button.native.click()
+    assert "turn on Live prediction" in widget._status.value
+    widget._live_preview.value = True
+    qtbot.waitUntil(lambda: "touching cells prediction" in viewer.layers, timeout=30_000)
+    widget._paint_next_button.native.click()
+    assert widget._control._unsure == 9  # one map per window in view
+    qtbot.waitUntil(lambda: "touching cells unsure" in viewer.layers, timeout=60_000)
+    qtbot.waitUntil(lambda: widget._control._unsure == 0, timeout=60_000)
+    unsure = viewer.layers["touching cells unsure"].data
+    labels = viewer.layers["painted cells"].data
+    assert unsure.shape == labels.shape and unsure.dtype == np.float32
+    assert 0 <= unsure.min() and unsure.max() <= 1
+    assert "as it is now, is unsure" in widget._status.value
+    assert tuple(camera.center) == centre  # the view stays where the user put it
+    widget.stop()
+    wait_for_training(qtbot, widget)
+    assert widget._paint_next_button.enabled  # after training: the whole image, as before
+
+
 def test_stop_ends_training_within_a_step_and_keeps_the_model(
     viewer_with_sample, qtbot, monkeypatch, messages
 ):
@@ -223,6 +256,7 @@ def test_stop_before_the_first_step_offers_no_model(
     assert "before the first step" in widget._status.value
     wait_for_training(qtbot, widget, timeout=30_000)
     assert widget.result is None and not widget._save_button.enabled
+    assert not widget._paint_next_button.enabled  # no model to ask
     assert session_models(viewer_with_sample).models == []  # Segment layer lists nothing
     assert widget._status.value == "stopped before the first step: no model"
     assert "no model was made" in messages["info"][-1]

@@ -1,7 +1,9 @@
 """ "Paint here next": after training, where the model is unsure of its cells (its
 predictions on the image and its mirror images make different cells, or its rules drop
 what it calls cell) as an overlay, and the view moved to the most unsure window not yet
-painted; each press goes on to the next such window."""
+painted; each press goes on to the next such window. During training, with the live
+prediction on, a press asks the training for the same map of the model as it is now, in
+the part of the image in view (:meth:`PaintNext.show_live`)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,10 @@ class PaintNext:
         self._shown: list[tuple[int, int]] = []
         self.layer: napari.layers.Image | None = None
         self.worker = None
+
+    @property
+    def has_model(self) -> bool:
+        return self._model is not None
 
     def new_model(self, result) -> None:
         """A new training result: forget the old map and windows."""
@@ -60,6 +66,34 @@ class PaintNext:
                 "finished": self._finished,
             },
             _start_thread=True,
+        )
+
+    def show_live(self, unsure: np.ndarray, window, image_layer, shape) -> None:
+        """Draw the unsure map of the training model in ``window`` of the overlay (of
+        ``shape``, the image's plane); the rest of the overlay is cleared when it comes
+        from another model."""
+        name = f"{image_layer.name} unsure"
+        if self.layer is None or self.layer not in self._viewer.layers:
+            self.layer = self._viewer.add_image(
+                np.zeros(shape, np.float32),
+                name=name,
+                colormap="magma",
+                blending="additive",
+                opacity=0.6,
+                contrast_limits=(0.0, 1.0),
+                scale=image_layer.scale[-2:],
+                translate=image_layer.translate[-2:],
+            )
+        elif self.layer.data.shape != tuple(shape) or self._map is not None:
+            self.layer.data = np.zeros(shape, np.float32)  # (the last map was another model's)
+            self._map = None
+        data = self.layer.data
+        data[window] = unsure
+        self.layer.data = data
+        self.layer.contrast_limits = (0.0, 1.0)
+        self._say(
+            "bright: where the model, as it is now, is unsure of its cells in view "
+            "(it makes them differently on mirrored images); paint cells there"
         )
 
     def _finished(self) -> None:

@@ -236,7 +236,8 @@ class TrainWidget(ScrollingDock):
             tooltip="After training: show the cells the model is unsure of (its predictions "
             "on the image and on its mirror images make them differently, or its rules drop "
             "them) and move the view to the most unsure part not yet painted; paint the "
-            "cells there and train again. Press again for the next part",
+            "cells there and train again. Press again for the next part. During training, "
+            "with Live prediction on: show where the model as it is now is unsure, in view",
         )
         self._progress = ProgressBar(min=0, max=PROGRESS_STEPS, value=0, visible=False)
         self._status = Label(value="")
@@ -294,6 +295,7 @@ class TrainWidget(ScrollingDock):
         camera = camera_of(viewer)
         camera.events.center.connect(self._update_preview_window)
         camera.events.zoom.connect(self._update_preview_window)
+        self._live_preview.changed.connect(self._update_preview_window)  # (mid-training too)
         self.native.destroyed.connect(lambda *_: self.shutdown())
 
         self.worker = None
@@ -429,7 +431,7 @@ class TrainWidget(ScrollingDock):
         self._stop_button.enabled = True
         self._save_button.enabled = False
         self._export_button.enabled = False
-        self._paint_next_button.enabled = False
+        self._paint_next_button.enabled = True  # (during training: the view, live)
         self._progress.max = 0  # busy until the first step: preparing has no known length
         self._progress.value = 0
         self._progress.visible = True
@@ -541,6 +543,7 @@ class TrainWidget(ScrollingDock):
             return
         self._train_button.enabled = True
         self._stop_button.enabled = False
+        self._paint_next_button.enabled = self._paint_next.has_model
         self._progress.visible = False
 
     # ------------------------------------------------------------------ live updates
@@ -617,6 +620,8 @@ class TrainWidget(ScrollingDock):
         data = layer.data
         data[event.window] = event.probability
         layer.data = data
+        if event.unsure is not None:
+            self._paint_next.show_live(event.unsure, event.window, image_layer, shape)
         if self._control is not None:
             self._next_preview_window(event.window)
 
@@ -636,6 +641,13 @@ class TrainWidget(ScrollingDock):
         pairs = self.pair_layers()
         if not pairs:
             show_error("Train U-Net: choose an image and its labels layer first.")
+            return
+        if self.worker is not None and self._control is not None:  # training: the view
+            if not self._live_preview.value:
+                self._say("turn on Live prediction to see where the training model is unsure")
+                return
+            self._control.ask_unsure(max(len(self._preview_windows), 1))
+            self._say("finding where the model is unsure in view (4 predictions) ...")
             return
         self._paint_next.press(*pairs[0])
 

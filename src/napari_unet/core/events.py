@@ -116,13 +116,17 @@ class Preview:
     """The cell probability of the current model on a window of one training image.
 
     pair, plane: which image (plane = index in a stack, 0 for 2D); window: (rows, columns)
-    slices of the image; probability: float32 of the window's shape.
+    slices of the image; probability: float32 of the window's shape; unsure: where the
+    model is unsure of its cells there, float32 of the window's shape in [0, 1]
+    (:func:`~napari_unet.core.uncertainty.cell_disagreement`), when it was asked for
+    (:meth:`~napari_unet.core.training.TrainingControl.ask_unsure`), else None.
     """
 
     pair: int
     plane: int
     window: tuple[slice, slice]
     probability: np.ndarray
+    unsure: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

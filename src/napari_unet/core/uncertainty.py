@@ -60,6 +60,8 @@ def cell_disagreement(
     rules: InstanceRules | None = None,
     *,
     threshold: float = 0.5,
+    intensity: tuple[float, float] | None = None,
+    at_network_scale: bool = False,
     device: str | torch.device | None = None,
     precision: str = "auto",
 ) -> Generator[TilesDone, None, np.ndarray]:
@@ -69,7 +71,9 @@ def cell_disagreement(
     together say "cell" (mean cell probability above ``threshold``) but the rules leave
     no cell on the image's own prediction, the map is 1 (a cell the rules drop). Regions
     under 3 x 3 px are left out. ``image`` is one plane: (H, W), or (C, H, W) for a
-    multichannel model."""
+    multichannel model; ``intensity``: its raw (low, high), instead of ``normalization``
+    (as for :func:`~napari_unet.core.network.predict.predict_tiled`); ``at_network_scale``:
+    it is at the network's scale already (a crop of a training plane)."""
     labelling = (rules or InstanceRules()).labelling()
     made = yield from _over_mirrors(
         model,
@@ -78,6 +82,8 @@ def cell_disagreement(
         lambda p: (labels_from_probabilities(p, **labelling), cell_probability(p)),
         device,
         precision,
+        intensity,
+        at_network_scale,
     )
     maps = [labels for labels, _ in made]
     said_cell = np.mean([cell for _, cell in made], axis=0) > threshold
@@ -93,18 +99,20 @@ def _over_mirrors(
     each: Callable[[np.ndarray], tuple[np.ndarray, ...]],
     device: str | torch.device | None,
     precision: str,
+    intensity: tuple[float, float] | None = None,
+    at_network_scale: bool = False,
 ) -> Generator[TilesDone, None, list[tuple[np.ndarray, ...]]]:
     """``each`` of the class probabilities of the image and of its three mirror images
     (in ``MIRROR_AXES`` order), every array it returns flipped back onto the image; at the
     network's scale (``model.config.scale``: the image is resized to it first)."""
     scale = model.config.scale
-    if scale != 1:
+    if scale != 1 and not at_network_scale:
         image = resize_image(image, network_shape(image.shape[-2:], scale))
     results = []
     for axes in MIRROR_AXES:
         mirrored = np.ascontiguousarray(np.flip(image, axes)) if axes else image
         probabilities = yield from predict_tiled(
-            model, mirrored, normalization, device=device, precision=precision
+            model, mirrored, normalization, intensity=intensity, device=device, precision=precision
         )
         results.append(tuple(np.flip(a, axes) if axes else a for a in each(probabilities)))
     return results

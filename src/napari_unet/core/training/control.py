@@ -10,7 +10,8 @@ __all__ = ["TrainingControl"]
 
 
 class TrainingControl:
-    """Stop a training, hand it new paint, choose the window its previews show.
+    """Stop a training, hand it new paint, choose the window its previews show (and ask
+    for where the model is unsure there).
 
     The caller (a widget, the command line, a script) makes one and passes it to
     :func:`~napari_unet.core.training.train`; its methods are safe to call from any
@@ -23,6 +24,7 @@ class TrainingControl:
         self._lock = threading.Lock()
         self._labels: dict[int, np.ndarray] = {}
         self._preview: tuple[int, int, tuple[slice, slice]] | None = None
+        self._unsure = 0  # previews still to come with the unsure map
 
     def stop(self) -> None:
         """End training after the current step (the best model so far is kept)."""
@@ -44,6 +46,13 @@ class TrainingControl:
         with self._lock:
             self._preview = None if window is None else (pair, plane, window)
 
+    def ask_unsure(self, previews: int = 1) -> None:
+        """Ask for the unsure map of the current model (four predictions of the window,
+        :func:`~napari_unet.core.uncertainty.cell_disagreement`) with the next
+        ``previews`` previews (one per window in view)."""
+        with self._lock:
+            self._unsure = max(self._unsure, int(previews))
+
     # the training loop's side
 
     def take_labels(self) -> dict[int, np.ndarray]:
@@ -56,3 +65,9 @@ class TrainingControl:
         """(pair, plane, window) of the preview asked for, or None."""
         with self._lock:
             return self._preview
+
+    def take_unsure(self) -> bool:
+        """Whether this preview is to carry the unsure map (counts one down)."""
+        with self._lock:
+            wanted, self._unsure = self._unsure > 0, max(self._unsure - 1, 0)
+        return wanted

@@ -207,7 +207,7 @@ def train(
                 last_validation = time.perf_counter()
             request = control.preview_window()
             if request is not None and now - last_preview >= PREVIEW_EVERY:
-                yield preview(model, data, request, device)
+                yield preview(model, data, request, device, control.take_unsure())
                 last_preview = time.perf_counter()
     finally:
         torch.random.set_rng_state(torch_state)

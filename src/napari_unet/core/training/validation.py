@@ -26,6 +26,7 @@ from ..events import Preview, drain
 from ..images import resize_image
 from ..network.model import UNet
 from ..network.predict import predict_tiled
+from ..uncertainty import cell_disagreement
 from .trainset import VALIDATION_MARGIN, TrainingSet, ValidationRegion, with_margin
 
 __all__ = [
@@ -161,15 +162,30 @@ def calibrated_cells(model: UNet, data: TrainingSet) -> int:
 
 
 def preview(
-    model: UNet, data: TrainingSet, request: tuple[int, int, tuple[slice, slice]], device
+    model: UNet,
+    data: TrainingSet,
+    request: tuple[int, int, tuple[slice, slice]],
+    device,
+    unsure: bool = False,
 ) -> Preview:
     """The cell probability in the preview window ``request`` = (pair, plane, window), in
-    the image's pixels."""
+    the image's pixels; with ``unsure``, also where the model is unsure of its cells there
+    (its rules before calibration; four more predictions of the window)."""
     pair, z, window = request
     plane, network_window = data.preview_target(pair, z, window)
     probability = cell_probability(predict_crop(model, data, plane, network_window, device))
     shape = tuple(s.stop - s.start for s in window)
-    return Preview(pair, z, window, resize_image(probability, shape))
+    disagreement = None
+    if unsure:
+        image = data.planes[plane].image[(slice(None), *network_window)]
+        rules = uncalibrated_rules(model, data)
+        disagreement = resize_image(
+            drain(
+                cell_disagreement(model, image, rules=rules, intensity=(0.0, 1.0), device=device)
+            ),
+            shape,
+        )
+    return Preview(pair, z, window, resize_image(probability, shape), disagreement)
 
 
 def cpu_state(model: UNet) -> dict[str, Any]:
