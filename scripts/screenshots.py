@@ -4,9 +4,10 @@
     xvfb-run -a -s "-screen 0 1366x768x24" .venv/bin/python scripts/screenshots.py --laptop
 
 Opens napari with the sample data, shows the weight map after a brush stroke, previews
-the augmentation, trains (loss curve and live prediction), shows where to paint next,
-segments with the trained model and tunes the cells, and writes
-docs/images/{weightmap-overlay,augmented,training,paint-next,segmented}.png; with
+the augmentation, trains (loss curve and live prediction; where the model is unsure in
+view, during training), shows where to paint next, segments with the trained model and
+tunes the cells, and writes docs/images/{weightmap-overlay,augmented,training,
+training-unsure,paint-next,segmented}.png; with
 ``--laptop``, the window of a 1366 x 768 screen, the same names ending in -1366.
 """
 
@@ -108,7 +109,13 @@ def main() -> int:
     )
     wait(lambda: len(train.plot.f1) >= 2 or train.worker is None)
     save(viewer, "training.png")
+    if train.worker is not None:  # where the model, as it is now, is unsure in view
+        train._paint_next_button.native.click()
+        wait(lambda: "as it is now" in train._status.value or train.worker is None)
+        save(viewer, "training-unsure.png")
     wait(lambda: train.worker is None)
+    if "touching cells unsure" in viewer.layers:
+        viewer.layers.remove("touching cells unsure")
 
     train._paint_next_button.native.click()
     wait(lambda: "paint the cells here" in train._status.value)

@@ -227,39 +227,38 @@ def test_large_cells_train_shrunk_and_segment_at_the_image_pixels():
     assert scores.f1 >= 0.8 and scores.mean_matched_iou > 0.8
 
 
-def test_the_live_preview_of_a_shrunk_model_is_in_image_pixels(monkeypatch):
+WINDOW = (slice(20, 170), slice(100, 199))
+
+
+def previews_of_a_shrunk_model(monkeypatch, iterations, unsure=0) -> list:
+    """The previews of ``WINDOW`` of a model at scale 0.4 training ``iterations`` steps
+    on a sample enlarged 3 times, the unsure map asked for ``unsure`` of them."""
     monkeypatch.setattr("napari_unet.core.training.loop.PREVIEW_EVERY", 0.0)
     sample = touching_cells((96, 96), rng=np.random.default_rng(1))
     image, _, annotation = enlarged(sample, 3)
     model = UNet(UNetConfig(classes=3, depth=2, base_channels=4, scale=0.4))
-    config = TrainConfig(minutes=None, iterations=2, batch_size=2, tile_size=60)
-    window = (slice(20, 170), slice(100, 199))
-    previews = []
+    config = TrainConfig(minutes=None, iterations=iterations, batch_size=2, tile_size=60)
     control = TrainingControl()
-    control.set_preview_window(0, 0, window)
-    drain(train([(image, annotation)], config, start=model, control=control), previews.append)
-    previews = [event for event in previews if isinstance(event, Preview)]
-    assert previews and all(p.window == window for p in previews)
+    control.set_preview_window(0, 0, WINDOW)
+    control.ask_unsure(unsure)
+    events = []
+    drain(train([(image, annotation)], config, start=model, control=control), events.append)
+    assert not control.take_unsure()  # (nothing left asked for)
+    return [event for event in events if isinstance(event, Preview)]
+
+
+def test_the_live_preview_of_a_shrunk_model_is_in_image_pixels(monkeypatch):
+    previews = previews_of_a_shrunk_model(monkeypatch, iterations=2)
+    assert previews and all(p.window == WINDOW for p in previews)
     assert all(p.probability.shape == (150, 99) for p in previews)
     assert all(0 <= p.probability.min() and p.probability.max() <= 1 for p in previews)
+    assert all(p.unsure is None for p in previews)  # (not asked for)
 
 
 def test_the_unsure_map_comes_with_as_many_previews_as_asked_in_image_pixels(monkeypatch):
-    monkeypatch.setattr("napari_unet.core.training.loop.PREVIEW_EVERY", 0.0)
-    sample = touching_cells((96, 96), rng=np.random.default_rng(1))
-    image, _, annotation = enlarged(sample, 3)
-    model = UNet(UNetConfig(classes=3, depth=2, base_channels=4, scale=0.4))
-    config = TrainConfig(minutes=None, iterations=5, batch_size=2, tile_size=60)
-    window = (slice(20, 170), slice(100, 199))
-    control = TrainingControl()
-    control.set_preview_window(0, 0, window)
-    control.ask_unsure(2)
-    events = []
-    drain(train([(image, annotation)], config, start=model, control=control), events.append)
-    previews = [event for event in events if isinstance(event, Preview)]
+    previews = previews_of_a_shrunk_model(monkeypatch, iterations=5, unsure=2)
     assert len(previews) == 5
     assert [p.unsure is not None for p in previews] == [True, True, False, False, False]
     for p in previews[:2]:
         assert p.unsure.shape == (150, 99) and p.unsure.dtype == np.float32
         assert 0 <= p.unsure.min() and p.unsure.max() <= 1
-    assert not control.take_unsure()  # (nothing left asked for)

@@ -41,6 +41,12 @@ def dock_train(viewer, monkeypatch=None, config=None):
     return widget
 
 
+def previews_of_nine_windows(monkeypatch):
+    """A preview after every step, in windows of 100 px: 9 on the 256 px sample."""
+    monkeypatch.setattr(training_loop, "PREVIEW_EVERY", 0.0)
+    monkeypatch.setattr(train_module, "PREVIEW_SIZE", 100)
+
+
 def wait_for_training(qtbot, widget, timeout=60_000):
     qtbot.waitUntil(lambda: widget.worker is None and widget._train_button.enabled, timeout=timeout)
 
@@ -139,8 +145,7 @@ def test_live_preview_fills_the_view_and_starts_afresh_each_training(
     viewer_with_sample, qtbot, monkeypatch
 ):
     viewer = viewer_with_sample
-    monkeypatch.setattr(training_loop, "PREVIEW_EVERY", 0.0)
-    monkeypatch.setattr(train_module, "PREVIEW_SIZE", 100)  # the 256 px sample: 9 windows
+    previews_of_nine_windows(monkeypatch)
     widget = dock_train(viewer, monkeypatch, quick(iterations=14))
     viewer.reset_view()
     widget._train_button.native.click()
@@ -187,8 +192,7 @@ def test_during_training_paint_here_next_shows_where_the_model_is_unsure_in_view
     viewer_with_sample, qtbot, monkeypatch
 ):
     viewer = viewer_with_sample
-    monkeypatch.setattr(training_loop, "PREVIEW_EVERY", 0.0)
-    monkeypatch.setattr(train_module, "PREVIEW_SIZE", 100)  # the 256 px sample: 9 windows
+    previews_of_nine_windows(monkeypatch)
     widget = dock_train(viewer, monkeypatch, quick(iterations=100_000))
     viewer.reset_view()
     camera = camera_of(viewer)
@@ -210,6 +214,7 @@ def test_during_training_paint_here_next_shows_where_the_model_is_unsure_in_view
     assert unsure.shape == labels.shape and unsure.dtype == np.float32
     assert 0 <= unsure.min() and unsure.max() <= 1
     assert "as it is now, is unsure" in widget._status.value
+    assert viewer.layers.selection.active is viewer.layers["painted cells"]  # to paint in
     assert tuple(camera.center) == centre  # the view stays where the user put it
     widget.stop()
     wait_for_training(qtbot, widget)

@@ -68,11 +68,12 @@ class PaintNext:
             _start_thread=True,
         )
 
-    def show_live(self, unsure: np.ndarray, window, image_layer, shape) -> None:
-        """Draw the unsure map of the training model in ``window`` of the overlay (of
-        ``shape``, the image's plane); the rest of the overlay is cleared when it comes
-        from another model."""
+    def show_live(self, unsure: np.ndarray, window, image_layer, labels_layer) -> None:
+        """Draw the unsure map of the training model in ``window`` of the overlay (the
+        shape of a plane of ``labels_layer``, which stays the layer to paint in); the rest
+        of the overlay is cleared when it comes from another model."""
         name = f"{image_layer.name} unsure"
+        shape = labels_layer.data.shape[-2:]
         if self.layer is None or self.layer not in self._viewer.layers:
             self.layer = self._viewer.add_image(
                 np.zeros(shape, np.float32),
@@ -84,6 +85,7 @@ class PaintNext:
                 scale=image_layer.scale[-2:],
                 translate=image_layer.translate[-2:],
             )
+            self._viewer.layers.selection.active = labels_layer
         elif self.layer.data.shape != tuple(shape) or self._map is not None:
             self.layer.data = np.zeros(shape, np.float32)  # (the last map was another model's)
             self._map = None

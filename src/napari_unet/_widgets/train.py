@@ -621,7 +621,7 @@ class TrainWidget(ScrollingDock):
         data[event.window] = event.probability
         layer.data = data
         if event.unsure is not None:
-            self._paint_next.show_live(event.unsure, event.window, image_layer, shape)
+            self._paint_next.show_live(event.unsure, event.window, image_layer, labels_layer)
         if self._control is not None:
             self._next_preview_window(event.window)
 
