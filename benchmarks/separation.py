@@ -32,9 +32,13 @@ cells from probabilities (``--rules``) are compared on the same models:
   0.915; the neck ratio calibrated).
 
     ../.venv/bin/python separation.py /tmp/realdata [--datasets hela bbbc007 ecoli isbi]
-        [--seeds 0 1] [--rules stored calibrated] [--fresh]
+        [--seeds 0 1] [--rules stored calibrated] [--fresh] [--set NECK_DEPTH=1.5 ...]
 
-Prints a table per data set and writes results/separation.json.
+``--set NAME=VALUE`` changes a constant of the rules for the whole run (one of
+``CONSTANTS``): how sensitive the results are to it, on the same models.
+
+Prints a table per data set and writes results/separation.json (with ``--set``:
+results/separation-NAME=VALUE.json).
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ from skimage.metrics import adapted_rand_error
 from skimage.segmentation import expand_labels, relabel_sequential
 from train_quality import cells_are_dark, otsu_watershed, paint, paint_frames
 
+from napari_unet.core.cells import instances
+from napari_unet.core.cells import rules as rules_module
 from napari_unet.core.cells.instances import labels_from_probabilities
 from napari_unet.core.cells.metrics import match_instances, split_touching_pairs
 from napari_unet.core.cells.rules import (
@@ -74,6 +80,14 @@ from napari_unet.core.training.validation import calibration_crops, contact_crop
 from napari_unet.model_io import load_model, save_trained
 
 CACHE = RESULTS / "separation"
+# constants of the rules that --set may change: name -> module holding it
+CONSTANTS = {
+    "NECK_DEPTH": instances,
+    "GAP_PROBABILITY": instances,
+    "TOLERANCE": rules_module,
+    "TIE": rules_module,
+    "JOIN_QUANTILE": rules_module,
+}
 HELA_EVAL = [2, 5, 8, 10, 12, 15, 17, 19]
 BBBC_IMAGES = [
     "A9_p7d",
@@ -349,14 +363,27 @@ def main() -> int:
         "--images", nargs="+", default=None, help="bbbc007: these images (any of the 14)"
     )
     parser.add_argument("--fresh", action="store_true", help="train again, ignore the cache")
+    parser.add_argument(
+        "--set", nargs="+", default=[], metavar="NAME=VALUE", help="change rule constants"
+    )
     args = parser.parse_args()
+    changed = {}
+    for setting in args.set:
+        name, value = setting.split("=")
+        if name not in CONSTANTS:
+            parser.error(f"--set {name}: one of {', '.join(CONSTANTS)}")
+        setattr(CONSTANTS[name], name, float(value))
+        changed[name] = float(value)
     rows = []
     for seed in args.seeds:
         for dataset in args.datasets:
             for unit in units(args.data, dataset, seed, args.images):
                 rows += run_unit(unit, seed, args.rules, args.fresh)
     table(rows)
-    path = write_results("separation", rows, seeds=args.seeds)
+    for row in rows:
+        row["constants"] = changed
+    name = "-".join(["separation", *(f"{k}={v}" for k, v in changed.items())])
+    path = write_results(name, rows, seeds=args.seeds, constants=changed)
     print(f"\nwritten: {path}")
     return 0
 
