@@ -111,7 +111,7 @@ def calibration_crops(model: UNet, data: TrainingSet, device) -> list:
 def contact_crops(model: UNet, data: TrainingSet, device) -> list:
     """(probabilities, cell mask) of both cells of up to ``NECK_CELLS`` / 2 painted cells
     with a pasted neighbour, newly drawn (:meth:`~.trainset.TrainingSet.draw_contact_planes`),
-    each pair predicted in one crop around it: contacts whose truth is known. None where
+    each pair predicted in one crop around it: contacts whose truth is known. Empty where
     nothing is pasted (rods, complete masks)."""
     pairs = []
     for plane, first_pasted in data.draw_contact_planes():
