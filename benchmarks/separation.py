@@ -171,8 +171,8 @@ def cached_probabilities(unit: Unit, seed: int, loaded, fresh: bool) -> dict:
             np.savez_compressed(path, **stored)
         return {
             "scored": [stored[f"scored_{z}"].astype(np.float32) for z in range(len(unit.scored))],
-            "crops": unpack(stored, "crop", "cell", int(stored["crops"])),
-            "contacts": unpack(stored, "contact", "contact_cell", int(stored["contacts"])),
+            "crops": unpack(stored, "crop", int(stored["crops"])),
+            "contacts": unpack(stored, "contact", int(stored["contacts"])),
         }
     model = loaded.model
     scored = []
@@ -204,17 +204,25 @@ def training_set(unit: Unit, loaded) -> TrainingSet:
 
 
 def pack(items: list, name: str, **counts) -> dict:
-    """Crops as npz arrays: ``{name}_k`` the probabilities (float16), ``{cell}_k`` the mask
-    (``cell`` for the painted crops, ``contact_cell`` for the pasted pairs)."""
-    cell = "cell" if name == "crop" else f"{name}_cell"
+    """Crops as npz arrays: ``{name}_k`` the probabilities (float16), ``{mask_key(name)}_k``
+    the mask; and ``counts``."""
     arrays = dict(counts)
     for k, (probabilities, mask) in enumerate(items):
-        arrays[f"{name}_{k}"], arrays[f"{cell}_{k}"] = probabilities.astype(np.float16), mask
+        arrays[f"{name}_{k}"] = probabilities.astype(np.float16)
+        arrays[f"{mask_key(name)}_{k}"] = mask
     return arrays
 
 
-def unpack(stored: dict, name: str, cell: str, count: int) -> list:
-    return [(stored[f"{name}_{k}"].astype(np.float32), stored[f"{cell}_{k}"]) for k in range(count)]
+def unpack(stored: dict, name: str, count: int) -> list:
+    """The ``count`` crops :func:`pack` wrote as ``name``."""
+    return [
+        (stored[f"{name}_{k}"].astype(np.float32), stored[f"{mask_key(name)}_{k}"])
+        for k in range(count)
+    ]
+
+
+def mask_key(name: str) -> str:
+    return "cell" if name == "crop" else f"{name}_cell"  # (the painted crops' older name)
 
 
 def cells_of(probabilities: list, rules: InstanceRules, shape: tuple, scale: float) -> np.ndarray:

@@ -72,52 +72,47 @@ class PaintNext:
         """Draw the unsure map of the training model in ``window`` of the overlay (the
         shape of a plane of ``labels_layer``, which stays the layer to paint in); the rest
         of the overlay is cleared when it comes from another model."""
-        name = f"{image_layer.name} unsure"
-        shape = labels_layer.data.shape[-2:]
-        if self.layer is None or self.layer not in self._viewer.layers:
-            self.layer = self._viewer.add_image(
-                np.zeros(shape, np.float32),
-                name=name,
-                colormap="magma",
-                blending="additive",
-                opacity=0.6,
-                contrast_limits=(0.0, 1.0),
-                scale=image_layer.scale[-2:],
-                translate=image_layer.translate[-2:],
-            )
-            self._viewer.layers.selection.active = labels_layer
-        elif self.layer.data.shape != tuple(shape) or self._map is not None:
-            self.layer.data = np.zeros(shape, np.float32)  # (the last map was another model's)
-            self._map = None
-        data = self.layer.data
+        shape = tuple(labels_layer.data.shape[-2:])
+        fresh = (
+            self.layer is None
+            or self.layer not in self._viewer.layers
+            or self.layer.data.shape != shape
+            or self._map is not None  # (the last map was another model's)
+        )
+        data = np.zeros(shape, np.float32) if fresh else self.layer.data
         data[window] = unsure
-        self.layer.data = data
-        self.layer.contrast_limits = (0.0, 1.0)
+        self._map = None
+        self._show(data, 1.0, image_layer, labels_layer)
         self._say(
             "bright: where the model, as it is now, is unsure of its cells in view "
             "(it makes them differently on mirrored images); paint cells there"
         )
+
+    def _show(self, data: np.ndarray, high: float, image_layer, labels_layer) -> None:
+        """``data`` in the overlay, from 0 to ``high`` (added over ``image_layer`` the first
+        time, ``labels_layer`` staying the one to paint in)."""
+        if self.layer is None or self.layer not in self._viewer.layers:
+            self.layer = self._viewer.add_image(
+                data,
+                name=f"{image_layer.name} unsure",
+                colormap="magma",
+                blending="additive",
+                opacity=0.6,
+                contrast_limits=(0.0, high),
+                scale=image_layer.scale[-2:],
+                translate=image_layer.translate[-2:],
+            )
+            self._viewer.layers.selection.active = labels_layer
+        else:
+            self.layer.data = data
+            self.layer.contrast_limits = (0.0, high)
 
     def _finished(self) -> None:
         self.worker = None
 
     def _ready(self, spread, key, image_layer, labels_layer, plane) -> None:
         self._map, self._key, self._shown = spread, key, []
-        name = f"{image_layer.name} unsure"
-        if self.layer is None or self.layer not in self._viewer.layers:
-            self.layer = self._viewer.add_image(
-                spread,
-                name=name,
-                colormap="magma",
-                blending="additive",
-                opacity=0.6,
-                contrast_limits=(0.0, max(float(spread.max()), 1e-3)),
-                scale=image_layer.scale[-2:],
-                translate=image_layer.translate[-2:],
-            )
-        else:
-            self.layer.data = spread
-            self.layer.contrast_limits = (0.0, max(float(spread.max()), 1e-3))
+        self._show(spread, max(float(spread.max()), 1e-3), image_layer, labels_layer)
         self._go(image_layer, labels_layer, plane)
 
     def _go(self, image_layer, labels_layer, plane) -> None:

@@ -41,6 +41,7 @@ __all__ = [
 # validation F1 x IoU this close to the best counts as a tie (plus what one held-back cell
 # can change: 1 / their number; docs/decisions/2026-12-01-best-model.md)
 QUALITY_TOLERANCE = 0.03
+NEAR = 3  # px: a pasted cell's host is the painted cell within this (pasted gaps are <= 2)
 
 
 def predict_crop(
@@ -113,25 +114,29 @@ def contact_crops(model: UNet, data: TrainingSet, device) -> list:
     with a pasted neighbour, newly drawn (:meth:`~.trainset.TrainingSet.draw_contact_planes`),
     each pair predicted in one crop around it: contacts whose truth is known. Empty where
     nothing is pasted (rods, complete masks)."""
-    pairs = []
+    pairs = []  # (plane, pasted cell, its host, the crop around both)
     for plane, first_pasted in data.draw_contact_planes():
         labels = plane.labels
         boxes = ndi.find_objects(labels.astype(np.int64))
         for value in range(first_pasted, int(labels.max()) + 1):
-            if boxes[value - 1] is None:
+            box = boxes[value - 1]
+            if box is None:
                 continue
-            window = with_margin(boxes[value - 1], VALIDATION_MARGIN + 2, labels.shape)
-            near = ndi.binary_dilation(labels[window] == value, iterations=3)
-            hosts = labels[window][near]
+            around = with_margin(box, NEAR + 1, labels.shape)
+            near = ndi.binary_dilation(labels[around] == value, iterations=NEAR)
+            hosts = labels[around][near]
             hosts = hosts[(hosts > 1) & (hosts < first_pasted)]
             if hosts.size:
-                pairs.append((plane, value, int(np.bincount(hosts).argmax())))
+                host = int(np.bincount(hosts).argmax())
+                both = tuple(
+                    slice(min(a.start, b.start), max(a.stop, b.stop))
+                    for a, b in zip(box, boxes[host - 1], strict=True)
+                )
+                pairs.append(
+                    (plane, value, host, with_margin(both, VALIDATION_MARGIN, labels.shape))
+                )
     crops = []
-    for plane, value, host in pairs[:: max(1, -(-len(pairs) // (NECK_CELLS // 2)))]:
-        both = np.isin(plane.labels, (value, host))
-        window = with_margin(
-            ndi.find_objects(both.astype(np.uint8))[0], VALIDATION_MARGIN, both.shape
-        )
+    for plane, value, host, window in pairs[:: max(1, -(-len(pairs) // (NECK_CELLS // 2)))]:
         image = plane.image[(slice(None), *window)]
         probabilities = drain(predict_tiled(model, image, intensity=(0.0, 1.0), device=device))
         crops += [(probabilities, plane.labels[window] == v) for v in (value, host)]
