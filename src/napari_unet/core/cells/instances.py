@@ -7,8 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
-from skimage.morphology import convex_hull_image, h_maxima
-from skimage.segmentation import expand_labels, relabel_sequential, watershed
+from skimage.morphology import convex_hull_image
+from skimage.segmentation import expand_labels, watershed
+
+from .maxima import highest_saddles, significant_maxima
+from .regions import largest_per_label, sequential, with_holes_filled
 
 __all__ = [
     "cell_probability",
@@ -53,26 +56,12 @@ def neck_basins(mask: np.ndarray) -> Basins:
     """The basins of :func:`split_at_necks`, before any merging (the slow part, which does
     not depend on the ratio)."""
     distance = ndi.distance_transform_edt(mask)
-    basins = watershed(-distance, ndi.label(h_maxima(distance, 1))[0], mask=mask)
+    basins = watershed(-distance, significant_maxima(distance, mask), mask=mask)
     count = int(basins.max())
     peak = np.zeros(count + 1)
     if count:
-        peak[1:] = ndi.maximum(distance, basins, index=np.arange(1, count + 1))
-    firsts, seconds, saddles = [], [], []
-    for a, b, da, db in (
-        (basins[:, :-1], basins[:, 1:], distance[:, :-1], distance[:, 1:]),
-        (basins[:-1], basins[1:], distance[:-1], distance[1:]),
-    ):
-        border = (a != b) & (a > 0) & (b > 0)
-        firsts.append(np.minimum(a[border], b[border]))
-        seconds.append(np.maximum(a[border], b[border]))
-        saddles.append(np.minimum(da[border], db[border]))
-    first, second, saddle = (np.concatenate(x) for x in (firsts, seconds, saddles))
-    key = first.astype(np.int64) * (count + 1) + second
-    order = np.lexsort((-saddle, key))  # per pair, its highest saddle first
-    key, saddle = key[order], saddle[order]
-    unique = np.r_[True, key[1:] != key[:-1]] if key.size else np.zeros(0, bool)
-    return Basins(basins, peak, key[unique], saddle[unique])
+        peak[1:] = largest_per_label(distance, basins, count)[1:]
+    return Basins(basins, peak, *highest_saddles(basins, distance))
 
 
 def merge_basins(basins: Basins, ratio: float) -> np.ndarray:
@@ -101,7 +90,7 @@ def merge_basins(basins: Basins, ratio: float) -> np.ndarray:
             parent[y] = x
             peak[x] = max(peak[x], peak[y])
     lookup = np.array([root(i) for i in range(count + 1)])
-    return relabel_sequential(lookup[basins.labels])[0]
+    return np.unique(lookup, return_inverse=True)[1][basins.labels]  # (roots numbered 1..n)
 
 
 def split_at_necks(mask: np.ndarray, ratio: float) -> np.ndarray:
@@ -123,7 +112,7 @@ def _keep_sure(seeds: np.ndarray, probability: np.ndarray, core: float) -> np.nd
     if count == 0:
         return seeds
     sure = np.zeros(count + 1, bool)
-    sure[1:] = ndi.maximum(probability, seeds, np.arange(1, count + 1)) >= core
+    sure[1:] = largest_per_label(probability, seeds, count)[1:] >= core
     return np.where(sure[seeds], seeds, 0)
 
 
@@ -140,7 +129,7 @@ def _mend_interior(interior: np.ndarray, background: np.ndarray, outline: np.nda
     speck = ~interior & (background > outline)
     closed = ndi.binary_closing(interior, np.ones((3, 3), bool))
     interior = interior | (closed & speck & (background < GAP_PROBABILITY))
-    return interior | (ndi.binary_fill_holes(interior) & speck)
+    return interior | (with_holes_filled(interior) & speck)
 
 
 def _join_convex(labels: np.ndarray, regions: np.ndarray, solidity_to_join: float) -> np.ndarray:
@@ -202,7 +191,7 @@ def _outline_cells(
     labels[~foreground] = 0
     if neck_ratio > 0:
         labels = _join_convex(labels, regions, join_solidity)
-    return relabel_sequential(labels)[0]
+    return sequential(labels)
 
 
 def label_instances(
@@ -293,7 +282,7 @@ def _foreground(probability: np.ndarray, threshold: float, fill_holes: bool, mem
     key = ("foreground", threshold, fill_holes)
     if key not in memo:
         mask = probability > threshold
-        memo[key] = ndi.binary_fill_holes(mask) if fill_holes else mask
+        memo[key] = with_holes_filled(mask) if fill_holes else mask
     return memo[key]
 
 
