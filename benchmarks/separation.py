@@ -87,7 +87,9 @@ CONSTANTS = {
     "TOLERANCE": rules_module,
     "TIE": rules_module,
     "JOIN_QUANTILE": rules_module,
+    "MIN_SIZE_FRACTION": rules_module,
 }
+DEFAULT_MIN_SIZE_FRACTION = rules_module.MIN_SIZE_FRACTION
 HELA_EVAL = [2, 5, 8, 10, 12, 15, 17, 19]
 BBBC_IMAGES = [
     "A9_p7d",
@@ -284,6 +286,15 @@ def crop(unit: Unit, labels: np.ndarray) -> np.ndarray:
     return np.stack([relabel_sequential(plane[:, unit.crop])[0] for plane in labels])
 
 
+def min_size(loaded, cells) -> int:
+    """The model's smallest cell (network px), or, where ``--set MIN_SIZE_FRACTION`` changed
+    the fraction, that fraction of the median painted cell at the network's scale."""
+    if rules_module.MIN_SIZE_FRACTION == DEFAULT_MIN_SIZE_FRACTION:
+        return loaded.rules.min_size
+    area = cells.median_area * loaded.model.config.scale**2
+    return max(10, round(rules_module.MIN_SIZE_FRACTION * area))
+
+
 def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[dict]:
     loaded, seconds = cached_model(unit, seed, fresh)
     probabilities = cached_probabilities(unit, seed, loaded, fresh)
@@ -300,6 +311,9 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
         "image": unit.name,
         "seed": seed,
         "painted_max_length_px": round(float(max(lengths, default=0.0)), 1),
+        "painted_median_elongation": round(
+            measure_cells(np.where(p > 1, p, 0) for p in paint_planes).median_elongation, 2
+        ),
     }
     dark = cells_are_dark(unit.images, unit.paint)
     classical = np.stack([otsu_watershed(plane, dark) for plane in unit.scored])
@@ -327,7 +341,7 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
         if variant in ("calibrated", "painted-only") or variant.startswith(("join-", "interior-")):
             cells = measure_cells(np.where(p > 1, p, 0) for p in paint_planes)
             start = rules_for(cells, outlines=loaded.model.config.outlines)
-            start = dataclasses.replace(start, min_size=loaded.rules.min_size)  # (network px)
+            start = dataclasses.replace(start, min_size=min_size(loaded, cells))
             rules = rules_from_paint(
                 probabilities["crops"],
                 start,
