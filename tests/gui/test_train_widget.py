@@ -186,6 +186,12 @@ def test_paint_here_next_shows_where_the_model_is_unsure_and_goes_there(
     widget._paint_next_button.native.click()  # the next window, elsewhere
     second = tuple(np.round(camera.center[-2:]).astype(int))
     assert "window 2" in widget._status.value and second != first
+    widget._train_button.native.click()  # a new model: the old map is not its map
+    assert not viewer.layers["touching cells unsure"].data.any()
+    wait_for_training(qtbot, widget)
+    widget._paint_next_button.native.click()  # the new model's map, from window 1
+    qtbot.waitUntil(lambda: "window 1" in widget._status.value, timeout=30_000)
+    assert viewer.layers["touching cells unsure"].data.max() > 0
 
 
 def test_during_training_paint_here_next_shows_where_the_model_is_unsure_in_view(

@@ -36,6 +36,14 @@ class PaintNext:
     def has_model(self) -> bool:
         return self._model is not None
 
+    def forget(self) -> None:
+        """A new training starts: the overlay and the windows shown are no longer the
+        newest model's (the overlay stays, empty, where the user put it; a press before
+        the new model is ready maps the last one again)."""
+        self._map, self._key, self._shown = None, None, []
+        if self.layer is not None and self.layer in self._viewer.layers:
+            self.layer.data = np.zeros_like(self.layer.data)
+
     def new_model(self, result) -> None:
         """A new training result: forget the old map and windows."""
         self._model, self._map, self._key, self._shown = result, None, None, []

@@ -439,6 +439,7 @@ class TrainWidget(ScrollingDock):
         self.plot.clear()
         self._watch_labels()
         self._fresh_preview()
+        self._paint_next.forget()
         self._update_preview_window()
         self.worker = create_worker(
             _training,
