@@ -34,6 +34,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .instances import GAP_PROBABILITY, cell_probability, label_instances
+from .regions import with_holes_filled
 from .rules import InstanceRules
 
 __all__ = [
@@ -238,7 +239,7 @@ def _mendable(p: np.ndarray, interior_threshold: float) -> np.ndarray:
     background = 1 - cell
     speck = ~interior & (background > p[2]) & (background < GAP_PROBABILITY)
     near = ndi.binary_dilation(interior, np.ones((3, 3), bool))
-    return ndi.binary_fill_holes(interior | (near & speck))
+    return with_holes_filled(interior | (near & speck))
 
 
 def _global_ids(labels: np.ndarray, core, window, width: int) -> np.ndarray:
