@@ -22,8 +22,10 @@ cells from probabilities (``--rules``) are compared on the same models:
 
 - ``stored``: the rules training stored in the model file;
 - ``calibrated``: the rules calibrated now as training does (``rules_from_paint``: the
-  painted cells and pairs of them pasted into contact); ``painted-only``: the same
-  without the pasted pairs (the default until 2026-12-05, evening);
+  painted cells and pairs of them pasted into contact, predicted with the flips the
+  model segments with); ``painted-only``: the same without the pasted pairs;
+  ``calibrated-unflipped``: the crops predicted without flips (training until the
+  evening of 2026-12-05);
 - ``join-Q`` (e.g. ``join-0.5``): ``calibrated``, but the join bound at quantile Q of the
   painted cells' solidity (the default takes 0.05); ``interior-T``: ``calibrated``, but
   the interior threshold T;
@@ -90,6 +92,7 @@ CONSTANTS = {
     "MIN_SIZE_FRACTION": rules_module,
 }
 DEFAULT_MIN_SIZE_FRACTION = rules_module.MIN_SIZE_FRACTION
+CALIBRATED = ("calibrated", "painted-only", "calibrated-unflipped")
 HELA_EVAL = [2, 5, 8, 10, 12, 15, 17, 19]
 BBBC_IMAGES = [
     "A9_p7d",
@@ -163,35 +166,40 @@ def cached_model(unit: Unit, seed: int, fresh: bool):
 def cached_probabilities(unit: Unit, seed: int, loaded, fresh: bool) -> dict:
     """The class probabilities of the scored images (at the network's scale), of the
     crops around the painted cells and of the pasted pairs, as training calibrates on
-    them."""
+    them (with the model's flips); and the same crops without flips (``*_unflipped``: as
+    training calibrated before 2026-12-05 evening)."""
     path = CACHE / f"{unit.name}-{seed}.npz"
-    if path.exists() and not fresh:
-        stored = dict(np.load(path))
-        if "contacts" not in stored:  # (a cache from before the pasted pairs)
-            pairs = contact_crops(loaded.model, training_set(unit, loaded), "cpu")
-            stored.update(pack(pairs, "contact", contacts=len(pairs)))
-            np.savez_compressed(path, **stored)
-        return {
-            "scored": [stored[f"scored_{z}"].astype(np.float32) for z in range(len(unit.scored))],
-            "crops": unpack(stored, "crop", int(stored["crops"])),
-            "contacts": unpack(stored, "contact", int(stored["contacts"])),
-        }
-    model = loaded.model
-    scored = []
-    for plane in unit.scored:
-        if model.config.scale != 1:
-            plane = resize_image(plane, network_shape(plane.shape, model.config.scale))
-        scored.append(
-            drain(predict_tiled(model, plane, loaded.normalization, flips=loaded.rules.flips))
-        )
-    data = training_set(unit, loaded)
-    crops = calibration_crops(model, data, "cpu")
-    pairs = contact_crops(model, data, "cpu")
-    arrays = {f"scored_{z}": p.astype(np.float16) for z, p in enumerate(scored)}
-    arrays.update(pack(crops, "crop", crops=len(crops)))
-    arrays.update(pack(pairs, "contact", contacts=len(pairs)))
-    np.savez_compressed(path, **arrays)
-    return {"scored": scored, "crops": crops, "contacts": pairs}
+    stored = dict(np.load(path)) if path.exists() and not fresh else {}
+    model, flips = loaded.model, loaded.rules.flips
+    if not stored:
+        scored = []
+        for plane in unit.scored:
+            if model.config.scale != 1:
+                plane = resize_image(plane, network_shape(plane.shape, model.config.scale))
+            scored.append(drain(predict_tiled(model, plane, loaded.normalization, flips=flips)))
+        stored = {f"scored_{z}": p.astype(np.float16) for z, p in enumerate(scored)}
+    data = None
+    for name, count, flipped in (
+        ("crop", "crops", False),
+        ("contact", "contacts", False),
+        ("fcrop", "fcrops", flips),
+        ("fcontact", "fcontacts", flips),
+    ):
+        if count not in stored:  # (a cache from before these crops)
+            data = data or training_set(unit, loaded)
+            make = calibration_crops if name.endswith("crop") else contact_crops
+            items = make(model, data, "cpu", flipped)
+            stored.update(pack(items, name, **{count: len(items)}))
+    if data is not None or not path.exists() or fresh:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, **stored)
+    return {
+        "scored": [stored[f"scored_{z}"].astype(np.float32) for z in range(len(unit.scored))],
+        "crops": unpack(stored, "fcrop", int(stored["fcrops"])),
+        "contacts": unpack(stored, "fcontact", int(stored["fcontacts"])),
+        "crops_unflipped": unpack(stored, "crop", int(stored["crops"])),
+        "contacts_unflipped": unpack(stored, "contact", int(stored["contacts"])),
+    }
 
 
 def training_set(unit: Unit, loaded) -> TrainingSet:
@@ -338,16 +346,17 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
                 rules = dataclasses.replace(
                     rules, neck_ratio=calibrate_neck_ratio(probabilities["crops"], rules)
                 )
-        if variant in ("calibrated", "painted-only") or variant.startswith(("join-", "interior-")):
+        if variant in CALIBRATED or variant.startswith(("join-", "interior-")):
+            unflipped = "_unflipped" if variant == "calibrated-unflipped" else ""
             cells = measure_cells(np.where(p > 1, p, 0) for p in paint_planes)
             start = rules_for(cells, outlines=loaded.model.config.outlines)
             start = dataclasses.replace(start, min_size=min_size(loaded, cells))
             rules = rules_from_paint(
-                probabilities["crops"],
+                probabilities["crops" + unflipped],
                 start,
                 cells,
                 loaded.model.config,
-                contacts=probabilities["contacts"] if variant != "painted-only" else (),
+                contacts=probabilities["contacts" + unflipped] if variant != "painted-only" else (),
             )
         if variant.startswith("interior-"):  # calibrated, but this interior threshold
             rules = dataclasses.replace(

@@ -278,6 +278,32 @@ def test_the_augmentation_preview_draws_the_tiles_training_draws(tile_size, size
     assert (weights[targets > 0] > 0).all()  # cells are painted; not painted weighs 0
 
 
+def test_the_rules_are_calibrated_and_checked_on_what_segment_labels(monkeypatch):
+    """Roundish cells are segmented with test-time flips: the calibration and the check
+    that calls a model ready predict the painted cells with them too (an undertrained
+    model's mirrored predictions disagree, and their mean can stay below a threshold
+    each one reaches: a model called ready that segment found 2 cells with)."""
+    from napari_unet._sample_data import sample_cells
+    from napari_unet.core.training import validation
+
+    flips = []
+    original = validation.predict_tiled
+
+    def spy(*args, **kwargs):
+        flips.append(kwargs.get("flips", False))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(validation, "predict_tiled", spy)
+    sample = sample_cells()
+    config = TrainConfig(minutes=None, iterations=2, validate_every=0.0)
+    result = drain(train([(sample.image, sample.annotation)], config))
+    checked = result.painted_found[1]
+    assert result.rules.flips and checked > 0
+    first = flips.index(True)  # training validates without; the calibration with
+    assert not any(flips[:first]) and first > 0
+    assert all(flips[first:]) and len(flips) - first >= checked
+
+
 def test_forty_steps_give_a_model_that_finds_its_painted_cells():
     from napari_unet._sample_data import sample_cells
 

@@ -1,8 +1,11 @@
 """Scoring a model on the painted cells while it trains: validation on the held-back cells,
 the choice of the best model, the calibration of its rules, and the live preview.
 
-Everything here predicts small crops of the training planes around painted cells, without
-test-time flips (a quarter of the time).
+Everything here predicts small crops of the training planes around painted cells: without
+test-time flips while training (a quarter of the time), and with the flips the model's
+rules will segment with for the calibration and its check, so that a model is called
+ready on the probabilities ``segment`` will label (an undertrained model's mirrored
+predictions disagree, and their mean can stay below thresholds that each one reaches).
 """
 
 from __future__ import annotations
@@ -45,11 +48,17 @@ NEAR = 3  # px: a pasted cell's host is the painted cell within this (pasted gap
 
 
 def predict_crop(
-    model: UNet, data: TrainingSet, plane: int, window: tuple[slice, slice], device
+    model: UNet,
+    data: TrainingSet,
+    plane: int,
+    window: tuple[slice, slice],
+    device,
+    flips: bool = False,
 ) -> np.ndarray:
-    """(classes, h, w) probabilities of ``window`` of training plane ``plane``."""
+    """(classes, h, w) probabilities of ``window`` of training plane ``plane`` (with
+    ``flips``: the mean of the four mirrored predictions, as ``segment`` makes them)."""
     image = data.planes[plane].image[(slice(None), *window)]
-    return drain(predict_tiled(model, image, intensity=(0.0, 1.0), device=device))
+    return drain(predict_tiled(model, image, intensity=(0.0, 1.0), device=device, flips=flips))
 
 
 def uncalibrated_rules(model: UNet, data: TrainingSet) -> InstanceRules:
@@ -102,14 +111,16 @@ class BestModel:
         return True
 
 
-def calibration_crops(model: UNet, data: TrainingSet, device) -> list:
+def calibration_crops(model: UNet, data: TrainingSet, device, flips: bool = False) -> list:
     """(probabilities, cell mask) of up to ``NECK_CELLS`` painted cells (spread evenly),
-    each predicted in a crop around it."""
+    each predicted in a crop around it (with ``flips``: as ``segment`` predicts)."""
     regions = data.validation_regions(cells="all", at_most=NECK_CELLS)
-    return [(predict_crop(model, data, r.plane, r.window, device), r.truth > 0) for r in regions]
+    return [
+        (predict_crop(model, data, r.plane, r.window, device, flips), r.truth > 0) for r in regions
+    ]
 
 
-def contact_crops(model: UNet, data: TrainingSet, device) -> list:
+def contact_crops(model: UNet, data: TrainingSet, device, flips: bool = False) -> list:
     """(probabilities, cell mask) of both cells of up to ``NECK_CELLS`` / 2 painted cells
     with a pasted neighbour, newly drawn (:meth:`~.trainset.TrainingSet.draw_contact_planes`),
     each pair predicted in one crop around it: contacts whose truth is known. Empty where
@@ -138,7 +149,9 @@ def contact_crops(model: UNet, data: TrainingSet, device) -> list:
     crops = []
     for plane, value, host, window in pairs[:: max(1, -(-len(pairs) // (NECK_CELLS // 2)))]:
         image = plane.image[(slice(None), *window)]
-        probabilities = drain(predict_tiled(model, image, intensity=(0.0, 1.0), device=device))
+        probabilities = drain(
+            predict_tiled(model, image, intensity=(0.0, 1.0), device=device, flips=flips)
+        )
         crops += [(probabilities, plane.labels[window] == v) for v in (value, host)]
     return crops
 
@@ -147,23 +160,25 @@ def calibrated_rules(model: UNet, data: TrainingSet, device) -> tuple[InstanceRu
     """How ``model``'s probabilities become cells, calibrated on the painted cells and on
     pairs of them pasted into contact
     (:func:`~napari_unet.core.cells.rules.rules_from_paint`), and how many of the painted
-    cells it was calibrated on those rules find."""
-    crops = calibration_crops(model, data, device)
-    contacts = contact_crops(model, data, device) if model.config.outlines else []
-    rules = rules_from_paint(
-        crops, uncalibrated_rules(model, data), data.cells, model.config, contacts=contacts
-    )
+    cells it was calibrated on those rules find. The crops are predicted with the flips
+    the rules segment with."""
+    start = uncalibrated_rules(model, data)
+    crops = calibration_crops(model, data, device, start.flips)
+    contacts = contact_crops(model, data, device, start.flips) if model.config.outlines else []
+    rules = rules_from_paint(crops, start, data.cells, model.config, contacts=contacts)
     found = int((painted_cells_found(crops, rules) > 0).sum()) if crops else 0
     return rules, found, len(crops)
 
 
 def calibrated_cells(model: UNet, data: TrainingSet) -> int:
-    """How many crops of a painted cell's size :func:`calibrated_rules` will predict: the
-    painted cells, and the pasted pairs at twice a cell each."""
+    """How many predictions of a painted cell's size :func:`calibrated_rules` will make:
+    the painted cells, and the pasted pairs at twice a cell each; four times as many
+    with flips."""
     if not model.config.outlines:
         return 0
     pairs = min(data.cells.count, NECK_CELLS // 2) if data.pasting else 0
-    return min(data.cells.count, NECK_CELLS) + 2 * pairs
+    crops = min(data.cells.count, NECK_CELLS) + 2 * pairs
+    return crops * (4 if uncalibrated_rules(model, data).flips else 1)
 
 
 def preview(
