@@ -178,7 +178,7 @@ def cached_probabilities(unit: Unit, seed: int, loaded, fresh: bool) -> dict:
                 plane = resize_image(plane, network_shape(plane.shape, model.config.scale))
             scored.append(drain(predict_tiled(model, plane, loaded.normalization, flips=flips)))
         stored = {f"scored_{z}": p.astype(np.float16) for z, p in enumerate(scored)}
-    data = None
+    changed = False
     for name, count, flipped in (
         ("crop", "crops", False),
         ("contact", "contacts", False),
@@ -186,11 +186,12 @@ def cached_probabilities(unit: Unit, seed: int, loaded, fresh: bool) -> dict:
         ("fcontact", "fcontacts", flips),
     ):
         if count not in stored:  # (a cache from before these crops)
-            data = data or training_set(unit, loaded)
             make = calibration_crops if name.endswith("crop") else contact_crops
-            items = make(model, data, "cpu", flipped)
+            # (a training set of its own: the same pasted pairs drawn, flips or not)
+            items = make(model, training_set(unit, loaded), "cpu", flipped)
             stored.update(pack(items, name, **{count: len(items)}))
-    if data is not None or not path.exists() or fresh:
+            changed = True
+    if changed:
         CACHE.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(path, **stored)
     return {
