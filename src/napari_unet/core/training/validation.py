@@ -48,17 +48,12 @@ NEAR = 3  # px: a pasted cell's host is the painted cell within this (pasted gap
 
 
 def predict_crop(
-    model: UNet,
-    data: TrainingSet,
-    plane: int,
-    window: tuple[slice, slice],
-    device,
-    flips: bool = False,
+    model: UNet, image: np.ndarray, window: tuple[slice, slice], device, flips: bool = False
 ) -> np.ndarray:
-    """(classes, h, w) probabilities of ``window`` of training plane ``plane`` (with
-    ``flips``: the mean of the four mirrored predictions, as ``segment`` makes them)."""
-    image = data.planes[plane].image[(slice(None), *window)]
-    return drain(predict_tiled(model, image, intensity=(0.0, 1.0), device=device, flips=flips))
+    """(classes, h, w) probabilities of ``window`` of a training plane's (C, H, W) ``image``
+    (with ``flips``: the mean of the four mirrored predictions, as ``segment`` makes them)."""
+    crop = image[(slice(None), *window)]
+    return drain(predict_tiled(model, crop, intensity=(0.0, 1.0), device=device, flips=flips))
 
 
 def uncalibrated_rules(model: UNet, data: TrainingSet) -> InstanceRules:
@@ -76,7 +71,7 @@ def validate(
     ious = []
     options = uncalibrated_rules(model, data).labelling()
     for region in regions:
-        probabilities = predict_crop(model, data, region.plane, region.window, device)
+        probabilities = predict_crop(model, data.planes[region.plane].image, region.window, device)
         predicted = labels_from_probabilities(probabilities, **options)
         touching = np.unique(predicted[region.truth > 0])
         predicted = np.where(np.isin(predicted, touching[touching > 0]), predicted, 0)
@@ -116,7 +111,8 @@ def calibration_crops(model: UNet, data: TrainingSet, device, flips: bool = Fals
     each predicted in a crop around it (with ``flips``: as ``segment`` predicts)."""
     regions = data.validation_regions(cells="all", at_most=NECK_CELLS)
     return [
-        (predict_crop(model, data, r.plane, r.window, device, flips), r.truth > 0) for r in regions
+        (predict_crop(model, data.planes[r.plane].image, r.window, device, flips), r.truth > 0)
+        for r in regions
     ]
 
 
@@ -148,10 +144,7 @@ def contact_crops(model: UNet, data: TrainingSet, device, flips: bool = False) -
                 )
     crops = []
     for plane, value, host, window in pairs[:: max(1, -(-len(pairs) // (NECK_CELLS // 2)))]:
-        image = plane.image[(slice(None), *window)]
-        probabilities = drain(
-            predict_tiled(model, image, intensity=(0.0, 1.0), device=device, flips=flips)
-        )
+        probabilities = predict_crop(model, plane.image, window, device, flips)
         crops += [(probabilities, plane.labels[window] == v) for v in (value, host)]
     return crops
 
@@ -193,16 +186,15 @@ def preview(
     (its rules before calibration; four more predictions of the window)."""
     pair, z, window = request
     plane, network_window = data.preview_target(pair, z, window)
-    probability = cell_probability(predict_crop(model, data, plane, network_window, device))
+    image = data.planes[plane].image
+    probability = cell_probability(predict_crop(model, image, network_window, device))
     shape = tuple(s.stop - s.start for s in window)
     disagreement = None
     if unsure:
-        image = data.planes[plane].image[(slice(None), *network_window)]
+        crop = image[(slice(None), *network_window)]
         rules = uncalibrated_rules(model, data)
         disagreement = resize_image(
-            drain(
-                cell_disagreement(model, image, rules=rules, intensity=(0.0, 1.0), device=device)
-            ),
+            drain(cell_disagreement(model, crop, rules=rules, intensity=(0.0, 1.0), device=device)),
             shape,
         )
     return Preview(pair, z, window, resize_image(probability, shape), disagreement)
