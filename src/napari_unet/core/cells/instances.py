@@ -10,7 +10,7 @@ from skimage.feature import peak_local_max
 from skimage.morphology import convex_hull_image
 from skimage.segmentation import expand_labels, watershed
 
-from .maxima import highest_saddles, significant_maxima
+from .maxima import highest_saddles, root, significant_maxima
 from .regions import largest_per_label, sequential, with_holes_filled
 
 __all__ = [
@@ -73,23 +73,16 @@ def merge_basins(basins: Basins, ratio: float) -> np.ndarray:
         return basins.labels
     peak = basins.peak.copy()
     parent = np.arange(count + 1)
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     for k in np.argsort(-basins.saddle, kind="stable"):
         pair, height = basins.pair[k], basins.saddle[k]
-        x, y = root(int(pair // (count + 1))), root(int(pair % (count + 1)))
+        x, y = root(parent, int(pair // (count + 1))), root(parent, int(pair % (count + 1)))
         if x == y:
             continue
         smaller = min(peak[x], peak[y])
         if height > ratio * smaller or smaller - height < NECK_DEPTH:
             parent[y] = x
             peak[x] = max(peak[x], peak[y])
-    lookup = np.array([root(i) for i in range(count + 1)])
+    lookup = np.array([root(parent, i) for i in range(count + 1)])
     return np.unique(lookup, return_inverse=True)[1][basins.labels]  # (roots numbered 1..n)
 
 

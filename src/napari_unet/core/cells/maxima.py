@@ -8,7 +8,7 @@ from scipy import ndimage as ndi
 from skimage.morphology import local_maxima
 from skimage.segmentation import watershed
 
-__all__ = ["highest_saddles", "significant_maxima"]
+__all__ = ["highest_saddles", "root", "significant_maxima"]
 
 EIGHT = np.ones((3, 3), bool)
 # px: a maximum seeds a basin of its own where every path to a higher maximum falls at
@@ -50,6 +50,14 @@ def highest_saddles(
     return key[unique], saddle[unique]
 
 
+def root(parent: np.ndarray, i: int) -> int:
+    """The root of ``i`` in the union-find forest ``parent`` (paths halved on the way)."""
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
 def _deep_enough(peak: np.ndarray, pair: np.ndarray, saddle: np.ndarray) -> np.ndarray:
     """(count + 1,) bool: the maxima whose dynamic is at least ``DEPTH``: each maximum
     falls at least ``DEPTH`` below its own height on every path to a strictly higher
@@ -61,15 +69,9 @@ def _deep_enough(peak: np.ndarray, pair: np.ndarray, saddle: np.ndarray) -> np.n
     top = {i: [i] for i in range(1, count + 1)}  # a group's maxima at its highest value
     keep = np.ones(count + 1, bool)
     keep[0] = False
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     for k in np.argsort(-saddle, kind="stable"):
-        x, y = root(int(pair[k] // (count + 1))), root(int(pair[k] % (count + 1)))
+        x = root(parent, int(pair[k] // (count + 1)))
+        y = root(parent, int(pair[k] % (count + 1)))
         if x == y:
             continue
         if peak[x] > peak[y]:
