@@ -1,27 +1,31 @@
 """Does a fourth output, each cell's distance to its own edge, keep touching cells apart
 better than the three classes' rules?
 
-The experiment of issue 31's second deliverable, measured before any of it enters the
-product. Each data set's paint as ``separation.py`` paints it, trained with the product's
+An experiment, measured before any of it enters the product
+(docs/decisions/2026-12-05-distance-output.md). Each data set's paint as ``separation.py`` paints it, trained with the product's
 own loop and defaults (validation, pasted contacts, calibration), but with a network of
 one more output: the distance of each interior pixel of a painted cell to the nearest
 pixel that is not interior (its outline or background), divided by ``SCALE`` px, taken
 from the augmented training tiles (a painted cell gives it without any painted
 neighbour), learnt as a squared error on the annotated pixels added to the weighted cross
-entropy. The scored images are labelled two ways with the same network:
+entropy (the product's loop is patched for the run). The scored images are labelled three
+ways with the same network:
 
 - ``rules``: the three classes through the model's calibrated rules (as ``segment``);
 - ``distance``: a watershed of the predicted distance from its maxima of dynamic >= 1
   network px, within the cells' foreground (cell probability > 0.5), the calibrated
-  smallest cell dropped.
+  smallest cell dropped;
+- ``distance-necks``: those basins merged as the product merges the basins of its
+  interiors' distance transform (``merge_basins``, the calibrated neck ratio).
 
 Compare with ``separation.py``'s rows for the same paint and seeds (the network without
 the fourth output).
 
     ../.venv/bin/python distance_head.py /tmp/realdata --datasets isbi hela bbbc007 \\
-        --seeds 0 1 [--images A9_p9d]
+        --seeds 0 1 [--images A9_p9d] [--fresh]
 
-Writes results/distance_head.json.
+Caches each model's predictions in results/distance_head/; writes
+results/distance_head.json.
 """
 
 from __future__ import annotations
