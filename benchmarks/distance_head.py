@@ -45,6 +45,7 @@ from torch import nn
 
 from napari_unet.core.cells.instances import Basins, cell_probability, merge_basins
 from napari_unet.core.cells.maxima import highest_saddles
+from napari_unet.core.cells.regions import largest_per_label
 from napari_unet.core.cells.rules import InstanceRules
 from napari_unet.core.config import TrainConfig
 from napari_unet.core.events import drain
@@ -170,7 +171,7 @@ def predictions(unit, seed: int, fresh: bool) -> dict:
         scale=scale,
         steps=result.steps,
     )
-    return predictions(unit, seed, fresh=False)
+    return predictions(unit, seed, fresh=False)  # (read back: float16, as a cached run)
 
 
 def distance_basins(distance: np.ndarray, foreground: np.ndarray) -> Basins:
@@ -181,7 +182,7 @@ def distance_basins(distance: np.ndarray, foreground: np.ndarray) -> Basins:
     count = int(basins.max())
     peak = np.zeros(count + 1)
     if count:
-        peak[1:] = ndi.maximum(distance, basins, np.arange(1, count + 1))
+        peak[1:] = largest_per_label(distance, basins, count)[1:]
     return Basins(basins, peak, *highest_saddles(basins, distance))
 
 

@@ -46,6 +46,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "isbi2012"
 TEST = slice(20, 30)
 CLI = Path(sys.executable).with_name("napari-unet")
 PAINTED = 30
+MEMBRANE_PX = 3  # the membrane painted around each painted cell
 PAPER = {"rand_error": 0.0382, "pixel_error": 0.0611, "warping_error": 0.000353}
 
 
@@ -58,16 +59,23 @@ def load() -> tuple[np.ndarray, np.ndarray]:
 
 
 def sparse_paint(cells: np.ndarray, rng: np.random.Generator, count: int = PAINTED) -> np.ndarray:
-    """``count`` whole cells (label 1 + id) and the membrane within 3 px of them (label 1)."""
+    """``count`` whole cells (label 1 + id) and the membrane within ``MEMBRANE_PX`` of them
+    (label 1)."""
     ids = np.unique(cells)
     ids = ids[ids > 0]
     chosen = rng.choice(ids, size=min(count, len(ids)), replace=False)
     painted = np.isin(cells, chosen)
     paint = np.zeros(cells.shape, np.int32)
     paint[painted] = cells[painted] + 1
-    near = ndi.distance_transform_edt(~painted) <= 3
-    paint[near & (cells == 0)] = 1
+    paint_membrane(paint, cells, painted)
     return paint
+
+
+def paint_membrane(paint: np.ndarray, cells: np.ndarray, painted: np.ndarray) -> None:
+    """Paint as background (label 1) the membrane (``cells`` 0) within ``MEMBRANE_PX`` of
+    the ``painted`` pixels, as a user strokes the membrane around the cells painted."""
+    near = ndi.distance_transform_edt(~painted) <= MEMBRANE_PX
+    paint[near & (cells == 0)] = 1
 
 
 def score(truth: np.ndarray, predicted: np.ndarray) -> dict:

@@ -69,15 +69,15 @@ def add_unsure(
     per_window: int,
     signal: str,
     background: bool,
-    ring: int = 0,
+    membrane: bool = False,
 ) -> tuple[np.ndarray, float, float]:
     """``labels`` plus ``more`` true cells where "Paint here next" points, as a user
     paints them: in each window it shows, in its order, the ``per_window`` cells (whole
     cells whose centre lies in the window) that the overlay shows most unsure (highest
     mean disagreement), then on to the next window; with ``background``, also the unsure
     pixels of the window that are no cell, painted as background (a user correcting what
-    the model took for a cell). Also returns the map's mean on the
-    cells the model gets wrong and on those it gets right (:func:`wrong_and_right`)."""
+    the model took for a cell); with ``membrane``, each cell with the membrane around it
+    (:func:`paint_cell`). Also returns the map's mean on the cells the model gets wrong and on those it gets right (:func:`wrong_and_right`)."""
     painted = labels
     if signal == "cells":
         spread = drain(cell_disagreement(result.model, image, result.normalization, result.rules))
@@ -103,7 +103,7 @@ def add_unsure(
             and not (labels[truth == ids[k]] > 1).any()
         ]
         for k in sorted(inside, key=lambda k: -unsure[k])[: min(per_window, more - added)]:
-            paint_cell(labels, truth, ids[k], ring)
+            paint_cell(labels, truth, ids[k], membrane)
             added += 1
         if background:
             part = labels[rows, columns]  # (a view)
@@ -126,11 +126,11 @@ def wrong_and_right(result, image, truth, spread, painted) -> tuple[float, float
     return float(np.mean(wrong)) if wrong else float("nan"), float(np.mean(right))
 
 
-def add_random(truth, labels, rng, more: int, ring: int = 0) -> np.ndarray:
+def add_random(truth, labels, rng, more: int, membrane: bool = False) -> np.ndarray:
     labels = labels.copy()
     unpainted = [int(c) for c in np.unique(truth) if c and not (labels[truth == c] > 1).any()]
     for cell in rng.choice(unpainted, size=more, replace=False):
-        paint_cell(labels, truth, cell, ring)
+        paint_cell(labels, truth, cell, membrane)
     return labels
 
 
@@ -148,15 +148,13 @@ def added_shapes(labels, first_paint, truth) -> tuple[list[float], list[float]]:
     )
 
 
-def paint_cell(labels, truth, cell: int, ring: int) -> None:
-    """Paint the true cell ``cell`` into ``labels`` (label 1 + its id), and with ``ring``
-    the truth's background within ``ring`` px of it as background (as
-    :func:`isbi2012.sparse_paint` paints membranes around its cells)."""
+def paint_cell(labels, truth, cell: int, membrane: bool) -> None:
+    """Paint the true cell ``cell`` into ``labels`` (label 1 + its id), and with
+    ``membrane`` the truth's background around it as :func:`isbi2012.sparse_paint` does."""
     mask = truth == cell
     labels[mask] = cell + 1
-    if ring:
-        near = ndi.distance_transform_edt(~mask) <= ring
-        labels[near & (truth == 0) & (labels == 0)] = 1
+    if membrane:
+        isbi2012.paint_membrane(labels, truth, mask)
 
 
 def trained(image, labels, steps, seed, start=None):
@@ -238,7 +236,6 @@ def main() -> None:
     if args.isbi and (args.bbbc007 or args.background):
         parser.error("--isbi goes without --bbbc007 and --background")
     image, truth, scored, scored_truth = load(args.data, args.bbbc007, args.isbi)
-    ring = 3 if args.isbi else 0
     rows = []
     for seed in args.seeds:
         rng = np.random.default_rng(seed)
@@ -269,11 +266,11 @@ def main() -> None:
             args.per_window,
             args.signal,
             args.background,
-            ring,
+            args.isbi,
         )
         for way, labels in (
             ("unsure", unsure),
-            ("random", add_random(truth, first_paint, rng, args.more, ring)),
+            ("random", add_random(truth, first_paint, rng, args.more, args.isbi)),
         ):
             added = len(np.unique(labels[labels > 1])) - len(
                 np.unique(first_paint[first_paint > 1])
