@@ -41,6 +41,7 @@ import tifffile
 from _common import write_results
 from cli_half_image import load as load_bbbc
 from scipy import ndimage as ndi
+from scipy import stats
 from skimage.measure import regionprops
 from skimage.segmentation import relabel_sequential
 from train_quality import paint
@@ -325,12 +326,18 @@ def main() -> None:
             f"{way}: F1 gained per added cell {gain:+.4f} (+- {spread:.4f} standard error), "
             f"touching pairs split {pairs:+.1%}"
         )
-    paired = [r["unsure_gain_per_cell"] - r["random_gain_per_cell"] for r in rows]
+    paired = np.array([r["unsure_gain_per_cell"] - r["random_gain_per_cell"] for r in rows])
+    ahead = int(np.sum(paired > 0))
     print(
         f"where it points minus at random, seed by seed: {np.mean(paired):+.4f} per cell "
-        f"(+- {np.std(paired) / np.sqrt(len(rows)):.4f}), ahead in "
-        f"{sum(d > 0 for d in paired)} of {len(rows)} seeds"
+        f"(+- {np.std(paired) / np.sqrt(len(rows)):.4f}), median {np.median(paired):+.4f}, "
+        f"ahead in {ahead} of {len(rows)} seeds"
     )
+    if len(rows) >= 6:  # (two-sided; short trainings collapse now and then: rank tests)
+        print(
+            f"sign test p = {stats.binomtest(ahead, len(rows)).pvalue:.3f}, "
+            f"Wilcoxon signed-rank p = {stats.wilcoxon(paired).pvalue:.3f}"
+        )
     print(f"written: {write_results('paint_next', rows)}")
 
 
