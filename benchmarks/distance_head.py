@@ -40,10 +40,15 @@ from _common import RESULTS, write_results
 from scipy import ndimage as ndi
 from separation import cells_of, crop, score, units
 from skimage.morphology import h_maxima
-from skimage.segmentation import relabel_sequential, watershed
+from skimage.segmentation import watershed
 from torch import nn
 
-from napari_unet.core.cells.instances import Basins, cell_probability, merge_basins
+from napari_unet.core.cells.instances import (
+    Basins,
+    _drop_small,  # (the product's own: cells under the smallest dropped, renumbered)
+    cell_probability,
+    merge_basins,
+)
 from napari_unet.core.cells.maxima import highest_saddles
 from napari_unet.core.cells.regions import largest_per_label
 from napari_unet.core.cells.rules import InstanceRules
@@ -194,11 +199,7 @@ def distance_cells(probabilities, distance, rules, necks: bool) -> np.ndarray:
     foreground = cell_probability(probabilities) > 0.5
     basins = distance_basins(distance, foreground)
     labels = merge_basins(basins, rules.neck_ratio) if necks else basins.labels
-    sizes = np.bincount(labels.ravel())
-    small = sizes < rules.min_size
-    small[0] = False
-    labels = np.where(small[labels], 0, labels)
-    return relabel_sequential(labels)[0]
+    return _drop_small(labels, rules.min_size)[0]
 
 
 def main() -> int:

