@@ -16,10 +16,10 @@ import torch
 from _common import median_seconds, write_results
 
 from napari_unet.core.config import AugmentConfig
-from napari_unet.core.training.augment import augment, sample_augmentation
+from napari_unet.core.training.augment import augment, noise_level, sample_augmentation
 
 ELASTIC_ONLY = AugmentConfig(
-    rotate=False, flip=False, scale=(1, 1), gain=(1, 1), offset=(0, 0), gamma=(1, 1)
+    rotate=False, flip=False, scale=(1, 1), gain=(1, 1), offset=(0, 0), gamma=(1, 1), noise=(1, 1)
 )
 
 
@@ -37,8 +37,12 @@ def main() -> None:
         elasticdeform = None
         print("elasticdeform is not installed: pip install --no-binary elasticdeform elasticdeform")
 
+    level = noise_level(image[None])
+
     def ours(config, order):
-        return lambda: augment(sample_augmentation(rng, config), *tensors, image_order=order)
+        return lambda: augment(
+            sample_augmentation(rng, config), *tensors, image_order=order, noise_level=level
+        )
 
     rows = []
     for order, spline in (("linear", 1), ("cubic", 3)):

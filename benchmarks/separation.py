@@ -33,13 +33,17 @@ cells from probabilities (``--rules``) are compared on the same models:
   evening of 2026-12-05);
 - ``join-Q`` (e.g. ``join-0.5``): ``calibrated``, but the join bound at quantile Q of the
   painted cells' solidity (the default takes 0.05); ``interior-T``: ``calibrated``, but
-  the interior threshold T;
+  the interior threshold T; ``no-necks``: ``calibrated``, but no cuts at necks;
 - ``fixed``: the constants used before 2026-12-05 (interior threshold 0.5, growth 2 px,
   core threshold 0.9 for networks with batch normalisation, pieces joined at solidity
   0.915; the neck ratio calibrated).
 
     ../.venv/bin/python separation.py /tmp/realdata [--datasets hela bbbc007 ecoli isbi]
         [--seeds 0 1] [--rules stored calibrated] [--fresh] [--set NECK_DEPTH=1.5 ...]
+        [--noise 1 1]
+
+``--noise LOW HIGH`` trains with that pixel-noise range (``AugmentConfig.noise``; ``1 1``:
+none, the default before 2026-12-06); its models are cached under their own names.
 
 ``--set NAME=VALUE`` changes a constant of the rules for the whole run (one of
 ``CONSTANTS``): how sensitive the results are to it, on the same models.
@@ -77,7 +81,7 @@ from napari_unet.core.cells.rules import (
     rules_for,
     rules_from_paint,
 )
-from napari_unet.core.config import TrainConfig
+from napari_unet.core.config import AugmentConfig, TrainConfig
 from napari_unet.core.events import drain
 from napari_unet.core.images import labels_to_image, network_shape, resize_image
 from napari_unet.core.network.predict import predict_tiled
@@ -87,6 +91,7 @@ from napari_unet.core.training.validation import calibration_crops, contact_crop
 from napari_unet.model_io import load_model, save_trained
 
 CACHE = RESULTS / "separation"
+NOISE = AugmentConfig().noise  # the training's pixel-noise range (--noise)
 # constants of the rules that --set may change: name -> module holding it
 CONSTANTS = {
     "NECK_DEPTH": instances,
@@ -158,15 +163,22 @@ def units(data: Path, dataset: str, seed: int, images: list[str] | None = None) 
     return found
 
 
+def cache_name(unit: Unit, seed: int) -> str:
+    """The cache's name for ``unit``'s model of ``seed`` (and the noise, if not default)."""
+    low, high = NOISE
+    default = NOISE == AugmentConfig().noise
+    return f"{unit.name}-{seed}" + ("" if default else f"-noise{low:g}-{high:g}")
+
+
 def cached_model(unit: Unit, seed: int, fresh: bool):
     """The model trained on ``unit`` with the defaults (from the cache when there)."""
-    path = CACHE / f"{unit.name}-{seed}.safetensors"
+    path = CACHE / f"{cache_name(unit, seed)}.safetensors"
     if path.exists() and not fresh:
         return load_model(path), None
     started = time.perf_counter()
     # (the default 450 steps without the 3-minute clock: a busy machine changes the time,
     # not the model)
-    config = TrainConfig(seed=seed, minutes=None)
+    config = TrainConfig(seed=seed, minutes=None, augmentation=AugmentConfig(noise=NOISE))
     result = drain(train([(unit.images, unit.paint)], config))
     seconds = time.perf_counter() - started
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -179,7 +191,7 @@ def cached_probabilities(unit: Unit, seed: int, loaded, fresh: bool) -> dict:
     crops around the painted cells and of the pasted pairs, as training calibrates on
     them (with the model's flips); and the same crops without flips (``*_unflipped``: as
     training calibrated before 2026-12-05 evening)."""
-    path = CACHE / f"{unit.name}-{seed}.npz"
+    path = CACHE / f"{cache_name(unit, seed)}.npz"
     stored = dict(np.load(path)) if path.exists() and not fresh else {}
     model, flips = loaded.model, loaded.rules.flips
     if not stored:
@@ -330,6 +342,7 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
         "dataset": unit.dataset,
         "image": unit.name,
         "seed": seed,
+        "noise": list(NOISE),
         "painted_max_length_px": round(float(max(lengths, default=0.0)), 1),
         "painted_median_elongation": round(
             measure_cells(np.where(p > 1, p, 0) for p in paint_planes).median_elongation, 2
@@ -358,7 +371,7 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
                 rules = dataclasses.replace(
                     rules, neck_ratio=calibrate_neck_ratio(probabilities["crops"], rules)
                 )
-        if variant in CALIBRATED or variant.startswith(("join-", "interior-")):
+        if variant in CALIBRATED or variant.startswith(("join-", "interior-", "no-necks")):
             unflipped = "_unflipped" if variant == "calibrated-unflipped" else ""
             cells = measure_cells(np.where(p > 1, p, 0) for p in paint_planes)
             start = rules_for(cells, outlines=loaded.model.config.outlines)
@@ -374,6 +387,8 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
             rules = dataclasses.replace(
                 rules, interior_threshold=float(variant.removeprefix("interior-"))
             )
+        if variant == "no-necks":  # calibrated, but no cuts at necks
+            rules = dataclasses.replace(rules, neck_ratio=0.0)
         if variant.startswith("join-"):  # join-Q: the join bound at quantile Q of the paint
             quantile = float(variant.removeprefix("join-"))
             solidities = [
@@ -439,7 +454,17 @@ def main() -> int:
     parser.add_argument(
         "--set", nargs="+", default=[], metavar="NAME=VALUE", help="change rule constants"
     )
+    parser.add_argument(
+        "--noise",
+        nargs=2,
+        type=float,
+        default=None,
+        metavar=("LOW", "HIGH"),
+        help="train with this pixel-noise range (AugmentConfig.noise; 1 1: none)",
+    )
     args = parser.parse_args()
+    global NOISE
+    NOISE = tuple(args.noise) if args.noise else NOISE
     changed = {}
     for setting in args.set:
         name, value = setting.split("=")
@@ -455,7 +480,8 @@ def main() -> int:
     table(rows)
     for row in rows:
         row["constants"] = changed
-    name = "-".join(["separation", *(f"{k}={v}" for k, v in changed.items())])
+    noise = [] if NOISE == AugmentConfig().noise else ["noise={:g}-{:g}".format(*NOISE)]
+    name = "-".join(["separation", *noise, *(f"{k}={v}" for k, v in changed.items())])
     path = write_results(name, rows, seeds=args.seeds, constants=changed)
     print(f"\nwritten: {path}")
     return 0

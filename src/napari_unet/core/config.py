@@ -206,8 +206,10 @@ class AugmentConfig(_JsonRecord):
 
     Elastic deformation: displacement vectors on a coarse ``elastic_grid`` x ``elastic_grid``
     grid over the tile, drawn from N(0, ``elastic_sigma``), interpolated bicubically to every
-    pixel. Plus a rotation by a uniform angle, flips, isotropic scaling, and intensity
-    gain, offset and gamma on the normalised image.
+    pixel. Plus a rotation by a uniform angle, flips, isotropic scaling, pixel noise
+    added to make the tile as noisy as an image ``noise`` times noisier than its own
+    (docs/decisions/2026-12-06-noise-augmentation.md), and intensity gain, offset and
+    gamma on the normalised image.
     """
 
     elastic: bool = True
@@ -219,13 +221,15 @@ class AugmentConfig(_JsonRecord):
     gain: tuple[float, float] = (0.8, 1.2)  # intensity factor range
     offset: tuple[float, float] = (-0.1, 0.1)  # added to the normalised intensity
     gamma: tuple[float, float] = (0.8, 1.25)  # exponent range; (1, 1) = off
+    noise: tuple[float, float] = (1.0, 2.0)  # x the image's own pixel noise; (1, 1) = off
     image_order: Literal["linear", "cubic"] = "linear"  # image interpolation
 
     def __post_init__(self) -> None:
         _check_int("elastic_grid", self.elastic_grid, minimum=2)
         if not (isinstance(self.elastic_sigma, (int, float)) and self.elastic_sigma >= 0):
             raise ValueError(f"elastic_sigma = {self.elastic_sigma!r} must be >= 0 pixels, e.g. 10")
-        for name, low_limit in (("scale", 1e-3), ("gain", 0.0), ("gamma", 1e-3), ("offset", None)):
+        limits = (("scale", 1e-3), ("gain", 0.0), ("gamma", 1e-3), ("offset", None), ("noise", 1))
+        for name, low_limit in limits:
             low, high = getattr(self, name)
             if low > high or (low_limit is not None and low < low_limit):
                 raise ValueError(

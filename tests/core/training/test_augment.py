@@ -7,10 +7,15 @@ import pytest
 import torch
 
 from napari_unet.core.config import AugmentConfig
-from napari_unet.core.training.augment import AugmentParams, augment, sample_augmentation
+from napari_unet.core.training.augment import (
+    AugmentParams,
+    augment,
+    noise_level,
+    sample_augmentation,
+)
 
 ELASTIC_ONLY = AugmentConfig(
-    rotate=False, flip=False, scale=(1, 1), gain=(1, 1), offset=(0, 0), gamma=(1, 1)
+    rotate=False, flip=False, scale=(1, 1), gain=(1, 1), offset=(0, 0), gamma=(1, 1), noise=(1, 1)
 )
 
 
@@ -189,6 +194,52 @@ def test_sampling_is_seeded_and_switched_off_parts_stay_identity():
         0.0,
         1.0,
     )
+
+
+def test_noise_level_measures_the_pixel_noise_of_each_channel_under_smooth_content():
+    rng = np.random.default_rng(0)
+    rows, cols = np.mgrid[:300, :400] / 50.0
+    smooth = np.stack([np.sin(rows) * np.cos(cols), rows / 6.0])  # slow content, 2 channels
+    image = smooth + rng.normal(0.0, 1.0, (2, 300, 400)) * np.array([0.05, 0.2])[:, None, None]
+    level = noise_level(image.astype(np.float32))
+    assert level.dtype == np.float32 and level.shape == (2,)
+    np.testing.assert_allclose(level, [0.05, 0.2], rtol=0.05)
+    assert noise_level(np.ones((1, 50, 50), np.float32))[0] == 0.0  # no noise, none added
+    assert noise_level(np.zeros((1, 5, 1), np.float32))[0] == 0.0  # one column: nothing to read
+
+
+def test_added_noise_has_the_asked_strength_per_channel_and_its_seed():
+    image = torch.full((2, 120, 120), 0.5)
+    level = np.array([0.1, 0.02], np.float32)
+    params = dataclasses.replace(AugmentParams.identity(), noise=1.5, noise_seed=7)
+    zeros = torch.zeros(120, 120)
+    out, target, weight = augment(params, image, zeros, zeros, noise_level=level)
+    added = (out - image).numpy()
+    np.testing.assert_allclose(added.std(axis=(1, 2)), 1.5 * level, rtol=0.05)
+    assert abs(added.mean()) < 0.005 and target.equal(zeros) and weight.equal(zeros)
+    again, _, _ = augment(params, image, zeros, zeros, noise_level=level)
+    other, _, _ = augment(
+        dataclasses.replace(params, noise_seed=8), image, zeros, zeros, noise_level=level
+    )
+    assert again.equal(out) and not other.equal(out)
+    assert augment(params, image, zeros, zeros)[0].equal(image)  # no level given: no noise
+
+
+def test_sampled_noise_spans_the_range_and_leaves_the_other_draws_alone():
+    on, off = AugmentConfig(noise=(1.0, 2.0)), AugmentConfig(noise=(1, 1))
+    factors = []
+    for seed in range(200):
+        noisy = sample_augmentation(np.random.default_rng(seed), on)
+        clean = sample_augmentation(np.random.default_rng(seed), off)
+        assert clean.noise == 0.0 and noisy.noise > 0.0
+        assert dataclasses.replace(noisy, noise=0.0, noise_seed=0) == dataclasses.replace(
+            clean, displacement=noisy.displacement
+        ) and np.array_equal(noisy.displacement, clean.displacement)
+        factors.append(np.sqrt(1.0 + noisy.noise**2))  # the tile's noise / the image's
+    assert 1.0 <= min(factors) < 1.1 and 1.9 < max(factors) <= 2.0
+    with pytest.raises(ValueError, match="noise range"):
+        AugmentConfig(noise=(0.5, 2.0))  # less noise than the image has cannot be added
+    assert AugmentConfig.from_dict(AugmentConfig(noise=[1, 3]).to_dict()).noise == (1.0, 3.0)
 
 
 def test_bad_shapes_are_refused():

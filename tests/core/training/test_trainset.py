@@ -1,10 +1,12 @@
 """The training set: planes, targets, held-back cells, tiles and new paint."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from napari_unet.core.config import TrainConfig
+from napari_unet.core.config import AugmentConfig, TrainConfig
 from napari_unet.core.synthetic import touching_cells
 from napari_unet.core.training.trainset import VALIDATION_MARGIN, TrainingSet
 
@@ -56,6 +58,33 @@ def test_training_tiles_are_centred_on_annotated_pixels():
     assert images.shape == (16, 1, 44, 44) and targets.shape == weights.shape == (16, 20, 20)
     assert (weights[:, 10, 10] > 0).all()  # the centre pixel of every tile is annotated
     assert images.dtype == torch.float32 and targets.dtype == torch.uint8
+
+
+def test_training_tiles_carry_noise_scaled_to_their_plane():
+    sample = cells()
+    still = AugmentConfig(
+        elastic=False,
+        rotate=False,
+        flip=False,
+        scale=(1, 1),
+        gain=(1, 1),
+        offset=(0, 0),
+        gamma=(1, 1),
+        noise=(1, 1),
+    )
+    tiles = {}
+    for noise in ((1, 1), (3, 3)):  # 3 x the plane's noise: sqrt(8) x it added
+        augmentation = dataclasses.replace(still, noise=noise)  # (no pasted planes)
+        config = TrainConfig(augmentation=augmentation, paste_neighbours=False)
+        data = TrainingSet(
+            [(sample.image, sample.annotation)], config, rng=np.random.default_rng(0)
+        )
+        tiles[noise] = data.sample_batch(8, 44, 20, np.random.default_rng(1))
+    level = data.planes[0].noise
+    assert level.shape == (1,) and level[0] > 0
+    added = (tiles[(3, 3)][0] - tiles[(1, 1)][0]).numpy()
+    np.testing.assert_allclose(added.std(), np.sqrt(8) * level[0], rtol=0.1)
+    assert tiles[(3, 3)][1].equal(tiles[(1, 1)][1])  # the targets are untouched
 
 
 def test_label_updates_are_picked_up_and_bad_ones_refused():

@@ -16,18 +16,26 @@ weights* with the nearest pixel, from the same source pixel, so a weight always 
 the class it is paired with (interpolating weights across an annotation's edge would put
 weight on pixels whose target is a placeholder) and no new label values appear. Zero
 displacement with no other change reproduces the input exactly.
+
+Pixel noise: Gaussian noise scaled to the image's own (:func:`noise_level`), so that the
+tile looks like an image 1-2x as noisy (``AugmentConfig.noise``). A network trained on
+one clean image otherwise fails on noisier images of the same sample
+(docs/decisions/2026-12-06-noise-augmentation.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from ..config import AugmentConfig
 
-__all__ = ["AugmentParams", "augment", "sample_augmentation"]
+__all__ = ["AugmentParams", "augment", "noise_level", "sample_augmentation"]
+
+NOISE_SAMPLE = 1 << 20  # pixels per channel that noise_level reads at most
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,8 @@ class AugmentParams:
     gain: float = 1.0
     offset: float = 0.0
     gamma: float = 1.0
+    noise: float = 0.0  # std of the added noise, as a multiple of the image's noise level
+    noise_seed: int = 0  # of the noise field (torch's generator, on the CPU)
 
     @classmethod
     def identity(cls, grid: int = 3) -> AugmentParams:
@@ -60,7 +70,7 @@ def sample_augmentation(
     config = config or AugmentConfig()
     grid = config.elastic_grid
     sigma = config.elastic_sigma if config.elastic else 0.0
-    return AugmentParams(
+    params = AugmentParams(
         displacement=rng.normal(0.0, sigma, size=(2, grid, grid)).astype(np.float32),
         angle=float(rng.uniform(0.0, 360.0)) if config.rotate else 0.0,
         flip_rows=bool(config.flip and rng.random() < 0.5),
@@ -70,6 +80,27 @@ def sample_augmentation(
         offset=float(rng.uniform(*config.offset)),
         gamma=float(rng.uniform(*config.gamma)),
     )
+    if config.noise[1] <= 1:  # drawn last: noise on or off, the rest is the same draw
+        return params
+    noisier = float(rng.uniform(*config.noise))  # x the image's noise; noises add in quadrature
+    extra = math.sqrt(noisier**2 - 1.0)
+    return replace(params, noise=extra, noise_seed=int(rng.integers(2**31)))
+
+
+def noise_level(image: np.ndarray) -> np.ndarray:
+    """Per channel of a (C, H, W) image, the standard deviation of its pixel noise: the
+    median absolute deviation of the differences between horizontal neighbours, x 1.4826
+    (Gaussian) / sqrt(2) (a difference holds two pixels' noise). Texture finer than a pixel
+    counts as noise too. Images of more than ``NOISE_SAMPLE`` pixels are read at every
+    n-th row. Returns float32 (C,)."""
+    step = max(1, math.ceil(image.shape[1] * image.shape[2] / NOISE_SAMPLE))
+    differences = np.diff(np.asarray(image[:, ::step], np.float32), axis=2).reshape(
+        image.shape[0], -1
+    )
+    if differences.shape[1] == 0:
+        return np.zeros(image.shape[0], np.float32)
+    deviation = np.abs(differences - np.median(differences, axis=1, keepdims=True))
+    return (1.4826 / math.sqrt(2.0) * np.median(deviation, axis=1)).astype(np.float32)
 
 
 def augment(
@@ -81,6 +112,7 @@ def augment(
     out_shape: tuple[int, int] | None = None,
     center: tuple[float, float] | None = None,
     image_order: str = "linear",
+    noise_level: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Warp an image, its target and its weights with the same transform, in one call.
 
@@ -89,6 +121,8 @@ def augment(
         ``center`` = (row, column) in the source (default: the image centre), so this also
         cuts a training tile out of a larger image.
     image_order: "linear" or "cubic" (Keys' cubic convolution, a = -0.5).
+    noise_level: (C,) the image's pixel noise (:func:`noise_level`), which ``params.noise``
+        scales; None: no noise is added.
     Returns image (C, h, w), target (h, w), weight (h, w), dtypes kept.
     """
     if image.ndim != 3 or target.shape != image.shape[1:] or weight.shape != target.shape:
@@ -103,13 +137,24 @@ def augment(
     rows, cols = _source_coordinates(params, (out_h, out_w), (height, width), center, image.device)
     rows, cols = _fold(rows, height), _fold(cols, width)
     order = 1 if image_order == "linear" else 3
-    warped = _interpolate(image.float(), rows, cols, order).to(image.dtype)
+    warped = _interpolate(image.float(), rows, cols, order)
+    if params.noise > 0 and noise_level is not None:
+        warped = warped + _noise(params, noise_level, warped.shape).to(warped.device)
+    warped = warped.to(image.dtype)
     nearest = (
         _clamp(torch.round(rows).int(), height) * width + _clamp(torch.round(cols).int(), width)
     ).reshape(-1)
     warped_target = target.reshape(1, -1).index_select(1, nearest).reshape(out_h, out_w)
     warped_weight = weight.reshape(1, -1).index_select(1, nearest).reshape(out_h, out_w)
     return _intensity(warped, params), warped_target, warped_weight
+
+
+def _noise(params: AugmentParams, level: np.ndarray, shape: torch.Size) -> torch.Tensor:
+    """Gaussian noise of std ``params.noise`` x ``level`` per channel, drawn on the CPU
+    from ``params.noise_seed`` (the same field on every device)."""
+    generator = torch.Generator().manual_seed(params.noise_seed)
+    scale = params.noise * torch.as_tensor(np.asarray(level, np.float32)).reshape(-1, 1, 1)
+    return torch.randn(tuple(shape), generator=generator) * scale
 
 
 def _source_coordinates(

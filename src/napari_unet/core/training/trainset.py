@@ -39,7 +39,7 @@ from ..images import (
 from ..labels import check_labels, looks_complete, read_annotation
 from ..targets import targets_and_weights
 from . import contacts
-from .augment import AugmentParams, augment, sample_augmentation
+from .augment import AugmentParams, augment, noise_level, sample_augmentation
 from .sampling import WeightedPixels, hold_back_cells
 
 __all__ = ["Plane", "TrainingSet", "ValidationRegion", "with_margin"]
@@ -61,6 +61,10 @@ class Plane:
     labels: np.ndarray  # (H, W) int64 in the internal convention, held-back cells included
     target: torch.Tensor = field(init=False)  # (H, W) uint8 classes for training
     weight: torch.Tensor = field(init=False)  # (H, W) float32, 0 where not annotated
+    noise: np.ndarray = field(init=False)  # (C,) the image's pixel noise (augment.noise_level)
+
+    def __post_init__(self) -> None:
+        self.noise = noise_level(self.image)
 
 
 @dataclass(frozen=True)
@@ -303,6 +307,7 @@ class TrainingSet:
                 out_shape=(input_size, input_size),
                 center=(row - shift, column - shift),
                 image_order=augmentation.image_order if augmentation else "linear",
+                noise_level=plane.noise,
             )
             images.append(image)
             targets.append(target[crop, crop])
