@@ -172,19 +172,11 @@ def test_intensity_changes_follow_the_formula():
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-6)
 
 
-def test_sampling_is_seeded_and_switched_off_parts_stay_identity():
+def test_sampling_is_seeded_and_switched_off_parts_stay_identity(still):
     a = sample_augmentation(np.random.default_rng(5))
     b = sample_augmentation(np.random.default_rng(5))
     assert np.array_equal(a.displacement, b.displacement) and a.angle == b.angle
-    off = AugmentConfig(
-        elastic=False,
-        rotate=False,
-        flip=False,
-        scale=(1, 1),
-        gain=(1, 1),
-        offset=(0, 0),
-        gamma=(1, 1),
-    )
+    off = dataclasses.replace(still, noise=(1.5, 2.0))  # all off but the noise
     params = sample_augmentation(np.random.default_rng(5), off)
     assert not params.displacement.any() and not (params.flip_rows or params.flip_columns)
     assert (params.angle, params.scale, params.gain, params.offset, params.gamma) == (
@@ -194,6 +186,8 @@ def test_sampling_is_seeded_and_switched_off_parts_stay_identity():
         0.0,
         1.0,
     )
+    assert 1.25**0.5 <= params.noise <= 3**0.5  # 1.5-2x the image's noise: extra std
+    assert sample_augmentation(np.random.default_rng(5), still).noise == 0.0
 
 
 def test_noise_level_measures_the_pixel_noise_of_each_channel_under_smooth_content():

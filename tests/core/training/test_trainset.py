@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_unet.core.config import AugmentConfig, TrainConfig
+from napari_unet.core.config import TrainConfig
 from napari_unet.core.synthetic import touching_cells
 from napari_unet.core.training.trainset import VALIDATION_MARGIN, TrainingSet
 
@@ -60,18 +60,8 @@ def test_training_tiles_are_centred_on_annotated_pixels():
     assert images.dtype == torch.float32 and targets.dtype == torch.uint8
 
 
-def test_training_tiles_carry_noise_scaled_to_their_plane():
+def test_training_tiles_carry_noise_scaled_to_their_plane(still):
     sample = cells()
-    still = AugmentConfig(
-        elastic=False,
-        rotate=False,
-        flip=False,
-        scale=(1, 1),
-        gain=(1, 1),
-        offset=(0, 0),
-        gamma=(1, 1),
-        noise=(1, 1),
-    )
     tiles = {}
     for noise in ((1, 1), (3, 3)):  # 3 x the plane's noise: sqrt(8) x it added
         augmentation = dataclasses.replace(still, noise=noise)  # (no pasted planes)
