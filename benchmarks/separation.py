@@ -174,11 +174,14 @@ def units(data: Path, dataset: str, seed: int, images: list[str] | None = None) 
     return found
 
 
+def noise_tag() -> str:
+    """``--noise`` in file names: "" for the default range, else e.g. "1-1"."""
+    return "" if NOISE == AugmentConfig().noise else "{:g}-{:g}".format(*NOISE)
+
+
 def cache_name(unit: Unit, seed: int) -> str:
     """The cache's name for ``unit``'s model of ``seed`` (and the noise, if not default)."""
-    low, high = NOISE
-    default = NOISE == AugmentConfig().noise
-    return f"{unit.name}-{seed}" + ("" if default else f"-noise{low:g}-{high:g}")
+    return f"{unit.name}-{seed}" + (f"-noise{noise_tag()}" if noise_tag() else "")
 
 
 def cached_model(unit: Unit, seed: int, fresh: bool):
@@ -382,7 +385,7 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
                 rules = dataclasses.replace(
                     rules, neck_ratio=calibrate_neck_ratio(probabilities["crops"], rules)
                 )
-        if variant in CALIBRATED or variant.startswith(("join-", "interior-", "no-necks")):
+        if variant in (*CALIBRATED, "no-necks") or variant.startswith(("join-", "interior-")):
             unflipped = "_unflipped" if variant == "calibrated-unflipped" else ""
             cells = measure_cells(np.where(p > 1, p, 0) for p in paint_planes)
             start = rules_for(cells, outlines=loaded.model.config.outlines)
@@ -494,7 +497,7 @@ def main() -> int:
     table(rows)
     for row in rows:
         row["constants"] = changed
-    noise = [] if NOISE == AugmentConfig().noise else ["noise={:g}-{:g}".format(*NOISE)]
+    noise = [f"noise={noise_tag()}"] if noise_tag() else []
     name = "-".join(["separation", *noise, *(f"{k}={v}" for k, v in changed.items())])
     path = write_results(name, rows, seeds=args.seeds, constants=changed)
     print(f"\nwritten: {path}")
