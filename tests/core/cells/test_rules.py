@@ -5,6 +5,7 @@ import pytest
 
 from napari_unet.core.cells.instances import labels_from_probabilities
 from napari_unet.core.cells.rules import (
+    UNSEEN_CELLS,
     CellShape,
     InstanceRules,
     calibrate_core,
@@ -114,6 +115,25 @@ def test_an_unsure_network_gets_an_interior_threshold_that_finds_its_cells():
     assert (painted_cells_found(crops, rules) > 0.8).all()  # every cell found, well drawn
 
 
+def test_the_interior_threshold_comes_from_the_cells_held_back_from_training():
+    # trained on: pairs that join below 0.45; held back: cells whose cores reach only 0.45
+    trained = bridged_pair(bridge=0.45) + bridged_pair(bridge=0.45)
+    trained = trained * 3
+    unseen = [(unsure_crop(disc(radius=r)), disc(radius=r) > 0) for r in (7, 8, 9, 10, 11)]
+    start, network = InstanceRules(min_size=10), UNetConfig(classes=3)
+    everything = rules_from_paint([*trained, *unseen], start, ROUND, network)
+    assert everything.interior_threshold == 0.5  # the trained cells outvote the others
+    assert (painted_cells_found(unseen, everything) == 0).all()
+    rules = rules_from_paint([*trained, *unseen], start, ROUND, network, unseen=unseen)
+    assert rules.interior_threshold < 0.45
+    assert (painted_cells_found(unseen, rules) > 0.8).all()
+    # fewer than UNSEEN_CELLS held back are too few to choose on: every painted cell counts
+    few = unseen[: UNSEEN_CELLS - 1]
+    assert rules_from_paint([*trained, *few], start, ROUND, network, unseen=few) == (
+        rules_from_paint([*trained, *few], start, ROUND, network)
+    )
+
+
 def test_a_sure_network_keeps_the_default_interior_and_growth():
     crops = [(outline_crop(disc(radius=r)), disc(radius=r) > 0) for r in (7, 8, 9, 10, 11)]
     rules = calibrate_interior(crops, InstanceRules(min_size=10))
@@ -147,15 +167,16 @@ def test_rules_from_paint_calibrate_what_the_network_and_shape_call_for():
     assert rules_from_paint([], start, ROUND, with_norm) == start
 
 
-def bridged_pair():
-    """A crop of two touching discs whose interiors a network joins at 0.55 across their
-    contact (the outline there only 0.45 sure), as one (probabilities, cell) per disc."""
+def bridged_pair(bridge=0.55):
+    """A crop of two touching discs whose interiors a network joins at ``bridge`` across
+    their contact (the outline there 1 - ``bridge``), as one (probabilities, cell) per disc."""
     cells = disc(radius=8, size=40, centre=(20, 11)) + 2 * disc(radius=8, size=40, centre=(20, 28))
     probabilities = outline_crop(cells)
     contact = (np.abs(np.arange(40) - 19.5) < 2)[None, :] & (np.abs(np.arange(40) - 20) < 4)[
         :, None
     ]
-    probabilities[1][contact & (cells > 0)], probabilities[2][contact & (cells > 0)] = 0.55, 0.45
+    joined = contact & (cells > 0)
+    probabilities[1][joined], probabilities[2][joined] = bridge, 1 - bridge
     return [(probabilities, cells == 1), (probabilities, cells == 2)]
 
 

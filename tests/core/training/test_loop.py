@@ -293,12 +293,24 @@ def test_the_rules_are_calibrated_and_checked_on_what_segment_labels(monkeypatch
         flips.append(kwargs.get("flips", False))
         return original(*args, **kwargs)
 
+    calibrated = {}
+    calibrate = validation.rules_from_paint
+
+    def spy_rules(crops, *args, **kwargs):
+        calibrated.update(crops=crops, unseen=kwargs["unseen"])
+        return calibrate(crops, *args, **kwargs)
+
     monkeypatch.setattr(validation, "predict_tiled", spy)
+    monkeypatch.setattr(validation, "rules_from_paint", spy_rules)
     sample = sample_cells()
     config = TrainConfig(minutes=None, iterations=2, validate_every=0.0)
     result = drain(train([(sample.image, sample.annotation)], config))
     checked = result.painted_found[1]
     assert result.rules.flips and checked > 0
+    # the interior threshold comes from the held-back cells among the painted ones
+    unseen = calibrated["unseen"]
+    assert len(unseen) == result.validation_cells > 0 and len(calibrated["crops"]) == checked
+    assert all(any(u is crop for crop in calibrated["crops"]) for u in unseen)
     first = flips.index(True)  # training validates without; the calibration with
     assert not any(flips[:first]) and first > 0
     assert all(flips[first:]) and len(flips) - first >= checked

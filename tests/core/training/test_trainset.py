@@ -9,6 +9,7 @@ import torch
 from napari_unet.core.config import TrainConfig
 from napari_unet.core.synthetic import touching_cells
 from napari_unet.core.training.trainset import VALIDATION_MARGIN, TrainingSet
+from napari_unet.core.training.validation import calibration_held_back
 
 
 def cells(seed=0, shape=(96, 96), **kwargs):
@@ -42,7 +43,10 @@ def test_held_back_cells_weigh_nothing_in_training_and_are_the_validation_truth(
     data.apply_labels({0: more})
     assert [r.window for r in data.validation_regions()] == [r.window for r in regions]
     every = data.validation_regions(cells="all")
-    assert len(every) == 15
+    assert len(every) == 15 and all(r.held_back for r in regions)
+    flagged = [r.window for r in every if r.held_back]
+    assert flagged == [r.window for r in regions]  # exactly the held-back cells, in order
+    assert calibration_held_back(data) == [r.held_back for r in every]  # (<= 40 cells)
     some = data.validation_regions(cells="all", at_most=4)  # spread evenly, ends included
     assert [r.window for r in some] == [every[i].window for i in (0, 5, 9, 14)]
 

@@ -51,6 +51,7 @@ TOLERANCE = 0.05  # share of painted cells a core threshold may lose, a neck rat
 TIE = 0.01  # of the painted cells' quality: a closer call than this goes to the defaults
 JOIN_QUANTILE = 0.05  # of the painted cells' solidity: pieces less convex stay apart
 NECK_CELLS = 40  # painted cells the rules are calibrated on, at most
+UNSEEN_CELLS = 5  # held-back cells the interior threshold is chosen on, at least
 
 
 @dataclass(frozen=True)
@@ -167,15 +168,20 @@ def rules_from_paint(
     cells: CellShape,
     network: UNetConfig,
     contacts: Sequence[tuple[np.ndarray, np.ndarray]] = (),
+    unseen: Sequence[tuple[np.ndarray, np.ndarray]] = (),
 ) -> InstanceRules:
     """The rules calibrated on painted cells, each predicted in a crop around it.
 
     crops: (probabilities (classes, h, w), cell mask (h, w) bool) of painted cells.
     contacts: the same, of painted cells with a pasted neighbour (both cells of a pair
     in one crop): touching cells whose truth is known.
+    unseen: the crops of ``crops`` whose cells were held back from training.
     rules: the rules before calibration (:func:`rules_for`). For outline networks, in
-    turn: the interior threshold and the growth under which the painted cells and the
-    pasted pairs come out best (:func:`calibrate_interior`; the pairs, because an
+    turn: the interior threshold and the growth under which the painted cells (the
+    ``unseen`` ones where there are ``UNSEEN_CELLS`` or more: the network is surer of the
+    cells it was trained on than of a new image's,
+    docs/decisions/2026-12-06-interior-on-unseen-cells.md)
+    and the pasted pairs come out best (:func:`calibrate_interior`; the pairs, because an
     isolated cell alone fits best at a surer threshold, which shrinks the cores of
     touching cells: docs/decisions/2026-12-05-contacts-in-the-calibration.md); the core
     threshold, for networks with batch normalisation, as the surest that still finds all
@@ -185,7 +191,8 @@ def rules_from_paint(
     """
     if not network.outlines or not crops:
         return rules
-    rules = calibrate_interior([*crops, *contacts], rules)
+    chosen_on = unseen if len(unseen) >= UNSEEN_CELLS else crops
+    rules = calibrate_interior([*chosen_on, *contacts], rules)
     if network.batch_norm:
         rules = dataclasses.replace(rules, core_threshold=calibrate_core(crops, rules))
     if cells.cuts_necks(network.outlines):

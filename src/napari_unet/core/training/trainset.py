@@ -69,11 +69,13 @@ class Plane:
 
 @dataclass(frozen=True)
 class ValidationRegion:
-    """One held-back cell: a crop of a plane around it, and the cell (1) in the crop."""
+    """One painted cell (by default a held-back one): a crop of a plane around it, and the
+    cell (1) in the crop."""
 
     plane: int
     window: tuple[slice, slice]  # (rows, columns) of the crop in the plane
-    truth: np.ndarray  # (h, w) int, 1 on the held-back cell, 0 elsewhere
+    truth: np.ndarray  # (h, w) int, 1 on the cell, 0 elsewhere
+    held_back: bool = True  # kept out of training
 
 
 def with_margin(box: tuple[slice, ...], margin: int, shape: tuple[int, ...]) -> tuple[slice, ...]:
@@ -256,7 +258,8 @@ class TrainingSet:
     ) -> list[ValidationRegion]:
         """One region per held-back cell (``cells="all"``: per painted cell; ``at_most``: of
         that many, spread evenly over them): its bounding box plus a margin (small crops,
-        so validating costs little even when the cells are spread over a large image)."""
+        so validating costs little even when the cells are spread over a large image), each
+        saying whether its cell is held back."""
         chosen = self._painted() if cells == "all" else sorted(self.held_back)
         if at_most is not None and len(chosen) > at_most:
             chosen = [
@@ -271,7 +274,8 @@ class TrainingSet:
             if box is None:  # painted over since
                 continue
             window = with_margin(box, VALIDATION_MARGIN, labels.shape)
-            regions.append(ValidationRegion(p, window, np.where(labels[window] == value, 1, 0)))
+            truth = np.where(labels[window] == value, 1, 0)
+            regions.append(ValidationRegion(p, window, truth, (p, value) in self.held_back))
         return regions
 
     def sample_batch(

@@ -36,6 +36,7 @@ __all__ = [
     "BestModel",
     "calibrated_rules",
     "calibration_crops",
+    "calibration_held_back",
     "contact_crops",
     "preview",
     "validate",
@@ -116,6 +117,11 @@ def calibration_crops(model: UNet, data: TrainingSet, device, flips: bool = Fals
     ]
 
 
+def calibration_held_back(data: TrainingSet) -> list[bool]:
+    """Per crop of :func:`calibration_crops`, whether its cell was held back from training."""
+    return [r.held_back for r in data.validation_regions(cells="all", at_most=NECK_CELLS)]
+
+
 def contact_crops(model: UNet, data: TrainingSet, device, flips: bool = False) -> list:
     """(probabilities, cell mask) of both cells of up to ``NECK_CELLS`` / 2 painted cells
     with a pasted neighbour, newly drawn (:meth:`~.trainset.TrainingSet.draw_contact_planes`),
@@ -150,15 +156,18 @@ def contact_crops(model: UNet, data: TrainingSet, device, flips: bool = False) -
 
 
 def calibrated_rules(model: UNet, data: TrainingSet, device) -> tuple[InstanceRules, int, int]:
-    """How ``model``'s probabilities become cells, calibrated on the painted cells and on
-    pairs of them pasted into contact
-    (:func:`~napari_unet.core.cells.rules.rules_from_paint`), and how many of the painted
-    cells it was calibrated on those rules find. The crops are predicted with the flips
-    the rules segment with."""
+    """How ``model``'s probabilities become cells, calibrated on the painted cells (the
+    interior threshold on those held back from training) and on pairs of them pasted into
+    contact (:func:`~napari_unet.core.cells.rules.rules_from_paint`), and how many of the
+    painted cells it was calibrated on those rules find. The crops are predicted with the
+    flips the rules segment with."""
     start = uncalibrated_rules(model, data)
     crops = calibration_crops(model, data, device, start.flips)
+    unseen = [crop for crop, held in zip(crops, calibration_held_back(data), strict=True) if held]
     contacts = contact_crops(model, data, device, start.flips) if model.config.outlines else []
-    rules = rules_from_paint(crops, start, data.cells, model.config, contacts=contacts)
+    rules = rules_from_paint(
+        crops, start, data.cells, model.config, contacts=contacts, unseen=unseen
+    )
     found = int((painted_cells_found(crops, rules) > 0).sum()) if crops else 0
     return rules, found, len(crops)
 
