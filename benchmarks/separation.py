@@ -31,7 +31,8 @@ cells from probabilities (``--rules``) are compared on the same models:
   painted cells and pairs of them pasted into contact, predicted with the flips the
   model segments with); ``painted-only``: the same without the pasted pairs;
   ``calibrated-unflipped``: the crops predicted without flips (training until the
-  evening of 2026-12-05);
+  evening of 2026-12-05); ``all-painted``: the interior threshold calibrated on all the
+  painted cells, not only those held back from training (training until 2026-12-06);
 - ``join-Q`` (e.g. ``join-0.5``): ``calibrated``, but the join bound at quantile Q of the
   painted cells' solidity (the default takes 0.05); ``interior-T``: ``calibrated``, but
   the interior threshold T; ``no-necks``: ``calibrated``, but no cuts at necks;
@@ -88,7 +89,11 @@ from napari_unet.core.images import labels_to_image, network_shape, resize_image
 from napari_unet.core.network.predict import predict_tiled
 from napari_unet.core.training import train
 from napari_unet.core.training.trainset import TrainingSet
-from napari_unet.core.training.validation import calibration_crops, contact_crops
+from napari_unet.core.training.validation import (
+    calibration_crops,
+    calibration_held_back,
+    contact_crops,
+)
 from napari_unet.model_io import load_model, save_trained
 
 CACHE = RESULTS / "separation"
@@ -103,7 +108,7 @@ CONSTANTS = {
     "MIN_SIZE_FRACTION": rules_module,
 }
 DEFAULT_MIN_SIZE_FRACTION = rules_module.MIN_SIZE_FRACTION
-CALIBRATED = ("calibrated", "painted-only", "calibrated-unflipped")
+CALIBRATED = ("calibrated", "painted-only", "calibrated-unflipped", "all-painted")
 HELA_EVAL = [2, 5, 8, 10, 12, 15, 17, 19]
 BBBC_IMAGES = [
     "A9_p7d",
@@ -390,12 +395,17 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
             cells = measure_cells(np.where(p > 1, p, 0) for p in paint_planes)
             start = rules_for(cells, outlines=loaded.model.config.outlines)
             start = dataclasses.replace(start, min_size=min_size(loaded, cells))
+            crops = probabilities["crops" + unflipped]
+            held = calibration_held_back(training_set(unit, loaded))
             rules = rules_from_paint(
-                probabilities["crops" + unflipped],
+                crops,
                 start,
                 cells,
                 loaded.model.config,
                 contacts=probabilities["contacts" + unflipped] if variant != "painted-only" else (),
+                unseen=[c for c, h in zip(crops, held, strict=True) if h]
+                if variant != "all-painted"
+                else (),
             )
         if variant.startswith("interior-"):  # calibrated, but this interior threshold
             rules = dataclasses.replace(
