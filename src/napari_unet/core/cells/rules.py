@@ -179,11 +179,11 @@ def rules_from_paint(
     rules: the rules before calibration (:func:`rules_for`). For outline networks, in
     turn: the interior threshold and the growth under which the painted cells (the
     ``unseen`` ones where there are ``UNSEEN_CELLS`` or more: the network is surer of the
-    cells it was trained on than of a new image's,
-    docs/decisions/2026-12-06-interior-on-unseen-cells.md)
-    and the pasted pairs come out best (:func:`calibrate_interior`; the pairs, because an
-    isolated cell alone fits best at a surer threshold, which shrinks the cores of
-    touching cells: docs/decisions/2026-12-05-contacts-in-the-calibration.md); the core
+    cells it was trained on than of a new image's:
+    docs/decisions/2026-12-06-interior-on-unseen-cells.md) and the pasted pairs come out
+    best (:func:`calibrate_interior`; the pairs, because an isolated cell alone fits best
+    at a surer threshold, which shrinks the cores of touching cells:
+    docs/decisions/2026-12-05-contacts-in-the-calibration.md); the core
     threshold, for networks with batch normalisation, as the surest that still finds all
     but ``TOLERANCE`` of the cells the interior finds (:func:`calibrate_core`); the neck
     ratio where the shape policy cuts necks, with how convex a joined pair may be
