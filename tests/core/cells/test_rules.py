@@ -133,6 +133,17 @@ def test_the_interior_threshold_comes_from_the_cells_held_back_from_training():
     )
 
 
+def test_held_back_cells_only_ever_make_the_interior_threshold_gentler():
+    # trained on: cells whose cores reach only 0.45; held back: pairs parted only above 0.55
+    trained = [(unsure_crop(disc(radius=r)), disc(radius=r) > 0) for r in range(6, 16)]
+    unseen = bridged_pair() * 3
+    start, network = InstanceRules(min_size=10), UNetConfig(classes=3)
+    assert calibrate_interior(unseen, start).interior_threshold > 0.55  # their own choice
+    rules = rules_from_paint([*trained, *unseen], start, ROUND, network, unseen=unseen)
+    assert rules.interior_threshold < 0.45  # ...is surer than the painted cells': not taken
+    assert (painted_cells_found(trained, rules) > 0.8).all()
+
+
 def test_a_sure_network_keeps_the_default_interior_and_growth():
     crops = [(outline_crop(disc(radius=r)), disc(radius=r) > 0) for r in (7, 8, 9, 10, 11)]
     rules = calibrate_interior(crops, InstanceRules(min_size=10))

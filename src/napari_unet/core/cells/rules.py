@@ -177,13 +177,13 @@ def rules_from_paint(
     in one crop): touching cells whose truth is known.
     unseen: the crops of ``crops`` whose cells were held back from training.
     rules: the rules before calibration (:func:`rules_for`). For outline networks, in
-    turn: the interior threshold and the growth under which the painted cells (the
-    ``unseen`` ones where there are ``UNSEEN_CELLS`` or more: the network is surer of the
-    cells it was trained on than of a new image's:
-    docs/decisions/2026-12-06-interior-on-unseen-cells.md) and the pasted pairs come out
-    best (:func:`calibrate_interior`; the pairs, because an isolated cell alone fits best
-    at a surer threshold, which shrinks the cores of touching cells:
-    docs/decisions/2026-12-05-contacts-in-the-calibration.md); the core
+    turn: the interior threshold and the growth under which the painted cells and the
+    pasted pairs come out best (:func:`calibrate_interior`; the pairs, because an isolated
+    cell alone fits best at a surer threshold, which shrinks the cores of touching cells:
+    docs/decisions/2026-12-05-contacts-in-the-calibration.md), or the ``unseen`` cells and
+    the pairs where there are ``UNSEEN_CELLS`` or more and they call for a gentler
+    threshold (the network is surer of the cells it was trained on than of a new image's:
+    docs/decisions/2026-12-06-interior-on-unseen-cells.md); the core
     threshold, for networks with batch normalisation, as the surest that still finds all
     but ``TOLERANCE`` of the cells the interior finds (:func:`calibrate_core`); the neck
     ratio where the shape policy cuts necks, with how convex a joined pair may be
@@ -191,14 +191,29 @@ def rules_from_paint(
     """
     if not network.outlines or not crops:
         return rules
-    chosen_on = unseen if len(unseen) >= UNSEEN_CELLS else crops
-    rules = calibrate_interior([*chosen_on, *contacts], rules)
+    rules = _interior(crops, rules, contacts, unseen)
     if network.batch_norm:
         rules = dataclasses.replace(rules, core_threshold=calibrate_core(crops, rules))
     if cells.cuts_necks(network.outlines):
         rules = dataclasses.replace(rules, join_solidity=calibrate_join(crops))
         rules = dataclasses.replace(rules, neck_ratio=calibrate_neck_ratio(crops, rules))
     return rules
+
+
+def _interior(
+    crops: Sequence[tuple[np.ndarray, np.ndarray]],
+    rules: InstanceRules,
+    contacts: Sequence[tuple[np.ndarray, np.ndarray]],
+    unseen: Sequence[tuple[np.ndarray, np.ndarray]],
+) -> InstanceRules:
+    """:func:`calibrate_interior` on the painted cells and the pairs, or on the unseen
+    cells and the pairs where there are enough of them and they choose a gentler threshold
+    (a surer one from a few cells is their chance, not the network's doubt)."""
+    painted = calibrate_interior([*crops, *contacts], rules)
+    if len(unseen) < UNSEEN_CELLS:
+        return painted
+    held_back = calibrate_interior([*unseen, *contacts], rules)
+    return held_back if held_back.interior_threshold < painted.interior_threshold else painted
 
 
 def calibrate_join(crops: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
