@@ -31,8 +31,8 @@ cells from probabilities (``--rules``) are compared on the same models:
   painted cells and pairs of them pasted into contact, predicted with the flips the
   model segments with); ``painted-only``: the same without the pasted pairs;
   ``calibrated-unflipped``: the crops predicted without flips (training until the
-  evening of 2026-12-05); ``all-painted``: the interior threshold calibrated on all the
-  painted cells, not only those held back from training (training until 2026-12-06);
+  evening of 2026-12-05); ``all-painted``: the interior threshold from all the painted
+  cells, without the held-back cells' say (training until 2026-12-06);
 - ``join-Q`` (e.g. ``join-0.5``): ``calibrated``, but the join bound at quantile Q of the
   painted cells' solidity (the default takes 0.05); ``interior-T``: ``calibrated``, but
   the interior threshold T; ``no-necks``: ``calibrated``, but no cuts at necks;
