@@ -156,9 +156,7 @@ def train(
     :class:`Validation` and :class:`Checkpoint` when the model is scored, and
     :class:`Preview` when a preview window is set. Returns a :class:`TrainResult`.
     Raises ``ValueError`` for data that cannot be trained on, before any step.
-    Reproducible on the CPU for a given ``config.seed`` without a time budget
-    (``minutes=None``); with one, the elapsed time steers the learning rate
-    (:func:`~.budget.progress`), so a busier machine trains a slightly different model.
+    Reproducible on the CPU for a ``config.seed`` with ``minutes=None`` (time steers the rate).
     """
     began = time.perf_counter()  # the time budget starts here
     config, given, optimizer_state = _starting_point(config or TrainConfig(), start)
