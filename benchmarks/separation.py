@@ -376,6 +376,7 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
             **score(truth, crop(unit, classical), membranes),
         }
     ]
+    held = None  # which calibration crops were held back from training
     for variant in variants:
         rules = loaded.rules
         if variant == "fixed":  # the constants of before 2026-12-05, necks calibrated
@@ -396,7 +397,8 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
             start = rules_for(cells, outlines=loaded.model.config.outlines)
             start = dataclasses.replace(start, min_size=min_size(loaded, cells))
             crops = probabilities["crops" + unflipped]
-            held = calibration_held_back(training_set(unit, loaded))
+            if held is None:  # (a training set of its own: built once per unit)
+                held = calibration_held_back(training_set(unit, loaded))
             rules = rules_from_paint(
                 crops,
                 start,
