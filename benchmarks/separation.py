@@ -32,7 +32,9 @@ cells from probabilities (``--rules``) are compared on the same models:
   model segments with); ``painted-only``: the same without the pasted pairs;
   ``calibrated-unflipped``: the crops predicted without flips (training until the
   evening of 2026-12-05); ``all-painted``: the interior threshold from all the painted
-  cells, without the held-back cells' say (training until 2026-12-06);
+  cells, without the held-back cells' say (training until 2026-12-06 noon);
+  ``necks-always``: necks cut on roundish cells even where the painted cells are not
+  convex (training until 2026-12-06 evening);
 - ``join-Q`` (e.g. ``join-0.5``): ``calibrated``, but the join bound at quantile Q of the
   painted cells' solidity (the default takes 0.05); ``interior-T``: ``calibrated``, but
   the interior threshold T; ``no-necks``: ``calibrated``, but no cuts at necks;
@@ -108,7 +110,7 @@ CONSTANTS = {
     "MIN_SIZE_FRACTION": rules_module,
 }
 DEFAULT_MIN_SIZE_FRACTION = rules_module.MIN_SIZE_FRACTION
-CALIBRATED = ("calibrated", "painted-only", "calibrated-unflipped", "all-painted")
+CALIBRATED = ("calibrated", "painted-only", "calibrated-unflipped", "all-painted", "necks-always")
 HELA_EVAL = [2, 5, 8, 10, 12, 15, 17, 19]
 BBBC_IMAGES = [
     "A9_p7d",
@@ -394,6 +396,8 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
         if variant in (*CALIBRATED, "no-necks") or variant.startswith(("join-", "interior-")):
             unflipped = "_unflipped" if variant == "calibrated-unflipped" else ""
             cells = measure_cells(np.where(p > 1, p, 0) for p in paint_planes)
+            if variant == "necks-always":  # (necks cut whatever the cells' convexity)
+                cells = dataclasses.replace(cells, solidity=1.0)
             start = rules_for(cells, outlines=loaded.model.config.outlines)
             start = dataclasses.replace(start, min_size=min_size(loaded, cells))
             crops = probabilities["crops" + unflipped]

@@ -5,6 +5,7 @@ import pytest
 
 from napari_unet.core.cells.instances import labels_from_probabilities
 from napari_unet.core.cells.rules import (
+    CONVEX_SOLIDITY,
     UNSEEN_CELLS,
     CellShape,
     InstanceRules,
@@ -36,6 +37,34 @@ def test_cells_are_measured_by_count_area_and_shape():
     assert measure_cells([discs]).roundish and measure_cells([discs]).cuts_necks(True)
     assert not measure_cells([discs]).cuts_necks(False)  # two-class networks
     assert measure_cells([np.zeros((5, 5), int)]) == CellShape()
+
+
+def crescents(count=4):
+    """Roundish cells with a deep notch each (C shapes), as cells that tile an EM section."""
+    yy, xx = np.mgrid[:40, :40]
+    ring = ((yy - 20) ** 2 + (xx - 20) ** 2 <= 15**2) & ((yy - 20) ** 2 + (xx - 27) ** 2 > 11**2)
+    cells = np.zeros((40, 40 * count), np.int64)
+    for k in range(count):
+        cells[:, 40 * k : 40 * (k + 1)][ring] = 1 + k
+    return cells
+
+
+def test_necks_are_cut_only_where_the_painted_cells_are_convex():
+    discs = np.zeros((40, 40), np.int64)
+    discs[5:15, 5:15], discs[20:30, 20:32] = 7, 9
+    convex = measure_cells([discs])
+    assert convex.solidity == 1.0 and convex.convex and convex.cuts_necks(True)
+    notched = measure_cells([crescents()])
+    assert notched.roundish and notched.solidity < CONVEX_SOLIDITY
+    # still roundish: predicted with flips, but a notch is no contact there
+    assert notched.flips(True) and not notched.cuts_necks(True)
+    assert rules_for(notched, outlines=True).flips
+    # one notched cell among four convex ones: the lower quartile decides, not the odd one
+    squares = np.zeros((40, 80), np.int64)
+    for k in range(4):
+        squares[5:15, 5 + 20 * k : 15 + 20 * k] = 2 + k
+    assert measure_cells([np.hstack([crescents(1), squares])]).convex
+    assert not measure_cells([np.hstack([crescents(2), squares[:, :40]])]).convex
 
 
 def test_memory_follows_the_cells_not_the_largest_label_value():
@@ -172,6 +201,8 @@ def test_rules_from_paint_calibrate_what_the_network_and_shape_call_for():
     assert plain.core_threshold == 0.0  # no core threshold without batch normalisation
     rods_shape = CellShape(count=20, median_area=400.0, median_elongation=4.0)
     assert rules_from_paint(crops, start, rods_shape, with_norm).neck_ratio == 0.0
+    notched = CellShape(count=20, median_area=400.0, median_elongation=1.2, solidity=0.7)
+    assert rules_from_paint(crops, start, notched, with_norm).neck_ratio == 0.0
     two_classes = UNetConfig(classes=2)
     assert rules_from_paint(crops, start, ROUND, two_classes) == start  # nothing to tune
     assert rules_from_paint([], start, ROUND, with_norm) == start

@@ -27,6 +27,7 @@ from ..config import UNetConfig, _check_int, _JsonRecord
 from .instances import labels_from_probabilities
 
 __all__ = [
+    "CONVEX_SOLIDITY",
     "MAX_ELONGATION",
     "CellShape",
     "InstanceRules",
@@ -42,6 +43,10 @@ __all__ = [
 
 # Painted cells more elongated than this (median major / minor axis) are rods.
 MAX_ELONGATION = 2.0
+# Painted cells are convex when three quarters of them fill at least this share of their
+# convex hull (solidity); only then is a notch in an interior a contact between two cells
+# (docs/decisions/2026-12-06-necks-only-for-convex-cells.md).
+CONVEX_SOLIDITY = 0.875
 MIN_SIZE_FRACTION = 0.2  # of the median painted cell area: the smallest object kept
 NECK_RATIOS = (0.5, 0.6, 0.7, 0.8)  # candidates, gentlest first
 CORE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)  # candidates, gentlest first
@@ -107,15 +112,20 @@ class CellShape:
     """What the painted cells look like, and what follows from it: the shape policy.
 
     count: painted cells; median_area: their median area (px); median_elongation: the
-    median ratio of their major to minor axis (1 = round).
+    median ratio of their major to minor axis (1 = round); solidity: the lower quartile of
+    their area / convex hull area (1 = every cell convex).
     Rods (``median_elongation`` above ``MAX_ELONGATION``) get no pasted neighbours (two
     rods end to end look like one dividing rod, which counts as one cell), no batch
-    normalisation, no neck cutting and no test-time flips; roundish cells get all four.
+    normalisation, no neck cutting and no test-time flips; roundish cells get all four,
+    but neck cutting only where they are also convex (``solidity`` at least
+    ``CONVEX_SOLIDITY``): the cells of an EM section, which tile the image around each
+    other, have notches of their own.
     """
 
     count: int = 0
     median_area: float = 0.0
     median_elongation: float = 1.0
+    solidity: float = 1.0
 
     @property
     def rods(self) -> bool:
@@ -126,39 +136,48 @@ class CellShape:
         """Pasted neighbours and batch normalisation are for roundish cells."""
         return not self.rods
 
-    def cuts_necks(self, outlines: bool) -> bool:
-        """Whether interiors are cut at necks (calibrated), and predicted with flips:
-        outline networks on roundish cells."""
+    @property
+    def convex(self) -> bool:
+        return self.solidity >= CONVEX_SOLIDITY
+
+    def flips(self, outlines: bool) -> bool:
+        """Whether the cells are predicted with test-time flips: outline networks on
+        roundish cells."""
         return outlines and self.roundish
+
+    def cuts_necks(self, outlines: bool) -> bool:
+        """Whether interiors are cut at necks (calibrated): outline networks on roundish,
+        convex cells."""
+        return self.flips(outlines) and self.convex
 
 
 def measure_cells(cell_planes: Iterable[np.ndarray]) -> CellShape:
     """The :class:`CellShape` of the cells in label planes (0 = no cell, every other value
     one cell). Memory follows the number of cells, not the largest label value."""
-    areas, ratios = [], []
+    areas, ratios, solidities = [], [], []
     for cells in cell_planes:
         values, compact, counts = np.unique(cells, return_inverse=True, return_counts=True)
         areas.extend(counts[values > 0].tolist())
         compact = compact.reshape(np.shape(cells)) + (values[0] > 0)  # 0 stays 0: 1, 2, ...
-        ratios.extend(
-            region.axis_major_length / max(region.axis_minor_length, 1.0)
-            for region in regionprops(compact)
-        )
+        for region in regionprops(compact):
+            ratios.append(region.axis_major_length / max(region.axis_minor_length, 1.0))
+            solidities.append(region.solidity)
     return CellShape(
         count=len(areas),
         median_area=float(np.median(areas)) if areas else 0.0,
         median_elongation=float(np.median(ratios)) if ratios else 1.0,
+        solidity=float(np.quantile(solidities, 0.25)) if solidities else 1.0,
     )
 
 
 def rules_for(cells: CellShape, *, outlines: bool) -> InstanceRules:
     """The rules for a network (with an outline class or not) trained on ``cells``,
     before they are calibrated on them (:func:`rules_from_paint`): objects smaller than
-    a fifth of the median painted cell (at least 10 px) are fragments; flips where necks
-    are cut (docs/decisions/2026-12-02-test-time-flips.md)."""
+    a fifth of the median painted cell (at least 10 px) are fragments; flips for roundish
+    cells (docs/decisions/2026-12-02-test-time-flips.md)."""
     return InstanceRules(
         min_size=max(10, round(MIN_SIZE_FRACTION * cells.median_area)),
-        flips=cells.cuts_necks(outlines),
+        flips=cells.flips(outlines),
     )
 
 
