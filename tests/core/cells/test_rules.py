@@ -235,3 +235,13 @@ def test_pasted_pairs_make_the_interior_threshold_keep_touching_cells_apart():
     assert rules.interior_threshold == 0.6  # the surer threshold that parts the pair
     assert (painted_cells_found(pair, rules) > 0.8).all()
     assert (painted_cells_found(painted, rules) > 0.8).all()
+
+
+def test_the_calibration_reuses_stages_without_changing_what_it_finds():
+    crops = [*bridged_pair(0.7), (outline_crop(disc(radius=9)), disc(radius=9) > 0)]
+    memos = [{} for _ in crops]
+    for threshold, growth, neck in ((0.5, 2, 0.0), (0.5, 0, 0.8), (0.7, 2, 0.8), (0.5, 3, 0.5)):
+        rules = InstanceRules(interior_threshold=threshold, growth=growth, neck_ratio=neck)
+        fresh = painted_cells_found(crops, rules)
+        assert np.array_equal(painted_cells_found(crops, rules, memos), fresh)
+    assert all(memo["basins"] is not None for memo in memos)  # (kept from a neck ratio)

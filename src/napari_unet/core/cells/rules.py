@@ -244,13 +244,17 @@ def calibrate_join(crops: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
 
 
 def painted_cells_found(
-    crops: Sequence[tuple[np.ndarray, np.ndarray]], rules: InstanceRules
+    crops: Sequence[tuple[np.ndarray, np.ndarray]],
+    rules: InstanceRules,
+    memos: Sequence[dict] | None = None,
 ) -> np.ndarray:
     """Per crop, the IoU of the object that covers its painted cell (IoU >= 0.5, one
-    object over half the cell), or 0 where the cell is not found."""
+    object over half the cell), or 0 where the cell is not found. ``memos``: one dict per
+    crop, kept between calls with other rules (the stages they share are reused)."""
     scores = np.zeros(len(crops))
     for k, (probabilities, cell) in enumerate(crops):
-        labels = labels_from_probabilities(probabilities, **rules.labelling())
+        memo = memos[k] if memos is not None else None
+        labels = labels_from_probabilities(probabilities, **rules.labelling(), memo=memo)
         values, counts = np.unique(labels[cell], return_counts=True)
         counts, values = counts[values > 0], values[values > 0]
         if not len(values) or counts.max() * 2 <= cell.sum():
@@ -270,11 +274,11 @@ def calibrate_interior(
     defaults (0.5, 2). Without necks or a core threshold, which come next."""
     plain = dataclasses.replace(rules, neck_ratio=0.0, core_threshold=0.0)
     default = InstanceRules()
-    scored = []
+    scored, memos = [], [{} for _ in crops]
     for threshold in INTERIOR_THRESHOLDS:
         for growth in GROWTHS:
             candidate = dataclasses.replace(plain, interior_threshold=threshold, growth=growth)
-            quality = float(painted_cells_found(crops, candidate).mean())
+            quality = float(painted_cells_found(crops, candidate, memos).mean())
             distance = abs(threshold - default.interior_threshold) * 10 + abs(
                 growth - default.growth
             )
@@ -292,11 +296,13 @@ def calibrate_core(crops: Sequence[tuple[np.ndarray, np.ndarray]], rules: Instan
     loses more. Faint objects in background noise never reach it; the model's own cells,
     as sure as it has learned to be, do
     (docs/decisions/2026-12-05-rules-from-the-paint.md)."""
-    found = (painted_cells_found(crops, dataclasses.replace(rules, core_threshold=0.0)) > 0).sum()
+    memos = [{} for _ in crops]
+    plain = dataclasses.replace(rules, core_threshold=0.0)
+    found = (painted_cells_found(crops, plain, memos) > 0).sum()
     best = 0.0
     for core in CORE_THRESHOLDS:
         candidate = dataclasses.replace(rules, core_threshold=core)
-        kept = (painted_cells_found(crops, candidate) > 0).sum()
+        kept = (painted_cells_found(crops, candidate, memos) > 0).sum()
         if kept < found - TOLERANCE * len(crops):
             break
         best = core
@@ -314,12 +320,12 @@ def calibrate_neck_ratio(
     a quarter of the cell); 0 (off) when even the gentlest cuts more
     (docs/decisions/2026-12-01-neck-cutting.md).
     """
-    best = 0.0
+    best, memos = 0.0, [{} for _ in crops]  # (the interiors' basins, for every ratio)
     for ratio in NECK_RATIOS:
         cut = 0
-        for probabilities, cell in crops:
+        for (probabilities, cell), memo in zip(crops, memos, strict=True):
             options = {**rules.labelling(), "neck_ratio": ratio}
-            labels = labels_from_probabilities(probabilities, **options)
+            labels = labels_from_probabilities(probabilities, **options, memo=memo)
             counts = np.bincount(labels[cell])[1:]
             cut += int((counts >= 0.25 * cell.sum()).sum() >= 2)
         if cut > TOLERANCE * len(crops):
