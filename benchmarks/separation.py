@@ -34,7 +34,8 @@ cells from probabilities (``--rules``) are compared on the same models:
   evening of 2026-12-05); ``all-painted``: the interior threshold from all the painted
   cells, without the held-back cells' say (training until 2026-12-06 noon);
   ``necks-always``: necks cut on roundish cells even where the painted cells are not
-  convex (training until 2026-12-06 evening);
+  convex (training until 2026-12-06 evening); ``necks-to-0.8``: the neck ratio chosen
+  from 0.5-0.8, not 0.5-0.9 (the same);
 - ``join-Q`` (e.g. ``join-0.5``): ``calibrated``, but the join bound at quantile Q of the
   painted cells' solidity (the default takes 0.05); ``interior-T``: ``calibrated``, but
   the interior threshold T; ``no-necks``: ``calibrated``, but no cuts at necks;
@@ -110,7 +111,15 @@ CONSTANTS = {
     "MIN_SIZE_FRACTION": rules_module,
 }
 DEFAULT_MIN_SIZE_FRACTION = rules_module.MIN_SIZE_FRACTION
-CALIBRATED = ("calibrated", "painted-only", "calibrated-unflipped", "all-painted", "necks-always")
+NECK_RATIOS = rules_module.NECK_RATIOS
+CALIBRATED = (
+    "calibrated",
+    "painted-only",
+    "calibrated-unflipped",
+    "all-painted",
+    "necks-always",
+    "necks-to-0.8",
+)
 HELA_EVAL = [2, 5, 8, 10, 12, 15, 17, 19]
 BBBC_IMAGES = [
     "A9_p7d",
@@ -403,6 +412,8 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
             crops = probabilities["crops" + unflipped]
             if held is None:  # (a training set of its own: built once per unit)
                 held = calibration_held_back(training_set(unit, loaded))
+            if variant == "necks-to-0.8":  # (the candidates before 0.9 joined them)
+                rules_module.NECK_RATIOS = (0.5, 0.6, 0.7, 0.8)
             rules = rules_from_paint(
                 crops,
                 start,
@@ -413,6 +424,7 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
                 if variant != "all-painted"
                 else (),
             )
+            rules_module.NECK_RATIOS = NECK_RATIOS
         if variant.startswith("interior-"):  # calibrated, but this interior threshold
             rules = dataclasses.replace(
                 rules, interior_threshold=float(variant.removeprefix("interior-"))

@@ -104,7 +104,7 @@ def test_the_neck_ratio_is_the_most_eager_that_leaves_painted_cells_whole():
     # ...so, painted as one cell, it turns neck cutting off
     assert calibrate_neck_ratio([whole], InstanceRules()) == 0.0
     disc = (yy - 20) ** 2 + (xx - 30) ** 2 <= 144
-    assert calibrate_neck_ratio([(outline_crop(disc.astype(int)), disc)], InstanceRules()) == 0.8
+    assert calibrate_neck_ratio([(outline_crop(disc.astype(int)), disc)], InstanceRules()) == 0.9
 
 
 def test_rules_are_read_from_a_model_files_training_record():
@@ -196,7 +196,7 @@ def test_rules_from_paint_calibrate_what_the_network_and_shape_call_for():
     start = InstanceRules(min_size=10, flips=True)
     with_norm = UNetConfig(classes=3, batch_norm=True)
     rules = rules_from_paint(crops, start, ROUND, with_norm)
-    assert rules.core_threshold == 0.9 and rules.neck_ratio == 0.8 and rules.growth == 2
+    assert rules.core_threshold == 0.9 and rules.neck_ratio == 0.9 and rules.growth == 2
     plain = rules_from_paint(crops, start, ROUND, UNetConfig(classes=3))
     assert plain.core_threshold == 0.0  # no core threshold without batch normalisation
     rods_shape = CellShape(count=20, median_area=400.0, median_elongation=4.0)

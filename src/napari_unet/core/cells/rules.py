@@ -48,7 +48,8 @@ MAX_ELONGATION = 2.0
 # (docs/decisions/2026-12-06-necks-only-for-convex-cells.md).
 CONVEX_SOLIDITY = 0.875
 MIN_SIZE_FRACTION = 0.2  # of the median painted cell area: the smallest object kept
-NECK_RATIOS = (0.5, 0.6, 0.7, 0.8)  # candidates, gentlest first
+# candidates, gentlest first (docs/decisions/2026-12-06-neck-ratio-up-to-0-9.md)
+NECK_RATIOS = (0.5, 0.6, 0.7, 0.8, 0.9)
 CORE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)  # candidates, gentlest first
 INTERIOR_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 GROWTHS = (0, 1, 2, 3, 4)  # px
