@@ -32,10 +32,10 @@ cells from probabilities (``--rules``) are compared on the same models:
   model segments with); ``painted-only``: the same without the pasted pairs;
   ``calibrated-unflipped``: the crops predicted without flips (training until the
   evening of 2026-12-05); ``all-painted``: the interior threshold from all the painted
-  cells, without the held-back cells' say (training until 2026-12-06 noon);
+  cells, without the held-back cells' say (training before 2026-12-06);
   ``necks-always``: necks cut on roundish cells even where the painted cells are not
-  convex (training until 2026-12-06 evening); ``necks-to-0.8``: the neck ratio chosen
-  from 0.5-0.8, not 0.5-0.9 (the same);
+  convex (training before the 2026-12-06 convexity rule); ``necks-to-0.8``: the neck
+  ratio chosen from 0.5-0.8, not 0.5-0.9 (the same);
 - ``join-Q`` (e.g. ``join-0.5``): ``calibrated``, but the join bound at quantile Q of the
   painted cells' solidity (the default takes 0.05); ``interior-T``: ``calibrated``, but
   the interior threshold T; ``no-necks``: ``calibrated``, but no cuts at necks;
