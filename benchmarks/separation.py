@@ -368,15 +368,15 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
         for plane in paint_planes
         for region in regionprops(np.where(plane > 1, plane, 0))
     ]
+    painted = measure_cells(np.where(p > 1, p, 0) for p in paint_planes)
     common = {
         "dataset": unit.dataset,
         "image": unit.name,
         "seed": seed,
         "noise": list(NOISE),
         "painted_max_length_px": round(float(max(lengths, default=0.0)), 1),
-        "painted_median_elongation": round(
-            measure_cells(np.where(p > 1, p, 0) for p in paint_planes).median_elongation, 2
-        ),
+        "painted_median_elongation": round(painted.median_elongation, 2),
+        "painted_solidity": round(painted.solidity, 3),  # (the lower quartile)
     }
     dark = cells_are_dark(unit.images, unit.paint)
     classical = np.stack([otsu_watershed(plane, dark) for plane in unit.scored])
@@ -404,9 +404,9 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
                 )
         if variant in (*CALIBRATED, "no-necks") or variant.startswith(("join-", "interior-")):
             unflipped = "_unflipped" if variant == "calibrated-unflipped" else ""
-            cells = measure_cells(np.where(p > 1, p, 0) for p in paint_planes)
+            cells = painted
             if variant == "necks-always":  # (necks cut whatever the cells' convexity)
-                cells = dataclasses.replace(cells, solidity=1.0)
+                cells = dataclasses.replace(painted, solidity=1.0)
             start = rules_for(cells, outlines=loaded.model.config.outlines)
             start = dataclasses.replace(start, min_size=min_size(loaded, cells))
             crops = probabilities["crops" + unflipped]
