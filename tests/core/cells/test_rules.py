@@ -1,5 +1,7 @@
 """The rules record, the shape policy and the calibration on painted cells."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -245,3 +247,33 @@ def test_the_calibration_reuses_stages_without_changing_what_it_finds():
         fresh = painted_cells_found(crops, rules)
         assert np.array_equal(painted_cells_found(crops, rules, memos), fresh)
     assert all(memo["basins"] is not None for memo in memos)  # (kept from a neck ratio)
+
+
+def cut_off_neighbour(bridge=0.55):
+    """A crop of a painted disc (radius 9) touching a neighbour that the crop's edge cuts
+    off (a strip whose visible part is small), the network joining their interiors at
+    ``bridge`` across the contact: (probabilities, painted cell)."""
+    cells = disc(radius=9, size=40, centre=(20, 14))
+    cells[16:25, 24:] = 2  # the neighbour runs on past the crop's edge
+    probabilities = outline_crop(cells)
+    contact = np.zeros(cells.shape, bool)
+    contact[17:24, 21:27] = True
+    probabilities[1][contact & (cells > 0)] = bridge
+    probabilities[2][contact & (cells > 0)] = 1 - bridge
+    return probabilities, cells == 1
+
+
+def test_a_cell_run_into_a_neighbour_the_crop_cuts_off_is_not_found():
+    probabilities, cell = cut_off_neighbour()
+    plain = InstanceRules(min_size=10)
+    labels = labels_from_probabilities(probabilities, **plain.labelling())
+    merged = labels == labels[20, 14]
+    assert merged[20, 39]  # one object with the neighbour, out to the crop's edge...
+    assert cell.sum() / (merged | cell).sum() > 0.6  # ...which the crop shows only in part
+    assert painted_cells_found([(probabilities, cell)], plain)[0] == 0  # so: not found
+    parted = dataclasses.replace(plain, interior_threshold=0.6)
+    assert painted_cells_found([(probabilities, cell)], parted)[0] > 0.8
+    # and the calibration takes the threshold that parts them
+    painted = [(outline_crop(disc(radius=r)), disc(radius=r) > 0) for r in (7, 8, 9, 10)]
+    chosen = calibrate_interior([*painted, (probabilities, cell)], plain)
+    assert chosen.interior_threshold == 0.6

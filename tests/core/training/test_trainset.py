@@ -130,3 +130,11 @@ def test_memory_follows_the_painted_cells_not_the_largest_label_value():
     assert data.planes[0].labels.max() < 100  # ids 2, 3, ... whatever was painted
     np.testing.assert_array_equal(data.planes[0].labels, small.planes[0].labels)
     assert data.cells == small.cells and len(data.validation_regions(cells="all")) == 8
+
+
+def test_a_calibration_crop_shows_a_leak_before_it_reaches_the_crops_edge():
+    # painted_cells_found calls a cell not found where its object reaches LEAK_PX outside
+    # it; an object cut off by the crop's edge must still reach that far inside the crop
+    from napari_unet.core.cells.rules import LEAK_PX
+
+    assert 0 < LEAK_PX < VALIDATION_MARGIN

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import ndimage as ndi
 from skimage.measure import regionprops
 
 from ..config import UNetConfig, _check_int, _JsonRecord
@@ -31,6 +32,7 @@ __all__ = [
     "MAX_ELONGATION",
     "CellShape",
     "InstanceRules",
+    "LEAK_PX",
     "calibrate_core",
     "calibrate_interior",
     "calibrate_join",
@@ -58,6 +60,10 @@ TIE = 0.01  # of the painted cells' quality: a closer call than this goes to the
 JOIN_QUANTILE = 0.05  # of the painted cells' solidity: pieces less convex stay apart
 NECK_CELLS = 40  # painted cells the rules are calibrated on, at most
 UNSEEN_CELLS = 5  # held-back cells the interior threshold is chosen on, at least
+# px: an object that reaches this far outside the painted cell it covers has run into a
+# neighbour, whose far side the crop may cut off (the crops hold 16 px around each cell):
+# that cell is not found (docs/decisions/2026-12-06-leaks-are-not-found.md)
+LEAK_PX = 8
 
 
 @dataclass(frozen=True)
@@ -250,8 +256,11 @@ def painted_cells_found(
     memos: Sequence[dict] | None = None,
 ) -> np.ndarray:
     """Per crop, the IoU of the object that covers its painted cell (IoU >= 0.5, one
-    object over half the cell), or 0 where the cell is not found. ``memos``: one dict per
-    crop, kept between calls with other rules (the stages they share are reused)."""
+    object over half the cell, nowhere more than ``LEAK_PX`` outside it), or 0 where the
+    cell is not found. A crop shows only part of a neighbour that the object has run
+    into, so without the leak bound the object would match better in the crop than in
+    the whole image. ``memos``: one dict per crop, kept between calls with other rules
+    (the stages they share are reused)."""
     scores = np.zeros(len(crops))
     for k, (probabilities, cell) in enumerate(crops):
         memo = memos[k] if memos is not None else None
@@ -262,8 +271,20 @@ def painted_cells_found(
             continue
         best = labels == values[counts.argmax()]
         iou = counts.max() / np.logical_or(best, cell).sum()
-        scores[k] = iou if iou >= 0.5 else 0.0
+        if iou >= 0.5 and not (best & _far_from(cell, memo)).any():
+            scores[k] = iou
     return scores
+
+
+def _far_from(cell: np.ndarray, memo: dict | None) -> np.ndarray:
+    """The pixels more than ``LEAK_PX`` from ``cell`` (kept in ``memo``)."""
+    key = ("far from the cell", LEAK_PX)
+    if memo is not None and key in memo:
+        return memo[key]
+    far = ndi.distance_transform_edt(~cell) > LEAK_PX
+    if memo is not None:
+        memo[key] = far
+    return far
 
 
 def calibrate_interior(
