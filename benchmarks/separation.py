@@ -106,7 +106,6 @@ CONSTANTS = {
     "NECK_DEPTH": instances,
     "GAP_PROBABILITY": instances,
     "TOLERANCE": rules_module,
-    "LEAK_PX": rules_module,
     "TIE": rules_module,
     "JOIN_QUANTILE": rules_module,
     "MIN_SIZE_FRACTION": rules_module,

@@ -8,6 +8,7 @@ import pytest
 from napari_unet.core.cells.instances import labels_from_probabilities
 from napari_unet.core.cells.rules import (
     CONVEX_SOLIDITY,
+    LEAK_PX,
     UNSEEN_CELLS,
     CellShape,
     InstanceRules,
@@ -263,17 +264,20 @@ def cut_off_neighbour(bridge=0.55):
     return probabilities, cells == 1
 
 
-def test_a_cell_run_into_a_neighbour_the_crop_cuts_off_is_not_found():
+def test_a_cell_run_into_a_neighbour_the_crop_cuts_off_is_not_found_by_the_check():
     probabilities, cell = cut_off_neighbour()
-    plain = InstanceRules(min_size=10)
+    crop, plain = [(probabilities, cell)], InstanceRules(min_size=10)
     labels = labels_from_probabilities(probabilities, **plain.labelling())
     merged = labels == labels[20, 14]
     assert merged[20, 39]  # one object with the neighbour, out to the crop's edge...
     assert cell.sum() / (merged | cell).sum() > 0.6  # ...which the crop shows only in part
-    assert painted_cells_found([(probabilities, cell)], plain)[0] == 0  # so: not found
+    assert painted_cells_found(crop, plain)[0] > 0.6  # the calibration's view of the crop
+    assert painted_cells_found(crop, plain, leak_px=LEAK_PX)[0] == 0  # the check's: a leak
     parted = dataclasses.replace(plain, interior_threshold=0.6)
-    assert painted_cells_found([(probabilities, cell)], parted)[0] > 0.8
-    # and the calibration takes the threshold that parts them
-    painted = [(outline_crop(disc(radius=r)), disc(radius=r) > 0) for r in (7, 8, 9, 10)]
-    chosen = calibrate_interior([*painted, (probabilities, cell)], plain)
-    assert chosen.interior_threshold == 0.6
+    assert painted_cells_found(crop, parted, leak_px=LEAK_PX)[0] > 0.8
+    # the bound is on how far outside the cell the object reaches, not on how much of it
+    painted = disc(radius=30, size=90, centre=(45, 45)) > 0
+    for beyond, found in ((LEAK_PX - 2, True), (LEAK_PX + 2, False)):
+        grown = outline_crop(disc(radius=30 + beyond, size=90, centre=(45, 45)))
+        assert painted_cells_found([(grown, painted)], plain)[0] > 0.5
+        assert (painted_cells_found([(grown, painted)], plain, leak_px=LEAK_PX)[0] > 0) == found

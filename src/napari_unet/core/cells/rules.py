@@ -60,9 +60,9 @@ TIE = 0.01  # of the painted cells' quality: a closer call than this goes to the
 JOIN_QUANTILE = 0.05  # of the painted cells' solidity: pieces less convex stay apart
 NECK_CELLS = 40  # painted cells the rules are calibrated on, at most
 UNSEEN_CELLS = 5  # held-back cells the interior threshold is chosen on, at least
-# px: an object that reaches this far outside the painted cell it covers has run into a
-# neighbour, whose far side the crop may cut off (the crops hold 16 px around each cell):
-# that cell is not found (docs/decisions/2026-12-06-leaks-are-not-found.md)
+# px: training's check of a model calls a painted cell not found where the object over it
+# reaches this far outside it: it has run into a neighbour that the crop (16 px around the
+# cell) cuts off (docs/decisions/2026-12-06-leaks-are-not-found.md)
 LEAK_PX = 8
 
 
@@ -254,12 +254,13 @@ def painted_cells_found(
     crops: Sequence[tuple[np.ndarray, np.ndarray]],
     rules: InstanceRules,
     memos: Sequence[dict] | None = None,
+    leak_px: int | None = None,
 ) -> np.ndarray:
     """Per crop, the IoU of the object that covers its painted cell (IoU >= 0.5, one
-    object over half the cell, nowhere more than ``LEAK_PX`` outside it), or 0 where the
-    cell is not found. A crop shows only part of a neighbour that the object has run
-    into, so without the leak bound the object would match better in the crop than in
-    the whole image. ``memos``: one dict per crop, kept between calls with other rules
+    object over half the cell), or 0 where the cell is not found. With ``leak_px``, also
+    0 where that object reaches more than ``leak_px`` outside the cell: a crop shows only
+    part of a neighbour the object has run into, so there it matches better than it will
+    in the whole image. ``memos``: one dict per crop, kept between calls with other rules
     (the stages they share are reused)."""
     scores = np.zeros(len(crops))
     for k, (probabilities, cell) in enumerate(crops):
@@ -271,20 +272,15 @@ def painted_cells_found(
             continue
         best = labels == values[counts.argmax()]
         iou = counts.max() / np.logical_or(best, cell).sum()
-        if iou >= 0.5 and not (best & _far_from(cell, memo)).any():
+        if iou >= 0.5 and not (leak_px is not None and _leaks(best, cell, leak_px)):
             scores[k] = iou
     return scores
 
 
-def _far_from(cell: np.ndarray, memo: dict | None) -> np.ndarray:
-    """The pixels more than ``LEAK_PX`` from ``cell`` (kept in ``memo``)."""
-    key = ("far from the cell", LEAK_PX)
-    if memo is not None and key in memo:
-        return memo[key]
-    far = ndi.distance_transform_edt(~cell) > LEAK_PX
-    if memo is not None:
-        memo[key] = far
-    return far
+def _leaks(found: np.ndarray, cell: np.ndarray, leak_px: int) -> bool:
+    """Whether the object ``found`` reaches more than ``leak_px`` outside ``cell``."""
+    outside = found & ~cell
+    return bool(outside.any() and (ndi.distance_transform_edt(~cell)[outside] > leak_px).any())
 
 
 def calibrate_interior(

@@ -19,6 +19,7 @@ from scipy import ndimage as ndi
 from ..cells.instances import cell_probability, labels_from_probabilities
 from ..cells.metrics import InstanceScores, match_instances
 from ..cells.rules import (
+    LEAK_PX,
     NECK_CELLS,
     InstanceRules,
     painted_cells_found,
@@ -159,8 +160,9 @@ def calibrated_rules(model: UNet, data: TrainingSet, device) -> tuple[InstanceRu
     """How ``model``'s probabilities become cells, calibrated on the painted cells (the
     interior threshold on those held back from training) and on pairs of them pasted into
     contact (:func:`~napari_unet.core.cells.rules.rules_from_paint`), and how many of the
-    painted cells it was calibrated on those rules find. The crops are predicted with the
-    flips the rules segment with."""
+    painted cells it was calibrated on those rules find (an object that reaches
+    ``LEAK_PX`` outside its cell does not find it). The crops are predicted with the flips
+    the rules segment with."""
     start = uncalibrated_rules(model, data)
     crops = calibration_crops(model, data, device, start.flips)
     unseen = [crop for crop, held in zip(crops, calibration_held_back(data), strict=True) if held]
@@ -168,7 +170,8 @@ def calibrated_rules(model: UNet, data: TrainingSet, device) -> tuple[InstanceRu
     rules = rules_from_paint(
         crops, start, data.cells, model.config, contacts=contacts, unseen=unseen
     )
-    found = int((painted_cells_found(crops, rules) > 0).sum()) if crops else 0
+    # (counted as the whole image would: not where the object runs into a neighbour)
+    found = int((painted_cells_found(crops, rules, leak_px=LEAK_PX) > 0).sum()) if crops else 0
     return rules, found, len(crops)
 
 
