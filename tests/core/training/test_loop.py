@@ -301,8 +301,16 @@ def test_the_rules_are_calibrated_and_checked_on_what_segment_labels(monkeypatch
         calibrated.update(crops=crops, unseen=kwargs["unseen"])
         return calibrate(crops, *args, **kwargs)
 
+    counted = []
+    count = validation.painted_cells_found
+
+    def spy_count(*args, **kwargs):
+        counted.append(kwargs.get("leak_px"))
+        return count(*args, **kwargs)
+
     monkeypatch.setattr(validation, "predict_tiled", spy)
     monkeypatch.setattr(validation, "rules_from_paint", spy_rules)
+    monkeypatch.setattr(validation, "painted_cells_found", spy_count)
     sample = sample_cells()
     config = TrainConfig(minutes=None, iterations=2, validate_every=0.0)
     result = drain(train([(sample.image, sample.annotation)], config))
@@ -315,6 +323,8 @@ def test_the_rules_are_calibrated_and_checked_on_what_segment_labels(monkeypatch
     first = flips.index(True)  # training validates without; the calibration with
     assert not any(flips[:first]) and first > 0
     assert all(flips[first:]) and len(flips) - first >= checked
+    # the painted cells found are counted as the whole image would: no leaks past LEAK_PX
+    assert counted == [validation.LEAK_PX]
 
 
 def test_forty_steps_give_a_model_that_finds_its_painted_cells():
