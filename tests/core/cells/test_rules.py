@@ -8,7 +8,6 @@ import pytest
 from napari_unet.core.cells.instances import labels_from_probabilities
 from napari_unet.core.cells.rules import (
     CONVEX_SOLIDITY,
-    LEAK_PX,
     UNSEEN_CELLS,
     CellShape,
     InstanceRules,
@@ -21,6 +20,7 @@ from napari_unet.core.cells.rules import (
     rules_from_paint,
 )
 from napari_unet.core.config import UNetConfig
+from napari_unet.core.training.validation import LEAK_PX
 
 
 def rods(count=4):

@@ -135,6 +135,6 @@ def test_memory_follows_the_painted_cells_not_the_largest_label_value():
 def test_a_calibration_crop_shows_a_leak_before_it_reaches_the_crops_edge():
     # painted_cells_found calls a cell not found where its object reaches LEAK_PX outside
     # it; an object cut off by the crop's edge must still reach that far inside the crop
-    from napari_unet.core.cells.rules import LEAK_PX
+    from napari_unet.core.training.validation import LEAK_PX
 
     assert 0 < LEAK_PX < VALIDATION_MARGIN

@@ -32,7 +32,6 @@ __all__ = [
     "MAX_ELONGATION",
     "CellShape",
     "InstanceRules",
-    "LEAK_PX",
     "calibrate_core",
     "calibrate_interior",
     "calibrate_join",
@@ -60,10 +59,6 @@ TIE = 0.01  # of the painted cells' quality: a closer call than this goes to the
 JOIN_QUANTILE = 0.05  # of the painted cells' solidity: pieces less convex stay apart
 NECK_CELLS = 40  # painted cells the rules are calibrated on, at most
 UNSEEN_CELLS = 5  # held-back cells the interior threshold is chosen on, at least
-# px: training's check of a model calls a painted cell not found where the object over it
-# reaches this far outside it: it has run into a neighbour that the crop (16 px around the
-# cell) cuts off (docs/decisions/2026-12-06-leaks-are-not-found.md)
-LEAK_PX = 8
 
 
 @dataclass(frozen=True)

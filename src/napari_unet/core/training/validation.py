@@ -19,7 +19,6 @@ from scipy import ndimage as ndi
 from ..cells.instances import cell_probability, labels_from_probabilities
 from ..cells.metrics import InstanceScores, match_instances
 from ..cells.rules import (
-    LEAK_PX,
     NECK_CELLS,
     InstanceRules,
     painted_cells_found,
@@ -47,6 +46,11 @@ __all__ = [
 # can change: 1 / their number; docs/decisions/2026-12-01-best-model.md)
 QUALITY_TOLERANCE = 0.03
 NEAR = 3  # px: a pasted cell's host is the painted cell within this (pasted gaps are <= 2)
+# px: the check of a model calls a painted cell not found where the object over it reaches
+# this far outside it: it has run into a neighbour, which the crop may cut off; half the
+# crop's margin, so that it shows before the crop's edge
+# (docs/decisions/2026-12-06-leaks-are-not-found.md)
+LEAK_PX = VALIDATION_MARGIN // 2
 
 
 def predict_crop(
