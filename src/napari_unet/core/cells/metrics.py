@@ -17,6 +17,7 @@ __all__ = [
     "match_instances",
     "pixel_error",
     "rand_error",
+    "merged_touching_pairs",
     "split_touching_pairs",
     "touching_pairs",
 ]
@@ -133,8 +134,22 @@ def split_touching_pairs(
     covered by one predicted object, and those are two different objects.
     """
     pairs = touching_pairs(truth, distance)
-    if not pairs:
-        return 0, 0
+    owner = _owners(truth, prediction) if pairs else {}
+    split = sum(a in owner and b in owner and owner[a] != owner[b] for a, b in pairs)
+    return split, len(pairs)
+
+
+def merged_touching_pairs(truth: np.ndarray, prediction: np.ndarray, distance: int = 3) -> int:
+    """How many of the touching pairs of :func:`split_touching_pairs` are merged: both
+    objects mostly covered by the same predicted object. The pairs neither split nor
+    merged have an object that no predicted object mostly covers (a detection miss)."""
+    pairs = touching_pairs(truth, distance)
+    owner = _owners(truth, prediction) if pairs else {}
+    return sum(a in owner and b in owner and owner[a] == owner[b] for a, b in pairs)
+
+
+def _owners(truth: np.ndarray, prediction: np.ndarray) -> dict[int, int]:
+    """True object -> the predicted object covering over half of it (where there is one)."""
     truth, prediction = np.asarray(truth), np.asarray(prediction)
     owner = {}
     for value, box in enumerate(ndi.find_objects(truth.astype(np.int64)), start=1):
@@ -144,5 +159,4 @@ def split_touching_pairs(
         found, counts = np.unique(inside[inside > 0], return_counts=True)
         if len(found) and counts.max() * 2 > inside.size:
             owner[value] = int(found[counts.argmax()])
-    split = sum(a in owner and b in owner and owner[a] != owner[b] for a, b in pairs)
-    return split, len(pairs)
+    return owner
