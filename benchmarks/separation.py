@@ -46,10 +46,11 @@ cells from probabilities (``--rules``) are compared on the same models:
 
     ../.venv/bin/python separation.py /tmp/realdata [--datasets hela bbbc007 ecoli isbi]
         [--seeds 0 1] [--rules stored calibrated] [--fresh] [--set NECK_DEPTH=1.5 ...]
-        [--noise 1 1]
+        [--noise 1 1] [--weight-map w0=5 ...]
 
 ``--noise LOW HIGH`` trains with that pixel-noise range (``AugmentConfig.noise``; ``1 1``:
-none, the default before 2026-12-06); its models are cached under their own names.
+none, the default before 2026-12-06), ``--weight-map FIELD=VALUE`` with those fields of
+``WeightMapConfig``; their models are cached under their own names.
 
 ``--set NAME=VALUE`` changes a constant of the rules for the whole run (one of
 ``CONSTANTS``): how sensitive the results are to it, on the same models.
@@ -202,7 +203,7 @@ def noise_tag() -> str:
 
 
 def weights_tag() -> str:
-    """``--weight-map`` in file names: "" for the defaults, else e.g. "unpainted_beyond=0"."""
+    """``--weight-map`` in file names: "" for the defaults, else e.g. "w0=5"."""
     default = WeightMapConfig().to_dict()
     changed = {k: v for k, v in WEIGHT_MAP.to_dict().items() if v != default[k]}
     return "-".join(f"{k}={v:g}" for k, v in changed.items())
@@ -539,13 +540,15 @@ def main() -> int:
         nargs="+",
         default=[],
         metavar="FIELD=VALUE",
-        help="train with these WeightMapConfig fields (e.g. unpainted_beyond=0)",
+        help="train with these WeightMapConfig fields (e.g. w0=5; booleans 0 or 1)",
     )
     args = parser.parse_args()
     global NOISE, WEIGHT_MAP
     NOISE = tuple(args.noise) if args.noise else NOISE
     fields = dict(setting.split("=") for setting in args.weight_map)
     defaults = WeightMapConfig().to_dict()
+    if set(fields) - set(defaults):
+        parser.error(f"--weight-map: fields of WeightMapConfig, {', '.join(defaults)}")
     WEIGHT_MAP = WeightMapConfig.from_dict(
         {**defaults, **{k: type(defaults[k])(float(v)) for k, v in fields.items()}}
     )

@@ -49,12 +49,8 @@ def reference(labels, w0=10.0, sigma=5.0, dense=False, background=1, gaps=True):
     return is_cell.astype(np.uint8), weight, touching & gaps
 
 
-# eq. 2 as the paper writes it: no term for the unpainted pixels beyond a painted stroke
-PAPER = WeightMapConfig(unpainted_beyond=False)
-
-
 def assert_matches_reference(labels, config=None, labels_config=None):
-    config, labels_config = config or PAPER, labels_config or LabelConfig()
+    config, labels_config = config or WeightMapConfig(), labels_config or LabelConfig()
     fast = targets_and_weights(labels, config, labels_config)
     target, weight, gaps = reference(
         labels,
@@ -150,10 +146,7 @@ def test_class_balance_gives_each_class_half_the_weight_and_mean_one():
 
 def test_options_match_the_reference():
     truth = synthetic(6).truth
-    for config in (
-        WeightMapConfig(w0=3, sigma=8),
-        WeightMapConfig(insert_gaps=False, unpainted_beyond=False),
-    ):
+    for config in (WeightMapConfig(w0=3, sigma=8), WeightMapConfig(insert_gaps=False)):
         assert_matches_reference(truth, config, LabelConfig(dense=True))
     painted = synthetic(7).annotation.astype(np.int32)
     painted[painted == 1] = 9  # background painted with label 9
@@ -236,7 +229,7 @@ def contour_reference(labels, w0=10.0, sigma=5.0):
 def test_contour_targets_match_the_reference(seed, dense):
     cells = synthetic(seed, shape=(64, 72))
     labels = cells.truth if dense else cells.annotation
-    fast = targets_and_weights(labels, PAPER, LabelConfig(dense=dense), outlines=True)
+    fast = targets_and_weights(labels, label_config=LabelConfig(dense=dense), outlines=True)
     if dense:  # the reference reads the sparse convention: 0 -> 1 (background), v -> v + 1
         labels = np.where(labels > 0, labels + 1, 1)
     target, weight = contour_reference(labels)
@@ -313,83 +306,3 @@ def test_shapes_are_checked():
         weighted_cross_entropy(torch.zeros(1, 2, 4, 4), torch.zeros(1, 4, 5), torch.zeros(1, 4, 5))
     with pytest.raises(ValueError, match="target's shape"):
         weighted_cross_entropy(torch.zeros(1, 2, 4, 4), torch.zeros(1, 4, 4), torch.zeros(4, 4))
-
-
-def beyond_reference(labels, w0=10.0, sigma=5.0):
-    """Literal term for the unpainted pixels beyond a painted stroke: per painted background
-    pixel, its nearest cell pixel c and nearest unpainted pixel u by brute force; where u
-    lies beyond (the angle c-x-u is obtuse), w0 exp(-(|c - x| + |u - x|)^2 / (2 sigma^2)).
-    Returns the term and the pixels where ties between nearest pixels disagree."""
-    cy, cx = np.nonzero(labels > 1)
-    uy, ux = np.nonzero(labels == 0)
-    term = np.zeros(labels.shape)
-    unsure = np.zeros(labels.shape, bool)
-    for y, x in zip(*np.nonzero(labels == 1), strict=True):
-        dc, du = np.hypot(cy - y, cx - x), np.hypot(uy - y, ux - x)
-        near_c, near_u = np.flatnonzero(dc == dc.min()), np.flatnonzero(du == du.min())
-        beyond = {
-            (cy[i] - y) * (uy[j] - y) + (cx[i] - x) * (ux[j] - x) < 0
-            for i in near_c
-            for j in near_u
-        }
-        if len(beyond) > 1:
-            unsure[y, x] = True
-        elif beyond.pop():
-            term[y, x] = w0 * np.exp(-((dc.min() + du.min()) ** 2) / (2 * sigma**2))
-    return term, unsure
-
-
-@pytest.mark.parametrize("seed", [3, 4])
-def test_unpainted_beyond_a_stroke_matches_the_reference(seed):
-    labels = synthetic(seed, shape=(64, 72), painted_cells=6).annotation.astype(np.int64)
-    # a thin painted ring around every painted cell, as a user strokes membranes
-    ring = (ndi.distance_transform_edt(labels < 2) <= 3) & (labels == 0)
-    labels[ring] = 1
-    fast = targets_and_weights(labels)
-    _, paper, _ = reference(labels)
-    term, unsure = beyond_reference(labels)
-    background = (labels == 1) & (fast.target == 0) & ~unsure
-    w_background = paper[background].min()  # w_c: the paper's term is >= 0
-    expected = np.maximum(paper - w_background, term) + w_background
-    np.testing.assert_allclose(fast.weight[background], expected[background], rtol=1e-4)
-    assert (term[background] > 1).sum() > 50  # the ring carries the term
-    assert background.sum() > 300  # ties leave most pixels defined
-    # cells and the unpainted pixels are as the paper has them
-    others = labels != 1
-    np.testing.assert_allclose(fast.weight[others], paper[others], rtol=1e-4)
-
-
-def test_a_thin_stroke_around_a_cell_weighs_as_a_gap_between_two_cells():
-    labels = np.zeros((40, 48), np.int32)
-    labels[10:30, 10:30] = 2  # a painted cell
-    labels[7:33, 7:10] = 1  # a 3 px stroke along its left side, unpainted beyond
-    labels[10:30, 34:39] = 1  # 4 px off its right side, a 5 px stroke
-    fast = targets_and_weights(labels, WeightMapConfig(balance_classes=False))
-    paper = targets_and_weights(
-        labels, WeightMapConfig(balance_classes=False, unpainted_beyond=False)
-    )
-    # column 8: 2 px to the cell (column 10), 2 px to the unpainted column 6
-    assert fast.weight[20, 8] == pytest.approx(1 + 10 * np.exp(-(4**2) / 50), rel=1e-6)
-    assert paper.weight[20, 8] == 1.0
-    # the right stroke's near edge: its nearest unpainted pixel is the gap towards the
-    # cell, not beyond: no term; its far edge: 9 px to the cell + 1 px beyond
-    assert fast.weight[20, 34] == 1.0
-    assert fast.weight[20, 38] == pytest.approx(1 + 10 * np.exp(-(10**2) / 50), rel=1e-6)
-    np.testing.assert_array_equal(fast.weight[labels != 1], paper.weight[labels != 1])
-
-
-def test_unpainted_beyond_weighs_neither_outlines_nor_complete_masks():
-    labels = np.zeros((40, 40), np.int32)
-    labels[10:20, 10:20] = 2  # a cell with no stroke around it
-    labels[30:35, 2:38] = 1
-    on = targets_and_weights(labels, outlines=True)
-    off = targets_and_weights(labels, WeightMapConfig(unpainted_beyond=False), outlines=True)
-    outline = on.target == 2  # it touches unpainted pixels all round: no term there
-    np.testing.assert_array_equal(on.weight[outline], off.weight[outline])
-    assert (on.weight[outline] == on.weight[outline][0]).all()
-    truth = synthetic(9).truth
-    dense = LabelConfig(dense=True)
-    np.testing.assert_array_equal(
-        targets_and_weights(truth, label_config=dense).weight,
-        targets_and_weights(truth, PAPER, dense).weight,
-    )

@@ -190,9 +190,6 @@ class WeightMapConfig(_JsonRecord):
     sigma: float = 5.0  # pixels; width of the border term
     insert_gaps: bool = True  # make the pixels where two cells touch background
     balance_classes: bool = True  # w_c: equal total weight for background and cells
-    # sparse paint: unpainted pixels beyond a painted background stroke count as a second
-    # cell for the border term (not in the paper, which weighs complete masks)
-    unpainted_beyond: bool = True
 
     def __post_init__(self) -> None:
         if not (isinstance(self.w0, (int, float)) and self.w0 >= 0):

@@ -107,52 +107,11 @@ def targets_and_weights(
         weight[mask] = w_class
     bordering = annotation.annotated & (target != 1) if outlines else masks[0]
     if config.w0 > 0 and bordering.any():
-        term = border_term(cells, bordering, config)
-        if config.unpainted_beyond:
-            np.maximum(
-                term, unpainted_beyond_term(cells, masks[0], annotation.annotated, config), out=term
-            )
-        weight += term
+        d1, d2 = two_nearest_cell_distances(cells, border_reach(config))
+        between = bordering & (d2 < np.inf)  # near two cells
+        total = d1[between] + d2[between]
+        weight[between] += config.w0 * np.exp(-(total**2) / (2 * config.sigma**2))
     return Targets(target=target, weight=weight, gaps=gaps)
-
-
-def border_term(cells: np.ndarray, bordering: np.ndarray, config: WeightMapConfig) -> np.ndarray:
-    """``w0 * exp(-(d1 + d2)^2 / (2 sigma^2))`` on the ``bordering`` pixels near two cells,
-    0 elsewhere (float32 (H, W)). cells: (H, W) ints, 0 = none."""
-    term = np.zeros(cells.shape, np.float32)
-    d1, d2 = two_nearest_cell_distances(cells, border_reach(config))
-    between = bordering & (d2 < np.inf)  # near two cells
-    total = d1[between] + d2[between]
-    term[between] = config.w0 * np.exp(-(total**2) / (2 * config.sigma**2))
-    return term
-
-
-def unpainted_beyond_term(
-    cells: np.ndarray, background: np.ndarray, annotated: np.ndarray, config: WeightMapConfig
-) -> np.ndarray:
-    """The border term on painted background between a painted cell and unpainted pixels
-    beyond it, as if those were a second cell (float32 (H, W); 0 elsewhere).
-
-    Sparse paint leaves the neighbours unpainted, so the paper's d2 is missing exactly
-    where a user stroked the thin background between a painted cell and its neighbour
-    (a membrane around an EM cell). Here d2 is the distance to the nearest unpainted pixel
-    if that pixel lies on the far side of the pixel from its nearest cell (the two
-    directions make an obtuse angle); an unpainted gap between a cell and the stroke is not
-    beyond it. A wide stroke keeps d1 + d2 large, so the term is small there, as it is
-    between two cells far apart (docs/decisions/2026-12-06-unpainted-beyond-the-stroke.md).
-    cells: (H, W) ints, 0 = none; background, annotated: (H, W) bool.
-    """
-    term = np.zeros(cells.shape, np.float32)
-    if annotated.all() or not cells.any() or not background.any():
-        return term
-    d_cell, (cell_y, cell_x) = ndi.distance_transform_edt(cells == 0, return_indices=True)
-    d_open, (open_y, open_x) = ndi.distance_transform_edt(annotated, return_indices=True)
-    y, x = np.nonzero(background)
-    beyond = (cell_y[y, x] - y) * (open_y[y, x] - y) + (cell_x[y, x] - x) * (open_x[y, x] - x) < 0
-    y, x = y[beyond], x[beyond]
-    total = d_cell[y, x] + d_open[y, x]
-    term[y, x] = config.w0 * np.exp(-(total**2) / (2 * config.sigma**2))
-    return term
 
 
 def class_weights(counts: list[int], config: WeightMapConfig) -> list[float]:
