@@ -5,7 +5,8 @@ For each data set a model is trained with the defaults from paint made from its 
 segmented and scored: F1 at IoU 0.5, mean matched IoU, and the **touching pairs kept
 apart: pairs of true cells whose masks share a border (4-adjacent)**, and of those not
 kept apart how many are merged into one object (the others have a cell that no object
-covers over half of: a cell missed, not merged); pairs within 3 px beside it. Next to it, the classical Otsu + distance-transform watershed.
+covers over half of: a cell missed, not merged); pairs within 3 px beside it. Next to it,
+the classical Otsu + distance-transform watershed.
 
 - ``hela``: HeLa nuclei (Cell Tracking Challenge, the challenge's own segmentation as
   truth), 30 cells painted on frame 0, frames 2, 5, 8, 10, 12, 15, 17, 19 scored;

@@ -15,9 +15,9 @@ from scipy.optimize import linear_sum_assignment
 __all__ = [
     "InstanceScores",
     "match_instances",
+    "merged_touching_pairs",
     "pixel_error",
     "rand_error",
-    "merged_touching_pairs",
     "split_touching_pairs",
     "touching_pairs",
 ]
