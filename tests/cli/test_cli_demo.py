@@ -6,6 +6,7 @@ import tifffile
 from napari_unet._sample_data import sample_cells
 from napari_unet.cli import main
 from napari_unet.cli.demo import DEFAULT_OUT, EXPECTED_F1, check
+from napari_unet.core.cells.metrics import split_touching_pairs
 from napari_unet.model_io import load_model
 
 
@@ -30,8 +31,11 @@ def test_the_demo_check_passes_the_truth_and_fails_a_merge():
     truth = sample_cells().truth
     ok, line = check(truth, truth)
     assert ok and line.startswith("F1 1.000 against the sample's truth") and "as expected" in line
+    assert "; 0 merged)" in line
     merged = np.where(truth > 0, 1, 0)  # every cell one object
     assert not check(merged, truth)[0] and not check(truth, merged)[0]
+    _, pairs = split_touching_pairs(truth, truth, distance=1)
+    assert f"0 of {pairs} touching pairs split (0 %; {pairs} merged)" in check(truth, merged)[1]
     assert EXPECTED_F1 >= 0.95  # what docs/results.md and the README say the demo shows
 
 

@@ -71,15 +71,21 @@ def run(args: argparse.Namespace) -> int:
 
 def check(truth, labels) -> tuple[bool, str]:
     """Whether ``labels`` segment the sample as the docs say the demo does, and a line
-    saying how well (F1 at IoU 0.5 and touching pairs split)."""
-    from ..core.cells.metrics import match_instances, split_touching_pairs
+    saying how well (F1 at IoU 0.5, touching pairs split, and of the others how many
+    merged into one cell)."""
+    from ..core.cells.metrics import (
+        match_instances,
+        merged_touching_pairs,
+        split_touching_pairs,
+    )
 
     f1 = match_instances(truth, labels).f1
     split, pairs = split_touching_pairs(truth, labels, distance=1)  # masks sharing a border
+    merged = merged_touching_pairs(truth, labels, distance=1)
     ok = f1 >= EXPECTED_F1 and split >= EXPECTED_PAIRS * pairs
     line = (
         f"F1 {f1:.3f} against the sample's truth, {split} of {pairs} touching pairs split "
-        f"({100 * split / max(pairs, 1):.0f} %)"
+        f"({100 * split / max(pairs, 1):.0f} %; {merged} merged)"
     )
     expected = f"F1 >= {EXPECTED_F1}, pairs >= {100 * EXPECTED_PAIRS:.0f} %"
     if ok:
