@@ -75,7 +75,7 @@ from _common import RESULTS, write_results
 from cli_half_image import load as load_bbbc
 from skimage.measure import regionprops
 from skimage.metrics import adapted_rand_error
-from skimage.segmentation import expand_labels, relabel_sequential
+from skimage.segmentation import clear_border, expand_labels, relabel_sequential
 from train_quality import cells_are_dark, otsu_watershed, paint, paint_frames
 
 from napari_unet.core.cells import instances
@@ -341,10 +341,13 @@ def score(truth: np.ndarray, predicted: np.ndarray, membranes: bool = False) -> 
     ious, rand, cut = [], [], []
     pairs = {1: [0, 0], 3: [0, 0], 6: [0, 0]}
     merged = 0  # pairs sharing a border in one object (the rest not split: a cell missed)
+    inner = [0, 0, 0]  # tp, fp, fn without the objects touching the image's edge
     for t, p in zip(truth, predicted, strict=True):
         cut += cut_lengths(t, p)
         s = match_instances(t, p)
         tp, fp, fn = tp + s.tp, fp + s.fp, fn + s.fn
+        s = match_instances(clear_border(t), clear_border(p))
+        inner = [inner[0] + s.tp, inner[1] + s.fp, inner[2] + s.fn]
         ious += [s.mean_matched_iou] * s.tp
         for distance, counts in pairs.items():
             split, total = split_touching_pairs(t, p, distance=distance)
@@ -357,6 +360,8 @@ def score(truth: np.ndarray, predicted: np.ndarray, membranes: bool = False) -> 
     row = {
         "f1": round(2 * tp / max(2 * tp + fp + fn, 1), 3),
         "mean_iou": round(float(np.mean(ious)) if ious else 0.0, 3),
+        # (HeLa's truth leaves out the nuclei cut by the image's edge)
+        "f1_inner": round(2 * inner[0] / max(2 * inner[0] + inner[1] + inner[2], 1), 3),
         **{f"pairs_{d}px": c for d, c in pairs.items()},
         "pairs_1px_merged": merged,
         "cut": len(cut),
