@@ -47,11 +47,12 @@ cells from probabilities (``--rules``) are compared on the same models:
 
     ../.venv/bin/python separation.py /tmp/realdata [--datasets hela bbbc007 ecoli isbi]
         [--seeds 0 1] [--rules stored calibrated] [--fresh] [--set NECK_DEPTH=1.5 ...]
-        [--noise 1 1] [--weight-map w0=5 ...]
+        [--noise 1 1] [--weight-map w0=5 ...] [--steps 900]
 
 ``--noise LOW HIGH`` trains with that pixel-noise range (``AugmentConfig.noise``; ``1 1``:
 none, the default before 2026-12-06), ``--weight-map FIELD=VALUE`` with those fields of
-``WeightMapConfig``; their models are cached under their own names.
+``WeightMapConfig``, ``--steps N`` for N optimiser steps (the default: 450); their models
+are cached under their own names.
 
 ``--set NAME=VALUE`` changes a constant of the rules for the whole run (one of
 ``CONSTANTS``): how sensitive the results are to it, on the same models.
@@ -109,6 +110,7 @@ from napari_unet.model_io import load_model, save_trained
 CACHE = RESULTS / "separation"
 NOISE = AugmentConfig().noise  # the training's pixel-noise range (--noise)
 WEIGHT_MAP = WeightMapConfig()  # the training's loss weights (--weight-map)
+STEPS = TrainConfig().iterations  # the training's optimiser steps (--steps)
 # constants of the rules that --set may change: name -> module holding it
 CONSTANTS = {
     "NECK_DEPTH": instances,
@@ -211,9 +213,10 @@ def weights_tag() -> str:
 
 
 def cache_name(unit: Unit, seed: int) -> str:
-    """The cache's name for ``unit``'s model of ``seed`` (and the noise and weight map,
-    where not the defaults)."""
+    """The cache's name for ``unit``'s model of ``seed`` (and the noise, steps and weight
+    map, where not the defaults)."""
     name = f"{unit.name}-{seed}" + (f"-noise{noise_tag()}" if noise_tag() else "")
+    name += f"-steps{STEPS}" if STEPS != TrainConfig().iterations else ""
     return name + (f"-{weights_tag()}" if weights_tag() else "")
 
 
@@ -228,6 +231,7 @@ def cached_model(unit: Unit, seed: int, fresh: bool):
     config = TrainConfig(
         seed=seed,
         minutes=None,
+        iterations=STEPS,
         augmentation=AugmentConfig(noise=NOISE),
         weight_map=WEIGHT_MAP,
     )
@@ -548,9 +552,14 @@ def main() -> int:
         metavar="FIELD=VALUE",
         help="train with these WeightMapConfig fields (e.g. w0=5; booleans 0 or 1)",
     )
+    default_steps = TrainConfig().iterations
+    parser.add_argument(
+        "--steps", type=int, default=default_steps, help=f"optimiser steps ({default_steps})"
+    )
     args = parser.parse_args()
-    global NOISE, WEIGHT_MAP
+    global NOISE, WEIGHT_MAP, STEPS
     NOISE = tuple(args.noise) if args.noise else NOISE
+    STEPS = args.steps
     fields = dict(setting.split("=") for setting in args.weight_map)
     defaults = WeightMapConfig().to_dict()
     if set(fields) - set(defaults):
@@ -574,6 +583,7 @@ def main() -> int:
     for row in rows:
         row["constants"] = changed
     noise = [f"noise={noise_tag()}"] if noise_tag() else []
+    noise += [f"steps={STEPS}"] if STEPS != TrainConfig().iterations else []
     weights = [weights_tag()] if weights_tag() else []
     name = "-".join(["separation", *noise, *weights, *(f"{k}={v}" for k, v in changed.items())])
     path = write_results(name, rows, seeds=args.seeds, constants=changed)
