@@ -82,11 +82,7 @@ from train_quality import cells_are_dark, otsu_watershed, paint, paint_frames
 from napari_unet.core.cells import instances
 from napari_unet.core.cells import rules as rules_module
 from napari_unet.core.cells.instances import labels_from_probabilities
-from napari_unet.core.cells.metrics import (
-    match_instances,
-    merged_touching_pairs,
-    split_touching_pairs,
-)
+from napari_unet.core.cells.metrics import match_instances, touching_pair_outcomes
 from napari_unet.core.cells.rules import (
     InstanceRules,
     calibrate_neck_ratio,
@@ -350,14 +346,14 @@ def score(truth: np.ndarray, predicted: np.ndarray, membranes: bool = False) -> 
         cut += cut_lengths(t, p)
         s = match_instances(t, p)
         tp, fp, fn = tp + s.tp, fp + s.fp, fn + s.fn
-        s = match_instances(clear_border(t), clear_border(p))
-        inner = [inner[0] + s.tp, inner[1] + s.fp, inner[2] + s.fn]
         ious += [s.mean_matched_iou] * s.tp
+        edgeless = match_instances(clear_border(t), clear_border(p))
+        inner = [inner[0] + edgeless.tp, inner[1] + edgeless.fp, inner[2] + edgeless.fn]
         for distance, counts in pairs.items():
-            split, total = split_touching_pairs(t, p, distance=distance)
+            split, merged_here, total = touching_pair_outcomes(t, p, distance=distance)
             counts[0] += split
             counts[1] += total
-        merged += merged_touching_pairs(t, p, distance=1)
+            merged += merged_here if distance == 1 else 0
         if membranes:
             filled = expand_labels(p, distance=max(p.shape)) if p.any() else p + 1
             rand.append(adapted_rand_error(t, filled))
@@ -582,10 +578,10 @@ def main() -> int:
     table(rows)
     for row in rows:
         row["constants"] = changed
-    noise = [f"noise={noise_tag()}"] if noise_tag() else []
-    noise += [f"steps={STEPS}"] if STEPS != TrainConfig().iterations else []
-    weights = [weights_tag()] if weights_tag() else []
-    name = "-".join(["separation", *noise, *weights, *(f"{k}={v}" for k, v in changed.items())])
+    training = [f"noise={noise_tag()}"] if noise_tag() else []
+    training += [f"steps={STEPS}"] if STEPS != TrainConfig().iterations else []
+    training += [weights_tag()] if weights_tag() else []
+    name = "-".join(["separation", *training, *(f"{k}={v}" for k, v in changed.items())])
     path = write_results(name, rows, seeds=args.seeds, constants=changed)
     print(f"\nwritten: {path}")
     return 0

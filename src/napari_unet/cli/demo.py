@@ -73,15 +73,11 @@ def check(truth, labels) -> tuple[bool, str]:
     """Whether ``labels`` segment the sample as the docs say the demo does, and a line
     saying how well (F1 at IoU 0.5, touching pairs split, and of the others how many
     merged into one cell)."""
-    from ..core.cells.metrics import (
-        match_instances,
-        merged_touching_pairs,
-        split_touching_pairs,
-    )
+    from ..core.cells.metrics import match_instances, touching_pair_outcomes
 
     f1 = match_instances(truth, labels).f1
-    split, pairs = split_touching_pairs(truth, labels, distance=1)  # masks sharing a border
-    merged = merged_touching_pairs(truth, labels, distance=1)
+    # (masks sharing a border)
+    split, merged, pairs = touching_pair_outcomes(truth, labels, distance=1)
     ok = f1 >= EXPECTED_F1 and split >= EXPECTED_PAIRS * pairs
     line = (
         f"F1 {f1:.3f} against the sample's truth, {split} of {pairs} touching pairs split "

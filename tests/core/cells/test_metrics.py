@@ -7,10 +7,10 @@ import pytest
 
 from napari_unet.core.cells.metrics import (
     match_instances,
-    merged_touching_pairs,
     pixel_error,
     rand_error,
     split_touching_pairs,
+    touching_pair_outcomes,
     touching_pairs,
 )
 
@@ -92,9 +92,9 @@ def test_split_touching_pairs_counts_pairs_kept_apart():
     missing = np.where(truth == 1, 0, truth)  # a missed cell keeps its pair from counting
     assert split_touching_pairs(truth, missing) == (1, 2)
     assert split_touching_pairs(np.zeros((5, 5), int), np.zeros((5, 5), int)) == (0, 0)
-    # merged pairs: only the second pair where it is one object; a missed cell is neither
-    assert merged_touching_pairs(truth, truth) == 0
-    assert merged_touching_pairs(truth, merged_bottom) == 1
-    assert merged_touching_pairs(truth, missing) == 0
+    # (split, merged, total): merged only where a pair is one object; a missed cell is neither
+    assert touching_pair_outcomes(truth, truth) == (2, 0, 2)
+    assert touching_pair_outcomes(truth, merged_bottom) == (1, 1, 2)
+    assert touching_pair_outcomes(truth, missing) == (1, 0, 2)
     half = np.where((truth == 2) & (np.arange(20)[None] >= 8), 1, truth)  # 2 half taken by 1
-    assert merged_touching_pairs(truth, half) == 0  # 2 is covered by no object over half
+    assert touching_pair_outcomes(truth, half) == (1, 0, 2)  # 2 is covered by nothing over half

@@ -15,10 +15,10 @@ from scipy.optimize import linear_sum_assignment
 __all__ = [
     "InstanceScores",
     "match_instances",
-    "merged_touching_pairs",
     "pixel_error",
     "rand_error",
     "split_touching_pairs",
+    "touching_pair_outcomes",
     "touching_pairs",
 ]
 
@@ -133,19 +133,21 @@ def split_touching_pairs(
     A pair is kept apart when each of its two objects is mostly (over half its pixels)
     covered by one predicted object, and those are two different objects.
     """
-    pairs = touching_pairs(truth, distance)
-    owner = _owners(truth, prediction) if pairs else {}
-    split = sum(a in owner and b in owner and owner[a] != owner[b] for a, b in pairs)
-    return split, len(pairs)
+    split, _, total = touching_pair_outcomes(truth, prediction, distance)
+    return split, total
 
 
-def merged_touching_pairs(truth: np.ndarray, prediction: np.ndarray, distance: int = 3) -> int:
-    """How many of the touching pairs of :func:`split_touching_pairs` are merged: both
-    objects mostly covered by the same predicted object. The pairs neither split nor
-    merged have an object that no predicted object mostly covers (a detection miss)."""
+def touching_pair_outcomes(
+    truth: np.ndarray, prediction: np.ndarray, distance: int = 3
+) -> tuple[int, int, int]:
+    """(split, merged, total) of the touching pairs of :func:`split_touching_pairs`:
+    merged = both objects mostly covered by the same predicted object. The pairs neither
+    split nor merged have an object that no predicted object mostly covers (a miss)."""
     pairs = touching_pairs(truth, distance)
     owner = _owners(truth, prediction) if pairs else {}
-    return sum(a in owner and b in owner and owner[a] == owner[b] for a, b in pairs)
+    owned = [(owner[a], owner[b]) for a, b in pairs if a in owner and b in owner]
+    split = sum(first != second for first, second in owned)
+    return split, len(owned) - split, len(pairs)
 
 
 def _owners(truth: np.ndarray, prediction: np.ndarray) -> dict[int, int]:
