@@ -46,6 +46,7 @@ from skimage.metrics import adapted_rand_error
 from skimage.segmentation import expand_labels
 
 from napari_unet.core.cells.metrics import match_instances
+from napari_unet.model_io import load_model
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "isbi2012"
 TEST = slice(20, 30)
@@ -140,12 +141,14 @@ def run_protocol(protocol: str, seed: int, minutes: float | None, painted: int =
             capture_output=True,
         )
         predicted = tifffile.imread(folder / "out" / "test_labels.tif").astype(np.int32)
+        rules = load_model(model).rules.to_dict()  # (what training calibrated)
     steps = next((line for line in train.stdout.splitlines() if "steps" in line), "")
     return {
         "protocol": protocol if protocol == "dense" or not painted else f"sparse, slice {painted}",
         "seed": seed,
         "train_seconds": round(seconds, 1),
         "training": steps,
+        "rules": rules,
         **score(cells[TEST], predicted),
     }
 

@@ -6,17 +6,17 @@ or by splitting them. This asks whether any choice of the rules, per model, coul
 their Rand error on slices 20-29 below the thresholding baseline's 0.13, or whether the
 networks themselves must get better:
 
-- ``calibrated``: the default (the rules training calibrates on the paint);
-- ``best interior``: the calibrated rules with the interior threshold (of
-  ``INTERIOR_THRESHOLDS``) that scores best *on the scored slices*: a bound no
-  calibration can beat, not a method;
-- ``best peaks``: interiors parted by a watershed of the interior probability from its
-  maxima of dynamic >= h (``peak_cells``; h of ``DYNAMICS``, 0 = the calibrated rules),
-  the best h per model on the scored slices: the same kind of bound for a rule that
-  parts cells at dips of the probability, where a membrane gap lets the interior through;
-- ``stable interior``, ``stable peaks``: the threshold or h chosen without any truth,
-  where the cells of the painted slice's four mirrored predictions agree best (mean
-  pairwise Rand error): a label-free choice a training could make;
+- ``no dips``: the rules training calibrated before dips (the baseline of the bounds);
+- ``calibrated``: the default: the same, with interiors parted at dips of the interior
+  probability where the painted cells are not convex, the dip chosen where the cells of
+  four mirrored predictions of the painted window agree (``calibrate_dip``);
+- ``best interior``: ``no dips`` with the interior threshold (of ``INTERIOR_THRESHOLDS``)
+  that scores best *on the scored slices*: a bound no calibration can beat, not a method;
+- ``best dip``: ``no dips`` parted at the dip (of ``DIPS``) that scores best on the scored
+  slices: the same kind of bound for the dips;
+- ``stable interior``: the interior threshold chosen as ``calibrate_dip`` chooses the dip
+  (the mirrored cells of the painted slice agree best): a label-free choice a training
+  could make, not made;
 - ``average of the models``: the probabilities of all the models given averaged (each
   trained on other painted cells), labelled at each interior threshold.
 
@@ -37,79 +37,14 @@ from pathlib import Path
 import numpy as np
 import separation
 from _common import write_results
-from scipy import ndimage as ndi
-from skimage.metrics import adapted_rand_error
-from skimage.morphology import h_maxima
-from skimage.segmentation import expand_labels, watershed
 
-from napari_unet.core.cells.instances import (
-    _drop_small,
-    _keep_sure,
-    _mend_interior,
-    labels_from_probabilities,
+from napari_unet.core.cells.instances import labels_from_probabilities
+from napari_unet.core.cells.rules import (
+    DIPS,
+    INTERIOR_THRESHOLDS,
+    InstanceRules,
+    mirrored_disagreement,
 )
-from napari_unet.core.cells.regions import with_holes_filled
-from napari_unet.core.cells.rules import INTERIOR_THRESHOLDS, InstanceRules
-from napari_unet.core.events import drain
-from napari_unet.core.network.predict import predict_tiled
-
-DYNAMICS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-SMOOTHING = 1.0  # px: the interior probability is smoothed before its maxima are found
-
-
-def peak_cells(probabilities: np.ndarray, rules: InstanceRules, dynamic: float) -> np.ndarray:
-    """Cells of an outline network with each interior region parted by a watershed of
-    the (smoothed) interior probability from its maxima of at least ``dynamic``; regions
-    without such a maximum stay whole. ``dynamic`` 0: the rules' own cells."""
-    if dynamic == 0:
-        return labels_from_probabilities(probabilities, **rules.labelling())
-    cell, outline = probabilities[1:].sum(axis=0), probabilities[2]
-    interior_probability = probabilities[1]
-    foreground = with_holes_filled(cell > 0.5)
-    interior = foreground & _mend_interior(
-        interior_probability > rules.interior_threshold, 1 - cell, outline
-    )
-    regions, count = ndi.label(interior)
-    smooth = ndi.gaussian_filter(interior_probability, SMOOTHING)
-    peaks, found = ndi.label(h_maxima(np.where(interior, smooth, 0.0), dynamic) & interior)
-    seeded = np.zeros(count + 1, bool)
-    seeded[regions[peaks > 0]] = True
-    lone = ~seeded[regions] & (regions > 0)
-    peaks[lone] = regions[lone] + found
-    labels = watershed(-smooth, peaks, mask=interior)
-    labels = _keep_sure(labels, interior_probability, rules.core_threshold)
-    labels = expand_labels(labels, rules.growth)
-    labels[~foreground] = 0
-    return _drop_small(labels, rules.min_size)[0]
-
-
-def mirrored(loaded, image: np.ndarray) -> list[np.ndarray]:
-    """The probabilities of ``image`` and its three mirror images, each flipped back."""
-    found = []
-    for axes in ((), (0,), (1,), (0, 1)):
-        flipped = np.ascontiguousarray(np.flip(image, axes))
-        p = drain(predict_tiled(loaded.model, flipped, loaded.normalization))
-        found.append(np.flip(p, tuple(a + 1 for a in axes)))
-    return found
-
-
-def disagreement(predictions: list[np.ndarray], make_cells) -> float:
-    """Mean Rand error between the cells of every two of ``predictions`` (membrane
-    pixels joined to their nearest cell)."""
-    cells = [filled(make_cells(p)) for p in predictions]
-    return float(
-        np.mean(
-            [
-                adapted_rand_error(cells[i], cells[j])[0]
-                for i in range(len(cells))
-                for j in range(i + 1, len(cells))
-            ]
-        )
-    )
-
-
-def filled(labels: np.ndarray) -> np.ndarray:
-    return expand_labels(labels, distance=max(labels.shape)) if labels.any() else labels + 1
 
 
 def rand_error(unit, planes: list[np.ndarray], make_cells) -> float:
@@ -120,42 +55,42 @@ def rand_error(unit, planes: list[np.ndarray], make_cells) -> float:
 
 def model_row(data: Path, seed: int) -> tuple[dict, list[np.ndarray], InstanceRules]:
     """One model's Rand errors under each choice of the rules; its scored probabilities
-    and calibrated rules."""
+    and calibrated rules without dips."""
     unit = separation.units(data, "isbi", seed)[0]
-    calibrated = separation.run_unit(unit, seed, ["calibrated"], fresh=False)[-1]
-    rules = InstanceRules.from_dict(calibrated["rules_used"])
+    calibrated, plain = separation.run_unit(unit, seed, ["calibrated", "no-dips"], False)[-2:]
+    rules = InstanceRules.from_dict(plain["rules_used"])
     loaded, _ = separation.cached_model(unit, seed, fresh=False)
     scored = separation.cached_probabilities(unit, seed, loaded, fresh=False)["scored"]
-    painted_slice = mirrored(loaded, unit.images)
-    by_threshold, by_dynamic, stability = {}, {}, {}
+    mirrored = separation.cached_mirrored(unit, seed, loaded, fresh=False)
+    by_threshold, by_dip, stability = {}, {}, {}
     for threshold in INTERIOR_THRESHOLDS:
         candidate = dataclasses.replace(rules, interior_threshold=threshold)
         make = lambda p, r=candidate: labels_from_probabilities(p, **r.labelling())  # noqa: E731
         by_threshold[threshold] = rand_error(unit, scored, make)
-        stability[("interior", threshold)] = disagreement(painted_slice, make)
-    for dynamic in DYNAMICS:
-        make = lambda p, d=dynamic: peak_cells(p, rules, d)  # noqa: E731
-        by_dynamic[dynamic] = rand_error(unit, scored, make)
-        stability[("peaks", dynamic)] = disagreement(painted_slice, make)
-    stable_threshold = min(INTERIOR_THRESHOLDS, key=lambda t: stability[("interior", t)])
-    stable_dynamic = min(DYNAMICS, key=lambda d: stability[("peaks", d)])
+        stability[threshold] = mirrored_disagreement(mirrored, candidate)
+    for dip in DIPS:
+        candidate = dataclasses.replace(rules, dip=dip)
+        make = lambda p, r=candidate: labels_from_probabilities(p, **r.labelling())  # noqa: E731
+        by_dip[dip] = rand_error(unit, scored, make)
+    stable = min(INTERIOR_THRESHOLDS, key=lambda t: stability[t])
     row = {
         "seed": seed,
+        "no dips": plain["rand_error"],
         "calibrated": calibrated["rand_error"],
+        "calibrated_dip": calibrated["rules_used"]["dip"],
         "calibrated_interior": rules.interior_threshold,
         "by_interior": by_threshold,
-        "by_dynamic": by_dynamic,
+        "by_dip": by_dip,
         "best interior": min(by_threshold.values()),
-        "best peaks": min(by_dynamic.values()),
-        "stable interior": by_threshold[stable_threshold],
-        "stable peaks": by_dynamic[stable_dynamic],
-        "stable_choice": [stable_threshold, stable_dynamic],
-        "disagreement": {f"{k}-{v}": round(d, 4) for (k, v), d in stability.items()},
+        "best dip": min(by_dip.values()),
+        "stable interior": by_threshold[stable],
+        "stable_choice": stable,
+        "disagreement": {str(t): round(d, 4) for t, d in stability.items()},
     }
     return row, scored, rules
 
 
-COLUMNS = ("calibrated", "best interior", "best peaks", "stable interior", "stable peaks")
+COLUMNS = ("no dips", "calibrated", "best interior", "best dip", "stable interior")
 
 
 def main() -> int:
@@ -172,7 +107,7 @@ def main() -> int:
     unit = separation.units(args.data, "isbi", args.seeds[0])[0]
     average = [np.mean(planes, axis=0) for planes in zip(*probabilities, strict=True)]
     averaged = {}
-    for threshold in INTERIOR_THRESHOLDS:  # (the last model's other rules)
+    for threshold in INTERIOR_THRESHOLDS:  # (the last model's other rules, no dips)
         candidate = dataclasses.replace(rules, interior_threshold=threshold)
         make = lambda p, r=candidate: labels_from_probabilities(p, **r.labelling())  # noqa: E731
         averaged[threshold] = rand_error(unit, average, make)

@@ -37,7 +37,8 @@ cells from probabilities (``--rules``) are compared on the same models:
   cells, without the held-back cells' say (training before 2026-12-06);
   ``necks-always``: necks cut on roundish cells even where the painted cells are not
   convex (training before the 2026-12-06 convexity rule); ``necks-to-0.8``: the neck
-  ratio chosen from 0.5-0.8, not 0.5-0.9 (the same);
+  ratio chosen from 0.5-0.8, not 0.5-0.9 (the same); ``no-dips``: no parting at dips
+  where the painted cells are not convex (training before the evening of 2026-12-06);
 - ``join-Q`` (e.g. ``join-0.5``): ``calibrated``, but the join bound at quantile Q of the
   painted cells' solidity (the default takes 0.05); ``interior-T``: ``calibrated``, but
   the interior threshold T; ``no-necks``: ``calibrated``, but no cuts at necks;
@@ -100,7 +101,9 @@ from napari_unet.core.training.validation import (
     calibration_crops,
     calibration_held_back,
     contact_crops,
+    dip_window,
 )
+from napari_unet.core.uncertainty import mirrored_probabilities
 from napari_unet.model_io import load_model, save_trained
 
 CACHE = RESULTS / "separation"
@@ -278,6 +281,24 @@ def cached_probabilities(unit: Unit, seed: int, loaded, fresh: bool) -> dict:
     }
 
 
+def cached_mirrored(unit: Unit, seed: int, loaded, fresh: bool) -> list[np.ndarray]:
+    """The four mirrored predictions of the painted window that training calibrates the
+    dip on (``dip_window``), as training makes them."""
+    path = CACHE / f"{cache_name(unit, seed)}-mirrored.npz"
+    if path.exists() and not fresh:
+        stored = np.load(path)
+        return [stored[f"mirror_{k}"].astype(np.float32) for k in range(len(stored.files))]
+    data = training_set(unit, loaded)
+    plane, window = dip_window(data)
+    crop = data.planes[plane].image[(slice(None), *window)]
+    made = drain(
+        mirrored_probabilities(loaded.model, crop, intensity=(0.0, 1.0), at_network_scale=True)
+    )
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **{f"mirror_{k}": p.astype(np.float16) for k, p in enumerate(made)})
+    return made
+
+
 def training_set(unit: Unit, loaded) -> TrainingSet:
     config = TrainConfig.from_dict(loaded.training["config"])
     return TrainingSet(
@@ -434,7 +455,9 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
                 rules = dataclasses.replace(
                     rules, neck_ratio=calibrate_neck_ratio(probabilities["crops"], rules)
                 )
-        if variant in (*CALIBRATED, "no-necks") or variant.startswith(("join-", "interior-")):
+        if variant in (*CALIBRATED, "no-necks", "no-dips") or variant.startswith(
+            ("join-", "interior-")
+        ):
             unflipped = "_unflipped" if variant == "calibrated-unflipped" else ""
             cells = painted
             if variant == "necks-always":  # (necks cut whatever the cells' convexity)
@@ -454,6 +477,9 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
                 contacts=probabilities["contacts" + unflipped] if variant != "painted-only" else (),
                 unseen=[c for c, h in zip(crops, held, strict=True) if h]
                 if variant != "all-painted"
+                else (),
+                mirrored=cached_mirrored(unit, seed, loaded, fresh)
+                if cells.parts_at_dips(loaded.model.config.outlines) and variant != "no-dips"
                 else (),
             )
             rules_module.NECK_RATIOS = NECK_RATIOS

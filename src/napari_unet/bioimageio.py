@@ -283,11 +283,13 @@ For the outline class (three classes): each connected region where the interior
 probability is above {rules.interior_threshold} is a cell's interior; background specks
 inside it are filled; interiors are cut at necks narrower than {rules.neck_ratio} of the
 thinner side (0 = never), unless the two cells together are as convex as
-{rules.join_solidity}; interiors that never reach {rules.core_threshold} are dropped (0 = off);
-each is grown by {rules.growth} px within the cell probability (interior + outline above
-0.5); objects under {rules.min_size} px are dropped. The probabilities are averaged over
-the image and its three mirror images first: {rules.flips}. These rules were calibrated on
-the painted cells; `config.napari_unet.rules` holds them.
+{rules.join_solidity}, or parted where the interior probability (smoothed by 1 px) dips by
+{rules.dip} between two maxima (0 = never); interiors that never reach
+{rules.core_threshold} are dropped (0 = off); each is grown by {rules.growth} px within
+the cell probability (interior + outline above 0.5); objects under {rules.min_size} px are
+dropped. The probabilities are averaged over the image and its three mirror images first:
+{rules.flips}. These rules were calibrated on the painted cells;
+`config.napari_unet.rules` holds them.
 
 napari-paint-unet opens this package (Segment layer, `napari-unet segment`) and gets the
 same model back (`{MODEL_FILE}`).

@@ -320,3 +320,11 @@ def test_cells_are_tuned_without_the_network_and_the_values_kept_in_the_model(
     tune._min_size.value = 12
     qtbot.waitUntil(lambda: "cells labels (tuned)" in viewer.layers, timeout=10_000)
     assert (viewer.layers["cells labels"].data[0:5, 0:5] == 999).all()
+
+    # a core is cut at necks or parted at dips: moving one above 0 sets the other to 0
+    tune._neck.value = 0.5
+    tune._dip.value = 0.3
+    assert tune._neck.value == 0.0 and tune.rules().dip == 0.3
+    tune._neck.value = 0.4
+    assert tune._dip.value == 0.0 and tune.rules().neck_ratio == 0.4
+    qtbot.waitUntil(lambda: not tune._timer.isActive() and not tune.busy, timeout=10_000)

@@ -61,6 +61,15 @@ class TunePanel(Container):
             tooltip="Cut a cell in two where it narrows to this fraction of its width; "
             "higher cuts more eagerly, 0 never cuts",
         )
+        self._dip = FloatSlider(
+            label="Part at dips",
+            min=0.0,
+            max=0.9,
+            step=0.05,
+            tooltip="Part a cell where its core probability dips this much between two "
+            "peaks (cells that tile the image, run together through a gap in their "
+            "membrane); lower parts more eagerly, 0 never parts. Not with cutting at necks",
+        )
         self._interior = FloatSlider(
             label="Core probability",
             min=0.1,
@@ -96,6 +105,7 @@ class TunePanel(Container):
                 _wrapped(Label(value="Tune the cells (the network does not run again)")),
                 self._min_size,
                 self._neck,
+                self._dip,
                 self._interior,
                 self._core,
                 self._growth,
@@ -110,6 +120,9 @@ class TunePanel(Container):
         self._timer.timeout.connect(self.redraw)
         for slider in self._sliders:
             slider.changed.connect(self._moved)
+        # (one way to part a core: moving one above 0 sets the other to 0)
+        self._neck.changed.connect(lambda value: self._one_way(value, self._dip))
+        self._dip.changed.connect(lambda value: self._one_way(value, self._neck))
         self._reset.changed.connect(lambda *_: self._show_rules(self._model_rules, redraw=True))
         self._keep.changed.connect(lambda *_: self.keep())
         self._kept: Probabilities | None = None
@@ -124,9 +137,13 @@ class TunePanel(Container):
         if not self._setting:
             self._timer.start()
 
+    def _one_way(self, value: float, other: FloatSlider) -> None:
+        if value > 0 and other.value > 0:
+            other.value = 0.0
+
     @property
     def _sliders(self):
-        return (self._min_size, self._neck, self._interior, self._core, self._growth)
+        return (self._min_size, self._neck, self._dip, self._interior, self._core, self._growth)
 
     def attach(
         self,
@@ -140,7 +157,7 @@ class TunePanel(Container):
         self._model_rules = rules
         self._written = _fingerprint(layer.data)
         outline = kept.planes[0].shape[0] > 2  # the other rules need the outline class
-        for slider in (self._neck, self._interior, self._core, self._growth):
+        for slider in (self._neck, self._dip, self._interior, self._core, self._growth):
             slider.visible = outline
         self._show_rules(rules)
         self._status.value = cell_summary(np.asarray(layer.data))
@@ -153,6 +170,7 @@ class TunePanel(Container):
             self._model_rules,
             min_size=int(self._min_size.value),
             neck_ratio=round(float(self._neck.value), 3),
+            dip=round(float(self._dip.value), 3),
             interior_threshold=round(float(self._interior.value), 3),
             core_threshold=round(float(self._core.value), 3),
             growth=int(self._growth.value),
@@ -163,6 +181,7 @@ class TunePanel(Container):
         try:
             self._min_size.value = rules.min_size
             self._neck.value = rules.neck_ratio
+            self._dip.value = rules.dip
             self._interior.value = rules.interior_threshold
             self._core.value = rules.core_threshold
             self._growth.value = rules.growth

@@ -28,6 +28,7 @@ __all__ = [
     "cell_disagreement",
     "flip_disagreement",
     "label_disagreement",
+    "mirrored_probabilities",
     "next_region",
     "window_size",
 ]
@@ -90,6 +91,23 @@ def cell_disagreement(
     dropped = ndi.binary_opening(said_cell & (maps[0] == 0), np.ones((3, 3), bool))
     unsure = np.maximum(label_disagreement(maps), dropped.astype(np.float32))
     return resize_image(unsure, image.shape[-2:])  # (a no-op at the network's own scale)
+
+
+def mirrored_probabilities(
+    model: UNet,
+    image: np.ndarray,
+    *,
+    intensity: tuple[float, float] | None = None,
+    at_network_scale: bool = False,
+    device: str | torch.device | None = None,
+) -> Generator[TilesDone, None, list[np.ndarray]]:
+    """The (classes, h, w) probabilities of ``image`` and of its three mirror images, each
+    flipped back (in ``MIRROR_AXES`` order, at the network's scale); arguments as for
+    :func:`cell_disagreement`."""
+    made = yield from _over_mirrors(
+        model, image, None, lambda p: (p,), device, "auto", intensity, at_network_scale
+    )
+    return [np.ascontiguousarray(p) for (p,) in made]
 
 
 def _over_mirrors(

@@ -57,13 +57,17 @@ def scene():
 
 
 NECKS = InstanceRules(neck_ratio=0.8, core_threshold=0.7, growth=3, min_size=30)
+DIPS = InstanceRules(dip=0.1, core_threshold=0.7, growth=3, min_size=30)
 
 
 @pytest.mark.parametrize(
     ("block", "rules"),
-    [(b, InstanceRules()) for b in (7, 16, 33, 64, 190)] + [(b, NECKS) for b in (9, 40)],
+    [(b, InstanceRules()) for b in (7, 16, 33, 64, 190)]
+    + [(b, NECKS) for b in (9, 40)]
+    + [(b, DIPS) for b in (9, 40)],
     ids=[f"default rules, {b} px" for b in (7, 16, 33, 64, 190)]
-    + [f"necks, cores, growth, {b} px" for b in (9, 40)],
+    + [f"necks, cores, growth, {b} px" for b in (9, 40)]
+    + [f"dips, cores, growth, {b} px" for b in (9, 40)],
 )
 def test_blocks_give_the_cells_of_the_whole_image(scene, block, rules):
     _, probabilities = scene

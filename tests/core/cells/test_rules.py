@@ -12,6 +12,7 @@ from napari_unet.core.cells.rules import (
     CellShape,
     InstanceRules,
     calibrate_core,
+    calibrate_dip,
     calibrate_interior,
     calibrate_neck_ratio,
     measure_cells,
@@ -62,6 +63,9 @@ def test_necks_are_cut_only_where_the_painted_cells_are_convex():
     # still roundish: predicted with flips, but a notch is no contact there
     assert notched.flips(True) and not notched.cuts_necks(True)
     assert rules_for(notched, outlines=True).flips
+    # parted at dips of their interior probability instead; convex cells and rods never
+    assert notched.parts_at_dips(True) and not notched.parts_at_dips(False)
+    assert not convex.parts_at_dips(True) and not measure_cells([rods()]).parts_at_dips(True)
     # one notched cell among four convex ones: the lower quartile decides, not the odd one
     squares = np.zeros((40, 80), np.int64)
     for k in range(4):
@@ -281,3 +285,43 @@ def test_a_cell_run_into_a_neighbour_the_crop_cuts_off_is_not_found_by_the_check
         grown = outline_crop(disc(radius=30 + beyond, size=90, centre=(45, 45)))
         assert painted_cells_found([(grown, painted)], plain)[0] > 0.5
         assert (painted_cells_found([(grown, painted)], plain, leak_px=LEAK_PX)[0] > 0) == found
+
+
+def gap_crop(bridge):
+    """Probabilities of two discs (interiors 1.0 and 0.95) whose membrane has a gap where
+    the interior probability is ``bridge``."""
+    cells = disc(radius=8, size=40, centre=(20, 11)) + 2 * disc(radius=8, size=40, centre=(20, 28))
+    probabilities = outline_crop(cells)
+    probabilities[1][cells == 2] *= 0.95
+    gap = (np.abs(np.arange(40) - 19.5) < 3)[None, :] & (np.abs(np.arange(40) - 20) < 6)[:, None]
+    probabilities[1][gap & (cells > 0)], probabilities[2][gap & (cells > 0)] = bridge, 1 - bridge
+    probabilities[0] = 1 - probabilities[1] - probabilities[2]
+    return probabilities
+
+
+def test_the_dip_is_where_the_mirrored_predictions_make_the_same_cells():
+    start = InstanceRules(min_size=10, flips=True)
+    # two of the four predictions see the gap as interior (0.9), two as membrane (0.3):
+    # without parting they make one cell and two; parted at a dip they all make two
+    mirrored = [gap_crop(0.9), gap_crop(0.3), gap_crop(0.9), gap_crop(0.3)]
+    assert labels_from_probabilities(mirrored[0], **start.labelling()).max() == 1
+    dip = calibrate_dip(mirrored, start)
+    assert 0 < dip <= 0.3  # (small discs: their smoothed peaks stand 0.3 over the gap)
+    parted = dataclasses.replace(start, dip=dip)
+    assert all(labels_from_probabilities(p, **parted.labelling()).max() == 2 for p in mirrored)
+    # predictions that agree keep the gentlest: no parting
+    assert calibrate_dip([gap_crop(0.3)] * 4, start) == 0.0
+    assert calibrate_dip([gap_crop(0.9)] * 4, start) == 0.0
+
+
+def test_rules_from_paint_part_at_dips_only_cells_that_are_not_convex():
+    crops = [(outline_crop(disc(radius=r)), disc(radius=r) > 0) for r in (7, 8, 9, 10, 11)]
+    start = InstanceRules(min_size=10, flips=True)
+    network = UNetConfig(classes=3)
+    mirrored = [gap_crop(0.9), gap_crop(0.3)] * 2
+    notched = CellShape(count=20, median_area=400.0, median_elongation=1.2, solidity=0.7)
+    rules = rules_from_paint(crops, start, notched, network, mirrored=mirrored)
+    assert rules.dip > 0 and rules.neck_ratio == 0.0
+    assert rules_from_paint(crops, start, notched, network).dip == 0.0  # (nothing mirrored)
+    convex = rules_from_paint(crops, start, ROUND, network, mirrored=mirrored)
+    assert convex.dip == 0.0 and convex.neck_ratio > 0

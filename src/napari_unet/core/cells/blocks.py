@@ -11,7 +11,8 @@ however far away that is. So it runs in two passes over a grid of blocks:
    made from the probabilities and the holes. Every other step depends on nearby
    *units* only: for networks with an outline class, the pieces of what the mended cell
    interior can cover (:func:`_mendable`; the outlines keep them apart, even in confluent
-   tissue), each cut at necks, kept, grown and
+   tissue), each cut at necks or parted at dips (with the probabilities a few px around
+   it), kept, grown and
    joined as its own shape and that of its neighbours within a few pixels say; for
    two-class networks, the connected pieces of the cell mask. The window grows until the
    units the core depends on are whole in it (:func:`_dependencies_whole`), up to
@@ -33,7 +34,7 @@ from scipy import ndimage as ndi
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .instances import GAP_PROBABILITY, cell_probability, label_instances
+from .instances import DIP_SMOOTHING, GAP_PROBABILITY, cell_probability, label_instances
 from .regions import with_holes_filled
 from .rules import InstanceRules
 
@@ -224,7 +225,15 @@ def _dependencies_whole(p, foreground, rules: InstanceRules, core, window, image
         needed = ndi.binary_dilation(needed, square, iterations=2 * reach)
         second = np.unique(units[needed])
         needed |= np.isin(units, second[second > 0])
+    if reach and rules.dip > 0:  # (dips are found in the smoothed probability around them)
+        needed = ndi.binary_dilation(needed, square, iterations=_smoothing_radius())
     return not (needed & edge).any() and not (near & edge).any()
+
+
+def _smoothing_radius() -> int:
+    """px: how far the Gaussian that smooths the interior probability reaches (scipy's
+    default truncation at 4 sigma)."""
+    return int(4.0 * DIP_SMOOTHING + 0.5)
 
 
 def _mendable(p: np.ndarray, interior_threshold: float) -> np.ndarray:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
-from skimage.morphology import convex_hull_image
+from skimage.morphology import convex_hull_image, h_maxima
 from skimage.segmentation import expand_labels, watershed
 
 from .maxima import highest_saddles, root, significant_maxima
@@ -17,6 +17,7 @@ __all__ = [
     "cell_probability",
     "label_instances",
     "labels_from_probabilities",
+    "split_at_dips",
     "split_at_necks",
 ]
 
@@ -34,6 +35,9 @@ NECK_DEPTH = 1.25
 # default of files without calibrated rules; training calibrates it on the painted cells
 # (docs/decisions/2026-12-05-rules-from-the-paint.md).
 NECK_SOLIDITY = 0.915
+# px: the interior probability is smoothed by a Gaussian of this sigma before its dips are
+# found (pixel noise is not a dip; docs/decisions/2026-12-06-dips-for-cells-that-tile.md).
+DIP_SMOOTHING = 1.0
 # Background this sure is a real gap between cells, not a speck inside one (_mend_interior;
 # docs/decisions/2026-11-22-outline-class.md).
 GAP_PROBABILITY = 0.9
@@ -99,6 +103,28 @@ def split_at_necks(mask: np.ndarray, ratio: float) -> np.ndarray:
     return merge_basins(neck_basins(mask), ratio)
 
 
+def split_at_dips(interior: np.ndarray, probability: np.ndarray, dip: float) -> np.ndarray:
+    """Label the 4-connected regions of ``interior``, parting a region where its
+    ``probability`` (smoothed by ``DIP_SMOOTHING`` px) has two maxima with a dip of at
+    least ``dip`` between them: a watershed of the smoothed probability from its maxima of
+    dynamic ``dip`` or more (``h_maxima``: maxima of equal height each count, whatever
+    the dip between them), within each region; a region without such a maximum stays
+    whole. Where a gap in the predicted membrane lets one cell's interior
+    run into the next, the probability still dips there. Returns int labels."""
+    regions, count = ndi.label(interior)
+    if count == 0:
+        return regions
+    smooth = ndi.gaussian_filter(probability.astype(np.float64), DIP_SMOOTHING)
+    smooth = np.where(interior, smooth, 0.0)
+    cross = ndi.generate_binary_structure(2, 1)  # (maxima joined as the regions are)
+    peaks, found = ndi.label(h_maxima(smooth, dip, footprint=cross).astype(bool) & interior)
+    seeded = np.zeros(count + 1, bool)
+    seeded[regions[peaks > 0]] = True
+    lone = ~seeded[regions] & interior
+    peaks[lone] = regions[lone] + found
+    return sequential(watershed(-smooth, peaks, mask=interior))
+
+
 def _keep_sure(seeds: np.ndarray, probability: np.ndarray, core: float) -> np.ndarray:
     """``seeds`` without the regions whose ``probability`` stays below ``core``."""
     count = int(seeds.max())
@@ -161,13 +187,14 @@ def _outline_cells(
     foreground: np.ndarray,
     probability: np.ndarray,
     outline_probability: np.ndarray,
-    rules: tuple[float, int, float, float, float],
+    rules: tuple[float, int, float, float, float, float],
     memo: dict,
 ) -> np.ndarray:
     """Cells of an outline network: the interiors above the interior threshold (specks
-    mended), cut at necks, kept where sure, grown within the foreground. ``memo`` keeps
-    the interiors and their basins of the last interior threshold (see label_instances)."""
-    interior_threshold, growth, neck_ratio, core_threshold, join_solidity = rules
+    mended), cut at necks or parted at dips, kept where sure, grown within the foreground.
+    ``memo`` keeps the interiors, their basins and their parts at the last dip, of the
+    last interior threshold (see label_instances)."""
+    interior_threshold, growth, neck_ratio, core_threshold, join_solidity, dip = rules
     interior_probability = probability - outline_probability
     if memo.get("interior threshold") != interior_threshold:  # (what follows depends on it)
         interior = foreground & _mend_interior(
@@ -175,10 +202,14 @@ def _outline_cells(
         )
         memo["interior threshold"] = interior_threshold
         memo["interior"], memo["regions"], memo["basins"] = interior, ndi.label(interior)[0], None
+        memo["dip"] = None
     if neck_ratio > 0 and memo["basins"] is None:
         memo["basins"] = neck_basins(memo["interior"])
+    if dip > 0 and memo["dip"] != dip:
+        memo["dip"], memo["parts"] = dip, split_at_dips(memo["interior"], interior_probability, dip)
     regions = memo["regions"]
     seeds = merge_basins(memo["basins"], neck_ratio) if neck_ratio > 0 else regions
+    seeds = memo["parts"] if dip > 0 else seeds
     seeds = _keep_sure(seeds, interior_probability, core_threshold)
     labels = expand_labels(seeds, growth)
     labels[~foreground] = 0
@@ -201,6 +232,7 @@ def label_instances(
     interior_threshold: float = 0.5,
     growth: int = OUTLINE_GROWTH,
     join_solidity: float = NECK_SOLIDITY,
+    dip: float = 0.0,
     foreground: np.ndarray | None = None,
     memo: dict | None = None,
 ) -> np.ndarray:
@@ -220,6 +252,8 @@ def label_instances(
         unless the two grown cells together are convex (their solidity at least
         ``join_solidity``). 0 = off.
         Training calibrates it on the painted cells (``TrainResult.rules``).
+    dip: with ``outline_probability``, part interiors where the interior probability dips
+        this much between two maxima (:func:`split_at_dips`); 0 = off; not with necks.
     core_threshold: with ``outline_probability``, interiors (after cutting at necks)
         whose probability stays below this everywhere are dropped; 0 = off. Training
         sets it for networks with batch normalisation
@@ -239,10 +273,7 @@ def label_instances(
     1..n without gaps, 0 for background, uint16 or uint32 as n needs.
     """
     probability = np.asarray(cell_probability)
-    if probability.ndim != 2:
-        raise ValueError(f"expected a 2D probability map; got shape {probability.shape}")
-    if method not in METHODS:
-        raise ValueError(f"method {method!r} is not known; use one of {', '.join(METHODS)}")
+    _check_options(probability, method, neck_ratio, dip)
     memo = {} if memo is None else memo
     if foreground is None:
         foreground = _foreground(probability, threshold, fill_holes, memo)
@@ -252,7 +283,7 @@ def label_instances(
             foreground,
             probability,
             outline_probability,
-            (interior_threshold, growth, neck_ratio, core_threshold, join_solidity),
+            (interior_threshold, growth, neck_ratio, core_threshold, join_solidity, dip),
             memo,
         )
         count = int(labels.max())
@@ -267,6 +298,15 @@ def label_instances(
         labels, count = _drop_small(labels, min_size)
     dtype = np.uint16 if count < 2**16 else np.uint32
     return labels.astype(dtype)
+
+
+def _check_options(probability: np.ndarray, method: str, neck_ratio: float, dip: float) -> None:
+    if probability.ndim != 2:
+        raise ValueError(f"expected a 2D probability map; got shape {probability.shape}")
+    if method not in METHODS:
+        raise ValueError(f"method {method!r} is not known; use one of {', '.join(METHODS)}")
+    if neck_ratio > 0 and dip > 0:
+        raise ValueError("interiors are cut at necks or parted at dips, not both")
 
 
 def _foreground(probability: np.ndarray, threshold: float, fill_holes: bool, memo: dict):

@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.measure import regionprops
+from skimage.metrics import adapted_rand_error
+from skimage.segmentation import expand_labels
 
 from ..config import UNetConfig, _check_int, _JsonRecord
 from .instances import labels_from_probabilities
@@ -33,10 +35,12 @@ __all__ = [
     "CellShape",
     "InstanceRules",
     "calibrate_core",
+    "calibrate_dip",
     "calibrate_interior",
     "calibrate_join",
     "calibrate_neck_ratio",
     "measure_cells",
+    "mirrored_disagreement",
     "painted_cells_found",
     "rules_for",
     "rules_from_paint",
@@ -57,6 +61,9 @@ GROWTHS = (0, 1, 2, 3, 4)  # px
 TOLERANCE = 0.05  # share of painted cells a core threshold may lose, a neck ratio may cut
 TIE = 0.01  # of the painted cells' quality: a closer call than this goes to the defaults
 JOIN_QUANTILE = 0.05  # of the painted cells' solidity: pieces less convex stay apart
+# candidate dips of the interior probability, gentlest first: 0 never parts, 0.1 the most
+# (docs/decisions/2026-12-06-dips-for-cells-that-tile.md)
+DIPS = (0.0, 0.5, 0.4, 0.3, 0.2, 0.1)
 NECK_CELLS = 40  # painted cells the rules are calibrated on, at most
 UNSEEN_CELLS = 5  # held-back cells the interior threshold is chosen on, at least
 
@@ -78,6 +85,7 @@ class InstanceRules(_JsonRecord):
     interior_threshold: float = 0.5  # outline networks: interior above this is a cell's core
     growth: int = 2  # px an interior is grown by to give the whole cell
     join_solidity: float = 0.915  # two pieces cut at a neck join again when this convex
+    dip: float = 0.0  # part interiors where their probability dips this much; 0 = never
 
     def labelling(self) -> dict[str, Any]:
         """The fields that :func:`~napari_unet.core.cells.instances.label_instances` takes."""
@@ -101,10 +109,15 @@ class InstanceRules(_JsonRecord):
             )
         if not (isinstance(self.join_solidity, (int, float)) and 0.0 < self.join_solidity <= 1.0):
             raise ValueError(f"join_solidity = {self.join_solidity!r} must be in (0, 1], e.g. 0.95")
-        for name in ("neck_ratio", "core_threshold"):
+        for name in ("neck_ratio", "core_threshold", "dip"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
                 raise ValueError(f"{name} = {value!r} must be in [0, 1), e.g. 0.8")
+        if self.neck_ratio > 0 and self.dip > 0:
+            raise ValueError(
+                f"neck_ratio = {self.neck_ratio} and dip = {self.dip}: interiors are cut at "
+                "necks (convex cells) or parted at dips (cells that are not), set one to 0"
+            )
         if not isinstance(self.flips, bool):
             raise ValueError(f"flips = {self.flips!r} must be true or false")
 
@@ -121,7 +134,8 @@ class CellShape:
     normalisation, no neck cutting and no test-time flips; roundish cells get all four,
     but neck cutting only where they are also convex (``solidity`` at least
     ``CONVEX_SOLIDITY``): the cells of an EM section, which tile the image around each
-    other, have notches of their own.
+    other, have notches of their own; theirs are parted at dips of the interior
+    probability instead (docs/decisions/2026-12-06-dips-for-cells-that-tile.md).
     """
 
     count: int = 0
@@ -151,6 +165,11 @@ class CellShape:
         """Whether interiors are cut at necks (calibrated): outline networks on roundish,
         convex cells."""
         return self.flips(outlines) and self.convex
+
+    def parts_at_dips(self, outlines: bool) -> bool:
+        """Whether interiors are parted at dips of their probability (calibrated): outline
+        networks on roundish cells that are not convex, which tile the image (EM)."""
+        return self.flips(outlines) and not self.convex
 
 
 def measure_cells(cell_planes: Iterable[np.ndarray]) -> CellShape:
@@ -190,6 +209,7 @@ def rules_from_paint(
     network: UNetConfig,
     contacts: Sequence[tuple[np.ndarray, np.ndarray]] = (),
     unseen: Sequence[tuple[np.ndarray, np.ndarray]] = (),
+    mirrored: Sequence[np.ndarray] = (),
 ) -> InstanceRules:
     """The rules calibrated on painted cells, each predicted in a crop around it.
 
@@ -208,7 +228,10 @@ def rules_from_paint(
     threshold, for networks with batch normalisation, as the surest that still finds all
     but ``TOLERANCE`` of the cells the interior finds (:func:`calibrate_core`); the neck
     ratio where the shape policy cuts necks, with how convex a joined pair may be
-    (:func:`calibrate_join`, :func:`calibrate_neck_ratio`). Two-class networks keep ``rules``.
+    (:func:`calibrate_join`, :func:`calibrate_neck_ratio`); where it parts cells at dips
+    instead, the dip under which the cells of ``mirrored`` agree best
+    (:func:`calibrate_dip`; the class probabilities of a window of the painted image and
+    of its three mirror images, each flipped back). Two-class networks keep ``rules``.
     """
     if not network.outlines or not crops:
         return rules
@@ -218,6 +241,8 @@ def rules_from_paint(
     if cells.cuts_necks(network.outlines):
         rules = dataclasses.replace(rules, join_solidity=calibrate_join(crops))
         rules = dataclasses.replace(rules, neck_ratio=calibrate_neck_ratio(crops, rules))
+    if cells.parts_at_dips(network.outlines) and len(mirrored) > 1:
+        rules = dataclasses.replace(rules, dip=calibrate_dip(mirrored, rules))
     return rules
 
 
@@ -345,3 +370,31 @@ def calibrate_neck_ratio(
             break
         best = ratio
     return best
+
+
+def calibrate_dip(mirrored: Sequence[np.ndarray], rules: InstanceRules) -> float:
+    """The dip (of ``DIPS``) under which the cells made from ``mirrored`` agree best
+    (:func:`mirrored_disagreement`); a tie goes to the gentler dip.
+
+    mirrored: (classes, h, w) probabilities of one window of the painted image and of its
+    mirror images, each flipped back. No truth is needed: a U-Net is not
+    mirror-symmetric, and a rule that cuts where the network is unsure, or joins through
+    a gap it is unsure of, cuts or joins differently in each
+    (docs/decisions/2026-12-06-dips-for-cells-that-tile.md)."""
+    plain = dataclasses.replace(rules, neck_ratio=0.0)
+    scores = [mirrored_disagreement(mirrored, dataclasses.replace(plain, dip=d)) for d in DIPS]
+    return DIPS[int(np.argmin(scores))]  # (the first of equals: the gentlest)
+
+
+def mirrored_disagreement(mirrored: Sequence[np.ndarray], rules: InstanceRules) -> float:
+    """The mean Rand error (skimage's ``adapted_rand_error``) between the cells that
+    ``rules`` make of every two of ``mirrored``, each object grown over the pixels no
+    object covers: 0 where they make the same cells."""
+    cells = [_covering(labels_from_probabilities(p, **rules.labelling())) for p in mirrored]
+    pairs = [(a, b) for k, a in enumerate(cells) for b in cells[k + 1 :]]
+    return float(np.mean([adapted_rand_error(a, b)[0] for a, b in pairs]))
+
+
+def _covering(labels: np.ndarray) -> np.ndarray:
+    """``labels`` with every pixel given to its nearest object (all 1 where there is none)."""
+    return expand_labels(labels, distance=max(labels.shape)) if labels.any() else labels + 1

@@ -1,7 +1,8 @@
 """Scoring a model on the painted cells while it trains: validation on the held-back cells,
 the choice of the best model, the calibration of its rules, and the live preview.
 
-Everything here predicts small crops of the training planes around painted cells: without
+Everything here predicts small crops of the training planes around painted cells (and, for
+cells parted at dips, one window of the painted plane, four times): without
 test-time flips while training (a quarter of the time), and with the flips the model's
 rules will segment with for the calibration and its check, so that a model is called
 ready on the probabilities ``segment`` will label (an undertrained model's mirrored
@@ -29,7 +30,7 @@ from ..events import Preview, drain
 from ..images import resize_image
 from ..network.model import UNet
 from ..network.predict import predict_tiled
-from ..uncertainty import cell_disagreement
+from ..uncertainty import cell_disagreement, mirrored_probabilities
 from .trainset import VALIDATION_MARGIN, TrainingSet, ValidationRegion, with_margin
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "calibration_crops",
     "calibration_held_back",
     "contact_crops",
+    "dip_window",
     "preview",
     "validate",
 ]
@@ -51,6 +53,9 @@ NEAR = 3  # px: a pasted cell's host is the painted cell within this (pasted gap
 # crop's margin, so that it shows before the crop's edge
 # (docs/decisions/2026-12-06-leaks-are-not-found.md)
 LEAK_PX = VALIDATION_MARGIN // 2
+# px (the network's): the most of each axis of the painted plane that the dips of cells
+# that tile the image are calibrated on (four predictions of it)
+DIP_WINDOW = 1024
 
 
 def predict_crop(
@@ -166,27 +171,57 @@ def calibrated_rules(model: UNet, data: TrainingSet, device) -> tuple[InstanceRu
     contact (:func:`~napari_unet.core.cells.rules.rules_from_paint`), and how many of the
     painted cells it was calibrated on those rules find (an object that reaches
     ``LEAK_PX`` outside its cell does not find it). The crops are predicted with the flips
-    the rules segment with."""
+    the rules segment with. Where the shape policy parts cells at dips, the dip is chosen
+    on the four mirrored predictions of a window of the painted plane (:func:`dip_window`)."""
     start = uncalibrated_rules(model, data)
     crops = calibration_crops(model, data, device, start.flips)
     unseen = [crop for crop, held in zip(crops, calibration_held_back(data), strict=True) if held]
     contacts = contact_crops(model, data, device, start.flips) if model.config.outlines else []
+    mirrored = []
+    if data.cells.parts_at_dips(model.config.outlines):
+        plane, window = dip_window(data)
+        crop = data.planes[plane].image[(slice(None), *window)]
+        made = mirrored_probabilities(
+            model, crop, intensity=(0.0, 1.0), at_network_scale=True, device=device
+        )
+        mirrored = drain(made)
     rules = rules_from_paint(
-        crops, start, data.cells, model.config, contacts=contacts, unseen=unseen
+        crops, start, data.cells, model.config, contacts=contacts, unseen=unseen, mirrored=mirrored
     )
     # (counted as the whole image would: not where the object runs into a neighbour)
     found = int((painted_cells_found(crops, rules, leak_px=LEAK_PX) > 0).sum()) if crops else 0
     return rules, found, len(crops)
 
 
+def dip_window(data: TrainingSet) -> tuple[int, tuple[slice, slice]]:
+    """The training plane with the most painted pixels, and the window around its paint
+    (at most ``DIP_WINDOW`` px a side, about the paint's centre) that the dips are
+    calibrated on."""
+    plane = max(range(len(data.planes)), key=lambda k: int((data.planes[k].labels > 0).sum()))
+    labels = data.planes[plane].labels
+    window = []
+    for axis, size in zip(np.nonzero(labels > 0), labels.shape, strict=True):
+        low, high = (int(axis.min()), int(axis.max()) + 1) if axis.size else (0, size)
+        if high - low > DIP_WINDOW:
+            low = (low + high - DIP_WINDOW) // 2
+            high = low + DIP_WINDOW
+        window.append(slice(low, high))
+    return plane, (window[0], window[1])
+
+
 def calibrated_cells(model: UNet, data: TrainingSet) -> int:
     """How many predictions of a painted cell's size :func:`calibrated_rules` will make:
-    the painted cells, and the pasted pairs at twice a cell each; four times as many
-    with flips."""
+    the painted cells, the pasted pairs at twice a cell each and, where cells are parted
+    at dips, the window of :func:`dip_window` in crops of a cell's size; four times as
+    many with flips."""
     if not model.config.outlines:
         return 0
     pairs = min(data.cells.count, NECK_CELLS // 2) if data.pasting else 0
     crops = min(data.cells.count, NECK_CELLS) + 2 * pairs
+    if data.cells.parts_at_dips(model.config.outlines):
+        _, (rows, columns) = dip_window(data)
+        side = np.sqrt(data.cells.median_area) + 2 * VALIDATION_MARGIN  # (a cell's crop)
+        crops += round((rows.stop - rows.start) * (columns.stop - columns.start) / side**2)
     return crops * (4 if uncalibrated_rules(model, data).flips else 1)
 
 
