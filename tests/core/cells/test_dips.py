@@ -66,7 +66,6 @@ def test_parts_cover_the_interior_and_each_region_is_parted_on_its_own():
     assert parts.max() > count  # some regions parted
     for k in range(1, count + 1):
         region = regions == k
-        assert len(np.unique(parts[region])) == len(np.unique(parts[region]))
         assert not np.isin(parts[region], parts[interior & ~region]).any()  # never joined
         # the same parts when the region is the only one (what blocks rely on)
         alone = split_at_dips(region, probability, 0.05)
