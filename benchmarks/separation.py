@@ -77,13 +77,17 @@ from _common import RESULTS, write_results
 from cli_half_image import load as load_bbbc
 from skimage.measure import regionprops
 from skimage.metrics import adapted_rand_error
-from skimage.segmentation import clear_border, expand_labels, relabel_sequential
+from skimage.segmentation import clear_border, relabel_sequential
 from train_quality import cells_are_dark, otsu_watershed, paint, paint_frames
 
 from napari_unet.core.cells import instances
 from napari_unet.core.cells import rules as rules_module
 from napari_unet.core.cells.instances import labels_from_probabilities
-from napari_unet.core.cells.metrics import match_instances, touching_pair_outcomes
+from napari_unet.core.cells.metrics import (
+    joined_to_nearest_cell,
+    match_instances,
+    touching_pair_outcomes,
+)
 from napari_unet.core.cells.rules import (
     InstanceRules,
     calibrate_neck_ratio,
@@ -101,9 +105,8 @@ from napari_unet.core.training.validation import (
     calibration_crops,
     calibration_held_back,
     contact_crops,
-    dip_window,
+    mirrored_window,
 )
-from napari_unet.core.uncertainty import mirrored_probabilities
 from napari_unet.model_io import load_model, save_trained
 
 CACHE = RESULTS / "separation"
@@ -283,17 +286,12 @@ def cached_probabilities(unit: Unit, seed: int, loaded, fresh: bool) -> dict:
 
 def cached_mirrored(unit: Unit, seed: int, loaded, fresh: bool) -> list[np.ndarray]:
     """The four mirrored predictions of the painted window that training calibrates the
-    dip on (``dip_window``), as training makes them."""
+    dip on (``mirrored_window``)."""
     path = CACHE / f"{cache_name(unit, seed)}-mirrored.npz"
     if path.exists() and not fresh:
         stored = np.load(path)
         return [stored[f"mirror_{k}"].astype(np.float32) for k in range(len(stored.files))]
-    data = training_set(unit, loaded)
-    plane, window = dip_window(data)
-    crop = data.planes[plane].image[(slice(None), *window)]
-    made = drain(
-        mirrored_probabilities(loaded.model, crop, intensity=(0.0, 1.0), at_network_scale=True)
-    )
+    made = mirrored_window(loaded.model, training_set(unit, loaded))
     CACHE.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **{f"mirror_{k}": p.astype(np.float16) for k, p in enumerate(made)})
     return made
@@ -376,8 +374,7 @@ def score(truth: np.ndarray, predicted: np.ndarray, membranes: bool = False) -> 
             counts[1] += total
             merged += merged_here if distance == 1 else 0
         if membranes:
-            filled = expand_labels(p, distance=max(p.shape)) if p.any() else p + 1
-            rand.append(adapted_rand_error(t, filled))
+            rand.append(adapted_rand_error(t, joined_to_nearest_cell(p)))
     row = {
         "f1": round(2 * tp / max(2 * tp + fp + fn, 1), 3),
         "mean_iou": round(float(np.mean(ious)) if ious else 0.0, 3),

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from napari_unet.core.cells.metrics import (
+    joined_to_nearest_cell,
     match_instances,
     pixel_error,
     rand_error,
@@ -98,3 +99,13 @@ def test_split_touching_pairs_counts_pairs_kept_apart():
     assert touching_pair_outcomes(truth, missing) == (1, 0, 2)
     half = np.where((truth == 2) & (np.arange(20)[None] >= 8), 1, truth)  # 2 half taken by 1
     assert touching_pair_outcomes(truth, half) == (1, 0, 2)  # 2 is covered by nothing over half
+
+
+def test_every_pixel_is_joined_to_its_nearest_cell():
+    labels = np.zeros((5, 9), np.int32)
+    labels[1:4, 1], labels[1:4, 7] = 3, 8  # two cells, membrane and background between
+    joined = joined_to_nearest_cell(labels)
+    assert (joined[labels > 0] == labels[labels > 0]).all()  # cells keep their pixels
+    assert (joined[:, :4] == 3).all() and (joined[:, 5:] == 8).all()  # the rest: the nearer
+    assert set(np.unique(joined[:, 4])) <= {3, 8}
+    assert (joined_to_nearest_cell(np.zeros((4, 4), np.int32)) == 1).all()  # no cell: one

@@ -24,10 +24,10 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.measure import regionprops
 from skimage.metrics import adapted_rand_error
-from skimage.segmentation import expand_labels
 
 from ..config import UNetConfig, _check_int, _JsonRecord
 from .instances import labels_from_probabilities
+from .metrics import joined_to_nearest_cell
 
 __all__ = [
     "CONVEX_SOLIDITY",
@@ -388,13 +388,9 @@ def calibrate_dip(mirrored: Sequence[np.ndarray], rules: InstanceRules) -> float
 
 def mirrored_disagreement(mirrored: Sequence[np.ndarray], rules: InstanceRules) -> float:
     """The mean Rand error (skimage's ``adapted_rand_error``) between the cells that
-    ``rules`` make of every two of ``mirrored``, each object grown over the pixels no
-    object covers: 0 where they make the same cells."""
-    cells = [_covering(labels_from_probabilities(p, **rules.labelling())) for p in mirrored]
+    ``rules`` make of every two of ``mirrored``, each joined to its nearest cell
+    (:func:`~.metrics.joined_to_nearest_cell`): 0 where they make the same cells."""
+    made = [labels_from_probabilities(p, **rules.labelling()) for p in mirrored]
+    cells = [joined_to_nearest_cell(labels) for labels in made]
     pairs = [(a, b) for k, a in enumerate(cells) for b in cells[k + 1 :]]
     return float(np.mean([adapted_rand_error(a, b)[0] for a, b in pairs]))
-
-
-def _covering(labels: np.ndarray) -> np.ndarray:
-    """``labels`` with every pixel given to its nearest object (all 1 where there is none)."""
-    return expand_labels(labels, distance=max(labels.shape)) if labels.any() else labels + 1

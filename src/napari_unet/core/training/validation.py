@@ -40,6 +40,7 @@ __all__ = [
     "calibration_held_back",
     "contact_crops",
     "dip_window",
+    "mirrored_window",
     "preview",
     "validate",
 ]
@@ -179,12 +180,7 @@ def calibrated_rules(model: UNet, data: TrainingSet, device) -> tuple[InstanceRu
     contacts = contact_crops(model, data, device, start.flips) if model.config.outlines else []
     mirrored = []
     if data.cells.parts_at_dips(model.config.outlines):
-        plane, window = dip_window(data)
-        crop = data.planes[plane].image[(slice(None), *window)]
-        made = mirrored_probabilities(
-            model, crop, intensity=(0.0, 1.0), at_network_scale=True, device=device
-        )
-        mirrored = drain(made)
+        mirrored = mirrored_window(model, data, device)
     rules = rules_from_paint(
         crops, start, data.cells, model.config, contacts=contacts, unseen=unseen, mirrored=mirrored
     )
@@ -207,6 +203,17 @@ def dip_window(data: TrainingSet) -> tuple[int, tuple[slice, slice]]:
             high = low + DIP_WINDOW
         window.append(slice(low, high))
     return plane, (window[0], window[1])
+
+
+def mirrored_window(model: UNet, data: TrainingSet, device=None) -> list[np.ndarray]:
+    """The class probabilities of :func:`dip_window` and of its three mirror images, each
+    flipped back: what the dip is calibrated on."""
+    plane, window = dip_window(data)
+    crop = data.planes[plane].image[(slice(None), *window)]
+    made = mirrored_probabilities(
+        model, crop, intensity=(0.0, 1.0), at_network_scale=True, device=device
+    )
+    return drain(made)
 
 
 def calibrated_cells(model: UNet, data: TrainingSet) -> int:
