@@ -14,6 +14,7 @@ from napari_unet.core.training.validation import (
     calibrated_cells,
     calibrated_rules,
     dip_window,
+    most_painted_window,
 )
 
 
@@ -43,10 +44,36 @@ def test_the_dip_window_is_the_paint_of_the_most_painted_plane_at_most_a_window_
     plane, (rows, columns) = dip_window(data)
     assert data.planes[plane].labels.shape == (1300, 90)  # the plane with the most paint
     assert (columns.start, columns.stop) == (0, 90)  # the paint's extent
-    assert rows.stop - rows.start == DIP_WINDOW  # 1300 rows of paint: a window about its centre
-    assert rows.start == (0 + 1300 - DIP_WINDOW) // 2
+    # 1300 rows of paint: the window that holds three of the four painted squares
+    assert rows.stop - rows.start == DIP_WINDOW and (rows.start, rows.stop) == (276, 1300)
     one = training_set([(rng.random((100, 100)), little)])
     assert dip_window(one) == (0, (slice(30, 70), slice(30, 70)))
+
+
+def brute_force_most_paint(painted, size):
+    """The most paint any window of at most ``size`` px a side over the paint holds."""
+    rows, columns = np.nonzero(painted)
+    heights = min(np.ptp(rows) + 1, size), min(np.ptp(columns) + 1, size)
+    return max(
+        painted[r : r + heights[0], c : c + heights[1]].sum()
+        for r in range(rows.min(), rows.max() - heights[0] + 2)
+        for c in range(columns.min(), columns.max() - heights[1] + 2)
+    )
+
+
+def test_the_most_painted_window_holds_the_most_paint():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        painted = rng.random(rng.integers(5, 70, 2)) < rng.uniform(0.005, 0.1)
+        if not painted.any():
+            continue
+        size = int(rng.integers(4, 50))
+        exact = most_painted_window(painted, size, grid=1)
+        extents = [np.ptp(axis) + 1 for axis in np.nonzero(painted)]
+        assert [s.stop - s.start for s in exact] == [min(e, size) for e in extents]
+        assert painted[exact].sum() == brute_force_most_paint(painted, size)
+        coarse = most_painted_window(painted, size, grid=4)  # (a corner on a grid: <= it)
+        assert 0 < painted[coarse].sum() <= painted[exact].sum()
 
 
 def test_cells_that_tile_the_image_get_a_dip_chosen_on_the_window(monkeypatch):

@@ -41,6 +41,7 @@ __all__ = [
     "contact_crops",
     "dip_window",
     "mirrored_window",
+    "most_painted_window",
     "preview",
     "validate",
 ]
@@ -190,19 +191,35 @@ def calibrated_rules(model: UNet, data: TrainingSet, device) -> tuple[InstanceRu
 
 
 def dip_window(data: TrainingSet) -> tuple[int, tuple[slice, slice]]:
-    """The training plane with the most painted pixels, and the window around its paint
-    (at most ``DIP_WINDOW`` px a side, about the paint's centre) that the dips are
-    calibrated on."""
+    """The training plane with the most painted pixels, and the window of its paint that
+    the dips are calibrated on: the paint's bounding box, or where that is wider than
+    ``DIP_WINDOW`` px, the window of that width that holds the most paint."""
     plane = max(range(len(data.planes)), key=lambda k: int((data.planes[k].labels > 0).sum()))
-    labels = data.planes[plane].labels
+    painted = data.planes[plane].labels > 0
+    return plane, most_painted_window(painted if painted.any() else ~painted, DIP_WINDOW)
+
+
+def most_painted_window(painted: np.ndarray, size: int, grid: int = 8) -> tuple[slice, slice]:
+    """The bounding box of ``painted`` (H, W, bool) where it is at most ``size`` px a side;
+    along a longer side, the ``size`` px that hold the most paint (the window's corner on
+    a grid of ``grid`` px, ties to the first)."""
+    box = ndi.find_objects(painted.astype(np.int8))[0]
+    extents = [b.stop - b.start for b in box]
+    blocks = [-(-e // grid) for e in extents]
+    padded = np.zeros([b * grid for b in blocks], np.int64)
+    padded[: extents[0], : extents[1]] = painted[box]
+    coarse = padded.reshape(blocks[0], grid, blocks[1], grid).sum(axis=(1, 3))
+    summed = np.pad(coarse.cumsum(0).cumsum(1), ((1, 0), (1, 0)))  # (summed-area table)
+    n = [b if e <= size else size // grid for b, e in zip(blocks, extents, strict=True)]
+    r, c = summed.shape[0] - n[0], summed.shape[1] - n[1]
+    totals = summed[n[0] :, n[1] :] - summed[:r, n[1] :] - summed[n[0] :, :c] + summed[:r, :c]
+    corner = np.unravel_index(int(totals.argmax()), totals.shape)
     window = []
-    for axis, size in zip(np.nonzero(labels > 0), labels.shape, strict=True):
-        low, high = (int(axis.min()), int(axis.max()) + 1) if axis.size else (0, size)
-        if high - low > DIP_WINDOW:
-            low = (low + high - DIP_WINDOW) // 2
-            high = low + DIP_WINDOW
-        window.append(slice(low, high))
-    return plane, (window[0], window[1])
+    for b, first, extent in zip(box, corner, extents, strict=True):
+        width = min(extent, size)
+        start = b.start + min(int(first) * grid, extent - width)
+        window.append(slice(start, start + width))
+    return window[0], window[1]
 
 
 def mirrored_window(model: UNet, data: TrainingSet, device=None) -> list[np.ndarray]:
