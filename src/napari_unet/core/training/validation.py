@@ -203,14 +203,17 @@ def most_painted_window(painted: np.ndarray, size: int, grid: int = 8) -> tuple[
     """The bounding box of ``painted`` (H, W, bool) where it is at most ``size`` px a side;
     along a longer side, the ``size`` px that hold the most paint (the window's corner on
     a grid of ``grid`` px, ties to the first)."""
-    box = ndi.find_objects(painted.astype(np.int8))[0]
+    box = tuple(
+        slice(int(found[0]), int(found[-1]) + 1)
+        for found in (np.flatnonzero(painted.any(1)), np.flatnonzero(painted.any(0)))
+    )
     extents = [b.stop - b.start for b in box]
     blocks = [-(-e // grid) for e in extents]
-    padded = np.zeros([b * grid for b in blocks], np.int64)
+    padded = np.zeros([b * grid for b in blocks], bool)
     padded[: extents[0], : extents[1]] = painted[box]
-    coarse = padded.reshape(blocks[0], grid, blocks[1], grid).sum(axis=(1, 3))
+    coarse = padded.reshape(blocks[0], grid, blocks[1], grid).sum(axis=(1, 3), dtype=np.int64)
     summed = np.pad(coarse.cumsum(0).cumsum(1), ((1, 0), (1, 0)))  # (summed-area table)
-    n = [b if e <= size else size // grid for b, e in zip(blocks, extents, strict=True)]
+    n = [b if e <= size else max(size // grid, 1) for b, e in zip(blocks, extents, strict=True)]
     r, c = summed.shape[0] - n[0], summed.shape[1] - n[1]
     totals = summed[n[0] :, n[1] :] - summed[:r, n[1] :] - summed[n[0] :, :c] + summed[:r, :c]
     corner = np.unravel_index(int(totals.argmax()), totals.shape)
