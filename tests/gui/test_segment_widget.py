@@ -328,3 +328,6 @@ def test_cells_are_tuned_without_the_network_and_the_values_kept_in_the_model(
     tune._neck.value = 0.4
     assert tune._dip.value == 0.0 and tune.rules().neck_ratio == 0.4
     qtbot.waitUntil(lambda: not tune._timer.isActive() and not tune.busy, timeout=10_000)
+    assert tune._status.value.endswith(
+        "; Part at dips set to 0: cores are cut at necks or parted at dips"
+    )

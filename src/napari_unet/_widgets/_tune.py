@@ -132,6 +132,7 @@ class TunePanel(Container):
         self._source: Path | TrainedModel | None = None
         self._latest = LatestRequest(self._start)
         self._setting = False
+        self._note = ""  # said once, with the next redraw
 
     def _moved(self, *_) -> None:
         if not self._setting:
@@ -140,6 +141,7 @@ class TunePanel(Container):
     def _one_way(self, value: float, other: FloatSlider) -> None:
         if value > 0 and other.value > 0:
             other.value = 0.0
+            self._note = f"{other.label} set to 0: cores are cut at necks or parted at dips"
 
     @property
     def _sliders(self):
@@ -233,7 +235,8 @@ class TunePanel(Container):
         else:
             layer.data = labels
         self._written = _fingerprint(labels)
-        self._status.value = f"{cell_summary(labels)} (redrawn in {seconds:.2f} s)"
+        note, self._note = (f"; {self._note}" if self._note else ""), ""
+        self._status.value = f"{cell_summary(labels)} (redrawn in {seconds:.2f} s){note}"
 
     def keep(self) -> None:
         """Store the sliders' rules in the model they came from."""
