@@ -113,7 +113,6 @@ CACHE = RESULTS / "separation"
 NOISE = AugmentConfig().noise  # the training's pixel-noise range (--noise)
 WEIGHT_MAP = WeightMapConfig()  # the training's loss weights (--weight-map)
 STEPS = TrainConfig().iterations  # the training's optimiser steps (--steps)
-AVERAGE_FROM = TrainConfig().average_from  # where the weights' mean starts (--average-from)
 # constants of the rules that --set may change: name -> module holding it
 CONSTANTS = {
     "NECK_DEPTH": instances,
@@ -220,8 +219,6 @@ def cache_name(unit: Unit, seed: int) -> str:
     map, where not the defaults)."""
     name = f"{unit.name}-{seed}" + (f"-noise{noise_tag()}" if noise_tag() else "")
     name += f"-steps{STEPS}" if STEPS != TrainConfig().iterations else ""
-    if AVERAGE_FROM != TrainConfig().average_from:  # ("last": the weights after each step)
-        name += "-last" if AVERAGE_FROM is None else f"-avg{AVERAGE_FROM:g}"
     return name + (f"-{weights_tag()}" if weights_tag() else "")
 
 
@@ -237,7 +234,6 @@ def cached_model(unit: Unit, seed: int, fresh: bool):
         seed=seed,
         minutes=None,
         iterations=STEPS,
-        average_from=AVERAGE_FROM,
         augmentation=AugmentConfig(noise=NOISE),
         weight_map=WEIGHT_MAP,
     )
@@ -579,17 +575,10 @@ def main() -> int:
     parser.add_argument(
         "--steps", type=int, default=default_steps, help=f"optimiser steps ({default_steps})"
     )
-    parser.add_argument(
-        "--average-from",
-        default="default",
-        help="train with the weights averaged from this fraction of the budget (none: not)",
-    )
     args = parser.parse_args()
-    global NOISE, WEIGHT_MAP, STEPS, AVERAGE_FROM
+    global NOISE, WEIGHT_MAP, STEPS
     NOISE = tuple(args.noise) if args.noise else NOISE
     STEPS = args.steps
-    if args.average_from != "default":
-        AVERAGE_FROM = None if args.average_from == "none" else float(args.average_from)
     fields = dict(setting.split("=") for setting in args.weight_map)
     defaults = WeightMapConfig().to_dict()
     if set(fields) - set(defaults):
@@ -614,8 +603,6 @@ def main() -> int:
         row["constants"] = changed
     training = [f"noise={noise_tag()}"] if noise_tag() else []
     training += [f"steps={STEPS}"] if STEPS != TrainConfig().iterations else []
-    if AVERAGE_FROM != TrainConfig().average_from:
-        training += [f"average_from={AVERAGE_FROM}"]
     training += [weights_tag()] if weights_tag() else []
     name = "-".join(["separation", *training, *(f"{k}={v}" for k, v in changed.items())])
     path = write_results(name, rows, seeds=args.seeds, constants=changed)

@@ -269,9 +269,6 @@ class TrainConfig(_JsonRecord):
     batch_size: int = 4  # tiles per step
     tile_size: int | None = None  # input px per side; None: output about 188 px
     learning_rate: float = 1e-3  # Adam; decays to a tenth along a cosine over the budget
-    # the model is the mean of the weights from this fraction of the budget on; None: the
-    # weights after each step (training/averaging.py)
-    average_from: float | None = None
     validation_fraction: float = 0.2  # painted cells held back (when there are >= 10)
     validate_every: float = 15.0  # seconds between validations
     seed: int = 0
@@ -306,12 +303,6 @@ class TrainConfig(_JsonRecord):
             _check_int("tile_size", self.tile_size, minimum=1)
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
             raise ValueError(f"learning_rate = {self.learning_rate!r} must be > 0, e.g. 0.001")
-        if self.average_from is not None and not (
-            isinstance(self.average_from, (int, float)) and 0.0 <= self.average_from < 1.0
-        ):
-            raise ValueError(
-                f"average_from = {self.average_from!r} must be in [0, 1) or None, e.g. 0.5"
-            )
         if not (0.0 <= self.validation_fraction < 1.0):
             raise ValueError(
                 f"validation_fraction = {self.validation_fraction!r} must be in [0, 1), e.g. 0.2"

@@ -30,7 +30,6 @@ from ..network.model import UNet, nearest_valid_input_sizes, output_size
 from ..network.precision import Precision, choose_precision, named_precision, will_measure
 from ..targets import weighted_cross_entropy
 from . import budget
-from .averaging import WeightAverage
 from .control import TrainingControl
 from .trainset import TrainingSet
 from .validation import (
@@ -174,20 +173,19 @@ def train(
     scaler = torch.amp.GradScaler(device.type, enabled=precision.autocast == torch.float16)
     regions = data.validation_regions()
     best = BestModel(len(data.held_back))
-    average = WeightAverage(config.average_from)
     yield _started(data, device, precision, input_size)
     history: dict[str, list] = {"steps": [], "validations": []}
     last_validation = last_preview = time.perf_counter()
     reserve = 0.0  # seconds kept for what follows the last step
     step = 0
-    torch_state = torch.random.get_rng_state()  # (dropout's, restored at the end)
-    torch.manual_seed(config.seed)
+    torch_state = torch.random.get_rng_state()
+    torch.manual_seed(config.seed)  # dropout; restored at the end
     try:
         while True:
             progress = budget.progress(config, step, time.perf_counter() - began, reserve)
             if (progress >= 1.0 and step) or control.stopped:  # (at least one step)
                 break
-            regions = yield from _new_paint(data, control, step, regions, average)
+            regions = yield from _new_paint(data, control, step, regions)
             batch = data.sample_batch(config.batch_size, input_size, out_size, rng)
             lr = budget.learning_rate(config, progress)
             loss = _step(model, optimizer, scaler, precision, batch, lr, device)
@@ -195,23 +193,26 @@ def train(
             now = time.perf_counter()
             history["steps"].append([step, round(now - began, 3), round(loss, 5)])
             progress = budget.progress(config, step, now - began, reserve)
-            average.update(model, progress)
             yield TrainStep(step, loss, lr, now - began, progress)
-            current = average.current(model)  # what validation scores and keeps
-            due = now - last_validation >= config.validate_every
-            if progress >= 1.0 or control.stopped or due:
-                args = (current, data, regions, best, device, history)
-                reserve = yield from _validation(*args, reserve)
+            finished = progress >= 1.0 or control.stopped
+            if finished or now - last_validation >= config.validate_every:
+                scored = yield from _validation(
+                    model, data, regions, best, step, now - began, device
+                )
+                if scored is not None:
+                    f1, seconds = scored
+                    history["validations"].append([step, round(now - began, 3), f1])
+                    calibrated = calibrated_cells(model, data)
+                    reserve = budget.finishing_time(seconds, len(regions), calibrated)
                 last_validation = time.perf_counter()
             request = control.preview_window()
             if request is not None and now - last_preview >= PREVIEW_EVERY:
-                yield preview(current, data, request, device, control.take_unsure())
+                yield preview(model, data, request, device, control.take_unsure())
                 last_preview = time.perf_counter()
     finally:
         torch.random.set_rng_state(torch_state)
     ended = "stopped" if control.stopped else _why_it_ended(config, step)
-    last = (model, average.current(model))  # (the last model, and the one scored)
-    return _result(last, optimizer, data, config, history, best, step, ended, device)
+    return _result(model, optimizer, data, config, history, best, step, ended, device)
 
 
 def _starting_point(
@@ -323,22 +324,17 @@ def _optimizer(
 
 
 def _new_paint(
-    data: TrainingSet,
-    control: TrainingControl,
-    step: int,
-    regions: list,
-    average: WeightAverage,
+    data: TrainingSet, control: TrainingControl, step: int, regions: list
 ) -> Generator[LabelsIgnored, None, list]:
     """Before a step: new pasted neighbours every ``PASTE_EVERY`` steps, and the paint
-    handed in since the last step (which restarts the weights' mean). Returns the
-    validation regions (new ones when the paint changed)."""
+    handed in since the last step. Returns the validation regions (new ones when the
+    paint changed)."""
     if data.pasting and step and step % PASTE_EVERY == 0:
         data.paste_new_neighbours()
     updates = control.take_labels()
     if updates:
         try:
             if data.apply_labels(updates):
-                average.restart()
                 return data.validation_regions()
         except ValueError as error:  # new paint that breaks the rules: keep the old
             yield LabelsIgnored(str(error))
@@ -383,19 +379,17 @@ def _validation(
     data: TrainingSet,
     regions: list,
     best: BestModel,
+    step: int,
+    elapsed: float,
     device: torch.device,
-    history: dict[str, list],
-    reserve: float,
-) -> Generator[Validation | Checkpoint, None, float]:
-    """Score the model after the last step of ``history`` on the held-back cells, keep it
-    if it is the best so far, and add the F1 to ``history``. Returns the seconds to keep
-    for what follows the last step, estimated from how long this took (``reserve``
-    without any held-back cells)."""
-    step, elapsed, _ = history["steps"][-1]
+) -> Generator[Validation | Checkpoint, None, tuple[float, float] | None]:
+    """Score the model on the held-back cells and keep it if it is the best so far.
+    Returns the F1 and the seconds validation took per held-back cell (None without any
+    held-back cells)."""
     if not regions:  # nothing to validate on: the latest model is the best
         best.step = step
         yield Checkpoint(step, None)
-        return reserve
+        return None
     began = time.perf_counter()
     scores = validate(model, data, regions, device)
     seconds = (time.perf_counter() - began) / len(regions)
@@ -404,12 +398,11 @@ def _validation(
     )
     if best.offer(model, step, scores):
         yield Checkpoint(step, best.f1)
-    history["validations"].append([step, elapsed, scores.f1])
-    return budget.finishing_time(seconds, len(regions), calibrated_cells(model, data))
+    return scores.f1, seconds
 
 
 def _result(
-    last: tuple[UNet, UNet],
+    model: UNet,
     optimizer: torch.optim.Optimizer,
     data: TrainingSet,
     config: TrainConfig,
@@ -420,12 +413,9 @@ def _result(
     device,
 ) -> TrainResult:
     """The best and last models on the CPU, and the best model's calibrated rules (not
-    calibrated when no step was taken: such a model is not one to use). ``last``: the
-    model after the last step, and the one validation would score (the weights' mean
-    where they are averaged); without validation the latter is the best."""
-    model, scored = last
+    calibrated when no step was taken: such a model is not one to use)."""
     last_model = _on_cpu(model, cpu_state(model))
-    best_model = _on_cpu(model, best.state if best.state is not None else cpu_state(scored))
+    best_model = _on_cpu(model, best.state) if best.state is not None else copy.deepcopy(last_model)
     rules, found, checked = uncalibrated_rules(best_model, data), 0, 0
     if steps:
         rules, found, checked = calibrated_rules(best_model, data, device)
