@@ -14,6 +14,8 @@ networks themselves must get better:
   that scores best *on the scored slices*: a bound no calibration can beat, not a method;
 - ``best dip``: ``no dips`` parted at the dip (of ``DIPS``) that scores best on the scored
   slices: the same kind of bound for the dips;
+- ``best both``: the interior threshold and the dip that score best together on the scored
+  slices (every pair of the two lists): the bound for the two rules that move most;
 - ``stable interior``: the interior threshold chosen as ``calibrate_dip`` chooses the dip
   (the mirrored cells of the painted slice agree best): a label-free choice a training
   could make, not made;
@@ -62,16 +64,21 @@ def model_row(data: Path, seed: int) -> tuple[dict, list[np.ndarray], InstanceRu
     loaded, _ = separation.cached_model(unit, seed, fresh=False)
     scored = separation.cached_probabilities(unit, seed, loaded, fresh=False)["scored"]
     mirrored = separation.cached_mirrored(unit, seed, loaded, fresh=False)
-    by_threshold, by_dip, stability = {}, {}, {}
+    grid, stability = {}, {}  # (threshold, dip): Rand error
+    memos = [{} for _ in scored]  # (per plane, the stages shared between candidates)
     for threshold in INTERIOR_THRESHOLDS:
-        candidate = dataclasses.replace(rules, interior_threshold=threshold)
-        make = lambda p, r=candidate: labels_from_probabilities(p, **r.labelling())  # noqa: E731
-        by_threshold[threshold] = rand_error(unit, scored, make)
-        stability[threshold] = mirrored_disagreement(mirrored, candidate)
-    for dip in DIPS:
-        candidate = dataclasses.replace(rules, dip=dip)
-        make = lambda p, r=candidate: labels_from_probabilities(p, **r.labelling())  # noqa: E731
-        by_dip[dip] = rand_error(unit, scored, make)
+        stability[threshold] = mirrored_disagreement(
+            mirrored, dataclasses.replace(rules, interior_threshold=threshold)
+        )
+        for dip in DIPS:
+            candidate = dataclasses.replace(rules, interior_threshold=threshold, dip=dip)
+            labelled = [
+                labels_from_probabilities(p, **candidate.labelling(), memo=m)
+                for p, m in zip(scored, memos, strict=True)
+            ]
+            grid[threshold, dip] = rand_error(unit, labelled, lambda labels: labels)
+    by_threshold = {t: grid[t, 0.0] for t in INTERIOR_THRESHOLDS}
+    by_dip = {d: grid[rules.interior_threshold, d] for d in DIPS}
     stable = min(INTERIOR_THRESHOLDS, key=lambda t: stability[t])
     row = {
         "seed": seed,
@@ -83,6 +90,8 @@ def model_row(data: Path, seed: int) -> tuple[dict, list[np.ndarray], InstanceRu
         "by_dip": by_dip,
         "best interior": min(by_threshold.values()),
         "best dip": min(by_dip.values()),
+        "best both": min(grid.values()),
+        "best_both_choice": list(min(grid, key=grid.get)),
         "stable interior": by_threshold[stable],
         "stable_choice": stable,
         "disagreement": {str(t): round(d, 4) for t, d in stability.items()},
@@ -90,7 +99,7 @@ def model_row(data: Path, seed: int) -> tuple[dict, list[np.ndarray], InstanceRu
     return row, scored, rules
 
 
-COLUMNS = ("no dips", "calibrated", "best interior", "best dip", "stable interior")
+COLUMNS = ("no dips", "calibrated", "best interior", "best dip", "best both", "stable interior")
 
 
 def main() -> int:
