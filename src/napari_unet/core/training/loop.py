@@ -154,9 +154,9 @@ def train(
     control: stop the training, hand it new paint, ask for previews, from any thread.
     Yields :class:`TrainingStarted` once, then :class:`TrainStep` per step,
     :class:`Validation` and :class:`Checkpoint` when the model is scored, and
-    :class:`Preview` when a preview window is set. Returns a :class:`TrainResult`.
-    Raises ``ValueError`` for data that cannot be trained on, before any step.
-    Reproducible on the CPU for a ``config.seed`` with ``minutes=None`` (time steers the rate).
+    :class:`Preview` when a preview window is set. Returns a :class:`TrainResult`; raises
+    ``ValueError`` for data that cannot be trained on, before any step. Reproducible for
+    a seed with ``minutes=None`` on one CPU thread count, validated on the same steps.
     """
     began = time.perf_counter()  # the time budget starts here
     config, given, optimizer_state = _starting_point(config or TrainConfig(), start)
