@@ -48,6 +48,11 @@ def test_the_dip_window_is_the_paint_of_the_most_painted_plane_at_most_a_window_
     assert rows.stop - rows.start == DIP_WINDOW and (rows.start, rows.stop) == (276, 1300)
     one = training_set([(rng.random((100, 100)), little)])
     assert dip_window(one) == (0, (slice(30, 70), slice(30, 70)))
+    # kept until the paint changes (each validation asks), then found again
+    one.planes[0].labels[:] = 0  # (not through the training set: not seen)
+    assert dip_window(one) == (0, (slice(30, 70), slice(30, 70)))
+    assert one.apply_labels({0: crescents((100, 100), [(50, 55)])})
+    assert dip_window(one) == (0, (slice(50, 90), slice(55, 95)))
 
 
 def brute_force_most_paint(painted, size):

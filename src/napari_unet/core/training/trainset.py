@@ -20,6 +20,7 @@ these copies alike, by loss weight.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -367,6 +368,7 @@ class TrainingSet:
         decide on pasting (the shape policy, :class:`~napari_unet.core.cells.rules.CellShape`),
         and draw the planes. The measures change only here."""
         self.cells = measure_cells(_cells(plane.labels) for plane in self.planes)
+        self.derived: dict[str, Any] = {}  # what others derive from the paint, until it changes
         # complete masks show every real contact already; pasting thousands of their cells
         # cost 54 s a draw on ISBI's 20 slices (docs/decisions/2026-12-05-dense-training.md)
         self.pasting = (

@@ -193,10 +193,15 @@ def calibrated_rules(model: UNet, data: TrainingSet, device) -> tuple[InstanceRu
 def dip_window(data: TrainingSet) -> tuple[int, tuple[slice, slice]]:
     """The training plane with the most painted pixels, and the window of its paint that
     the dips are calibrated on: the paint's bounding box, or where that is wider than
-    ``DIP_WINDOW`` px, the window of that width that holds the most paint."""
-    plane = max(range(len(data.planes)), key=lambda k: int((data.planes[k].labels > 0).sum()))
-    painted = data.planes[plane].labels > 0
-    return plane, most_painted_window(painted if painted.any() else ~painted, DIP_WINDOW)
+    ``DIP_WINDOW`` px, the window of that width that holds the most paint. Kept until the
+    paint changes (seconds on a whole slide's plane; each validation asks)."""
+    if "dip window" not in data.derived:
+        paint = [int((plane.labels > 0).sum()) for plane in data.planes]
+        plane = int(np.argmax(paint))
+        painted = data.planes[plane].labels > 0
+        window = most_painted_window(painted if painted.any() else ~painted, DIP_WINDOW)
+        data.derived["dip window"] = plane, window
+    return data.derived["dip window"]
 
 
 def most_painted_window(painted: np.ndarray, size: int, grid: int = 8) -> tuple[slice, slice]:
