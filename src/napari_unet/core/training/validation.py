@@ -205,9 +205,9 @@ def dip_window(data: TrainingSet) -> tuple[int, tuple[slice, slice]]:
 
 
 def most_painted_window(painted: np.ndarray, size: int, grid: int = 8) -> tuple[slice, slice]:
-    """The bounding box of ``painted`` (H, W, bool) where it is at most ``size`` px a side;
-    along a longer side, the ``size`` px that hold the most paint (the window's corner on
-    a grid of ``grid`` px, ties to the first)."""
+    """The bounding box of ``painted`` (H, W, bool, not all False) where it is at most
+    ``size`` px a side; along a longer side, the ``size`` px that hold the most paint (the
+    window's corner on a grid of ``grid`` px, ties to the first)."""
     box = tuple(
         slice(int(found[0]), int(found[-1]) + 1)
         for found in (np.flatnonzero(painted.any(1)), np.flatnonzero(painted.any(0)))
