@@ -48,12 +48,13 @@ cells from probabilities (``--rules``) are compared on the same models:
 
     ../.venv/bin/python separation.py /tmp/realdata [--datasets hela bbbc007 ecoli isbi]
         [--seeds 0 1] [--rules stored calibrated] [--fresh] [--set NECK_DEPTH=1.5 ...]
-        [--noise 1 1] [--weight-map w0=5 ...] [--steps 900]
+        [--noise 1 1] [--weight-map w0=5 ...] [--steps 900] [--paint-seed 0]
 
 ``--noise LOW HIGH`` trains with that pixel-noise range (``AugmentConfig.noise``; ``1 1``:
 none, the default before 2026-12-06), ``--weight-map FIELD=VALUE`` with those fields of
 ``WeightMapConfig``, ``--steps N`` for N optimiser steps (the default: 450); their models
-are cached under their own names.
+are cached under their own names. ``--paint-seed P`` paints as seed P does and trains with
+each of ``--seeds``: how much models of the same paint differ.
 
 ``--set NAME=VALUE`` changes a constant of the rules for the whole run (one of
 ``CONSTANTS``): how sensitive the results are to it, on the same models.
@@ -113,6 +114,7 @@ CACHE = RESULTS / "separation"
 NOISE = AugmentConfig().noise  # the training's pixel-noise range (--noise)
 WEIGHT_MAP = WeightMapConfig()  # the training's loss weights (--weight-map)
 STEPS = TrainConfig().iterations  # the training's optimiser steps (--steps)
+PAINT_SEED: int | None = None  # the paint of this seed for every training seed (--paint-seed)
 # constants of the rules that --set may change: name -> module holding it
 CONSTANTS = {
     "NECK_DEPTH": instances,
@@ -218,6 +220,7 @@ def cache_name(unit: Unit, seed: int) -> str:
     """The cache's name for ``unit``'s model of ``seed`` (and the noise, steps and weight
     map, where not the defaults)."""
     name = f"{unit.name}-{seed}" + (f"-noise{noise_tag()}" if noise_tag() else "")
+    name += f"-paint{PAINT_SEED}" if PAINT_SEED not in (None, seed) else ""
     name += f"-steps{STEPS}" if STEPS != TrainConfig().iterations else ""
     return name + (f"-{weights_tag()}" if weights_tag() else "")
 
@@ -423,6 +426,7 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
         "dataset": unit.dataset,
         "image": unit.name,
         "seed": seed,
+        "paint_seed": seed if PAINT_SEED is None else PAINT_SEED,
         "noise": list(NOISE),
         "painted_max_length_px": round(float(max(lengths, default=0.0)), 1),
         "painted_median_elongation": round(painted.median_elongation, 2),
@@ -575,8 +579,12 @@ def main() -> int:
     parser.add_argument(
         "--steps", type=int, default=default_steps, help=f"optimiser steps ({default_steps})"
     )
+    parser.add_argument(
+        "--paint-seed", type=int, default=None, help="paint as this seed does, for every seed"
+    )
     args = parser.parse_args()
-    global NOISE, WEIGHT_MAP, STEPS
+    global NOISE, WEIGHT_MAP, STEPS, PAINT_SEED
+    PAINT_SEED = args.paint_seed
     NOISE = tuple(args.noise) if args.noise else NOISE
     STEPS = args.steps
     fields = dict(setting.split("=") for setting in args.weight_map)
@@ -596,13 +604,15 @@ def main() -> int:
     rows = []
     for seed in args.seeds:
         for dataset in args.datasets:
-            for unit in units(args.data, dataset, seed, args.images):
+            painted_as = seed if PAINT_SEED is None else PAINT_SEED
+            for unit in units(args.data, dataset, painted_as, args.images):
                 rows += run_unit(unit, seed, args.rules, args.fresh)
     table(rows)
     for row in rows:
         row["constants"] = changed
     training = [f"noise={noise_tag()}"] if noise_tag() else []
     training += [f"steps={STEPS}"] if STEPS != TrainConfig().iterations else []
+    training += [f"paint={PAINT_SEED}"] if PAINT_SEED is not None else []
     training += [weights_tag()] if weights_tag() else []
     name = "-".join(["separation", *training, *(f"{k}={v}" for k, v in changed.items())])
     path = write_results(name, rows, seeds=args.seeds, constants=changed)
