@@ -22,7 +22,11 @@ networks themselves must get better:
 - ``average of the models``: the probabilities of all the models given averaged (each
   trained on other painted cells), labelled at each interior threshold.
 
-    ../.venv/bin/python isbi_ceiling.py /tmp/realdata [--seeds 0 1 2 3 4 5]
+    ../.venv/bin/python isbi_ceiling.py /tmp/realdata [--seeds 0 1 2 3 4 5] [--paint-seed 0]
+
+``--paint-seed P``: the models trained with each of ``--seeds`` on the paint of seed P
+(``separation.py --paint-seed``), whose average then tells what more trainings of one
+paint would give.
 
 Needs ``separation.py``'s cache (it trains the models missing from it). Prints a table
 and writes results/isbi_ceiling.json.
@@ -55,10 +59,15 @@ def rand_error(unit, planes: list[np.ndarray], make_cells) -> float:
     ]
 
 
+def painted_as(seed: int) -> int:
+    """The seed whose paint the model of ``seed`` was trained on."""
+    return seed if separation.PAINT_SEED is None else separation.PAINT_SEED
+
+
 def model_row(data: Path, seed: int) -> tuple[dict, list[np.ndarray], InstanceRules]:
     """One model's Rand errors under each choice of the rules; its scored probabilities
     and calibrated rules without dips."""
-    unit = separation.units(data, "isbi", seed)[0]
+    unit = separation.units(data, "isbi", painted_as(seed))[0]
     calibrated, plain = separation.run_unit(unit, seed, ["calibrated", "no-dips"], False)[-2:]
     rules = InstanceRules.from_dict(plain["rules_used"])
     loaded, _ = separation.cached_model(unit, seed, fresh=False)
@@ -106,14 +115,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path, help="folder written by get-real-data")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4, 5])
+    parser.add_argument("--paint-seed", type=int, default=None, help="one paint for every seed")
     args = parser.parse_args()
+    separation.PAINT_SEED = args.paint_seed
     rows, probabilities, rules = [], [], None
     for seed in args.seeds:
         row, scored, rules = model_row(args.data, seed)
         rows.append(row)
         probabilities.append(scored)
         print(row, flush=True)
-    unit = separation.units(args.data, "isbi", args.seeds[0])[0]
+    unit = separation.units(args.data, "isbi", painted_as(args.seeds[0]))[0]
     average = [np.mean(planes, axis=0) for planes in zip(*probabilities, strict=True)]
     averaged = {}
     for threshold in INTERIOR_THRESHOLDS:  # (the last model's other rules, no dips)
@@ -132,7 +143,8 @@ def main() -> int:
         f"\naverage of the {len(rows)} models' probabilities, by interior threshold: "
         + ", ".join(f"{t}: {e:.3f}" for t, e in averaged.items())
     )
-    path = write_results("isbi_ceiling", rows, seeds=args.seeds, averaged=averaged)
+    name = "isbi_ceiling" + (f"-paint={args.paint_seed}" if args.paint_seed is not None else "")
+    path = write_results(name, rows, seeds=args.seeds, averaged=averaged)
     print(f"\nwritten: {path}")
     return 0
 
