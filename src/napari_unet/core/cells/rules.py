@@ -382,15 +382,25 @@ def calibrate_dip(mirrored: Sequence[np.ndarray], rules: InstanceRules) -> float
     a gap it is unsure of, cuts or joins differently in each
     (docs/decisions/2026-12-06-dips-for-cells-that-tile.md)."""
     plain = dataclasses.replace(rules, neck_ratio=0.0)
-    scores = [mirrored_disagreement(mirrored, dataclasses.replace(plain, dip=d)) for d in DIPS]
+    memos = [{} for _ in mirrored]  # (the interiors, made once for every dip)
+    scores = [
+        mirrored_disagreement(mirrored, dataclasses.replace(plain, dip=d), memos) for d in DIPS
+    ]
     return DIPS[int(np.argmin(scores))]  # (the first of equals: the gentlest)
 
 
-def mirrored_disagreement(mirrored: Sequence[np.ndarray], rules: InstanceRules) -> float:
+def mirrored_disagreement(
+    mirrored: Sequence[np.ndarray], rules: InstanceRules, memos: Sequence[dict] | None = None
+) -> float:
     """The mean Rand error (skimage's ``adapted_rand_error``) between the cells that
     ``rules`` make of every two of ``mirrored``, each joined to its nearest cell
-    (:func:`~.metrics.joined_to_nearest_cell`): 0 where they make the same cells."""
-    made = [labels_from_probabilities(p, **rules.labelling()) for p in mirrored]
+    (:func:`~.metrics.joined_to_nearest_cell`): 0 where they make the same cells.
+    ``memos``: one dict per prediction, kept between calls with other rules."""
+    memos = memos if memos is not None else [None] * len(mirrored)
+    made = [
+        labels_from_probabilities(p, **rules.labelling(), memo=memo)
+        for p, memo in zip(mirrored, memos, strict=True)
+    ]
     cells = [joined_to_nearest_cell(labels) for labels in made]
     pairs = [(a, b) for k, a in enumerate(cells) for b in cells[k + 1 :]]
     return float(np.mean([adapted_rand_error(a, b)[0] for a, b in pairs]))
