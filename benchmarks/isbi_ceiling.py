@@ -59,15 +59,10 @@ def rand_error(unit, planes: list[np.ndarray], make_cells) -> float:
     ]
 
 
-def painted_as(seed: int) -> int:
-    """The seed whose paint the model of ``seed`` was trained on."""
-    return seed if separation.PAINT_SEED is None else separation.PAINT_SEED
-
-
 def model_row(data: Path, seed: int) -> tuple[dict, list[np.ndarray], InstanceRules]:
     """One model's Rand errors under each choice of the rules; its scored probabilities
     and calibrated rules without dips."""
-    unit = separation.units(data, "isbi", painted_as(seed))[0]
+    unit = separation.units(data, "isbi", separation.painted_as(seed))[0]
     calibrated, plain = separation.run_unit(unit, seed, ["calibrated", "no-dips"], False)[-2:]
     rules = InstanceRules.from_dict(plain["rules_used"])
     loaded, _ = separation.cached_model(unit, seed, fresh=False)
@@ -124,7 +119,7 @@ def main() -> int:
         rows.append(row)
         probabilities.append(scored)
         print(row, flush=True)
-    unit = separation.units(args.data, "isbi", painted_as(args.seeds[0]))[0]
+    unit = separation.units(args.data, "isbi", separation.painted_as(args.seeds[0]))[0]
     average = [np.mean(planes, axis=0) for planes in zip(*probabilities, strict=True)]
     averaged = {}
     for threshold in INTERIOR_THRESHOLDS:  # (the last model's other rules, no dips)

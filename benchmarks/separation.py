@@ -216,6 +216,11 @@ def weights_tag() -> str:
     return "-".join(f"{k}={v:g}" for k, v in changed.items())
 
 
+def painted_as(seed: int) -> int:
+    """The seed whose paint the model of ``seed`` is trained on (``--paint-seed``)."""
+    return seed if PAINT_SEED is None else PAINT_SEED
+
+
 def cache_name(unit: Unit, seed: int) -> str:
     """The cache's name for ``unit``'s model of ``seed`` (and the noise, steps and weight
     map, where not the defaults)."""
@@ -426,7 +431,7 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
         "dataset": unit.dataset,
         "image": unit.name,
         "seed": seed,
-        "paint_seed": seed if PAINT_SEED is None else PAINT_SEED,
+        "paint_seed": painted_as(seed),
         "noise": list(NOISE),
         "painted_max_length_px": round(float(max(lengths, default=0.0)), 1),
         "painted_median_elongation": round(painted.median_elongation, 2),
@@ -604,8 +609,7 @@ def main() -> int:
     rows = []
     for seed in args.seeds:
         for dataset in args.datasets:
-            painted_as = seed if PAINT_SEED is None else PAINT_SEED
-            for unit in units(args.data, dataset, painted_as, args.images):
+            for unit in units(args.data, dataset, painted_as(seed), args.images):
                 rows += run_unit(unit, seed, args.rules, args.fresh)
     table(rows)
     for row in rows:
