@@ -22,7 +22,8 @@ the classical Otsu + distance-transform watershed.
   each: short and long rods, as a user painting across the film), frames 13, 15, 17
   and 19 scored;
 - ``isbi``: the ISBI 2012 EM slices (``isbi2012.py``'s sparse protocol), slices 20-29
-  scored; its cells are parted by membranes, so Rand error is the measure there.
+  scored; its cells are parted by membranes, so Rand error is the measure there (and
+  the warping error, ``core/cells/warping.py``: the topology mistakes of the cell map).
 
 Models, the probabilities of the scored images and of crops around the painted cells are
 cached in ``results/separation/`` (``--fresh`` trains again), so that the ways of making
@@ -48,13 +49,16 @@ cells from probabilities (``--rules``) are compared on the same models:
 
     ../.venv/bin/python separation.py /tmp/realdata [--datasets hela bbbc007 ecoli isbi]
         [--seeds 0 1] [--rules stored calibrated] [--fresh] [--set NECK_DEPTH=1.5 ...]
-        [--noise 1 1] [--weight-map w0=5 ...] [--steps 900] [--paint-seed 0]
+        [--noise 1 1] [--weight-map w0=5 ...] [--steps 900] [--paint-seed 0] [--depth 5]
+        [--paper-recipe | --train outlines=0 ...]
 
 ``--noise LOW HIGH`` trains with that pixel-noise range (``AugmentConfig.noise``; ``1 1``:
 none, the default before 2026-12-06), ``--weight-map FIELD=VALUE`` with those fields of
 ``WeightMapConfig``, ``--steps N`` for N optimiser steps (the default: 450); their models
 are cached under their own names. ``--paint-seed P`` paints as seed P does and trains with
-each of ``--seeds``: how much models of the same paint differ.
+each of ``--seeds``: how much models of the same paint differ. ``--depth N`` trains the
+light network with N levels (4); ``--paper-recipe`` the paper's two classes without pasted
+neighbours or batch normalisation (``PAPER_RECIPE``), ``--train SWITCH=0|1`` any of them.
 
 ``--set NAME=VALUE`` changes a constant of the rules for the whole run (one of
 ``CONSTANTS``): how sensitive the results are to it, on the same models.
@@ -96,7 +100,15 @@ from napari_unet.core.cells.rules import (
     rules_for,
     rules_from_paint,
 )
-from napari_unet.core.config import AugmentConfig, TrainConfig, WeightMapConfig
+from napari_unet.core.cells.warping import warping_error
+from napari_unet.core.config import (
+    PAPER_RECIPE,
+    PRESETS,
+    AugmentConfig,
+    TrainConfig,
+    WeightMapConfig,
+    preset,
+)
 from napari_unet.core.events import drain
 from napari_unet.core.images import labels_to_image, network_shape, resize_image
 from napari_unet.core.network.predict import predict_tiled
@@ -115,6 +127,9 @@ NOISE = AugmentConfig().noise  # the training's pixel-noise range (--noise)
 WEIGHT_MAP = WeightMapConfig()  # the training's loss weights (--weight-map)
 STEPS = TrainConfig().iterations  # the training's optimiser steps (--steps)
 PAINT_SEED: int | None = None  # the paint of this seed for every training seed (--paint-seed)
+LIGHT_DEPTH = preset("light").depth
+DEPTH = LIGHT_DEPTH  # resolution levels of the (light) network trained (--depth)
+RECIPE: dict = {}  # TrainConfig switches changed (--paper-recipe: PAPER_RECIPE; --train)
 # constants of the rules that --set may change: name -> module holding it
 CONSTANTS = {
     "NECK_DEPTH": instances,
@@ -216,6 +231,13 @@ def weights_tag() -> str:
     return "-".join(f"{k}={v:g}" for k, v in changed.items())
 
 
+def recipe_tag() -> str:
+    """``--paper-recipe`` and ``--train`` in file names: "paper", or e.g. "outlines=0"."""
+    if RECIPE == PAPER_RECIPE:
+        return "paper"
+    return "-".join(f"{k}={int(v)}" for k, v in RECIPE.items())
+
+
 def painted_as(seed: int) -> int:
     """The seed whose paint the model of ``seed`` is trained on (``--paint-seed``)."""
     return seed if PAINT_SEED is None else PAINT_SEED
@@ -227,6 +249,8 @@ def cache_name(unit: Unit, seed: int) -> str:
     name = f"{unit.name}-{seed}" + (f"-noise{noise_tag()}" if noise_tag() else "")
     name += f"-paint{PAINT_SEED}" if PAINT_SEED not in (None, seed) else ""
     name += f"-steps{STEPS}" if STEPS != TrainConfig().iterations else ""
+    name += f"-depth{DEPTH}" if DEPTH != LIGHT_DEPTH else ""
+    name += f"-{recipe_tag()}" if RECIPE else ""
     return name + (f"-{weights_tag()}" if weights_tag() else "")
 
 
@@ -238,12 +262,16 @@ def cached_model(unit: Unit, seed: int, fresh: bool):
     started = time.perf_counter()
     # (the default 450 steps without the 3-minute clock: a busy machine changes the time,
     # not the model)
+    name = "light" if DEPTH == LIGHT_DEPTH else f"light-depth{DEPTH}"
+    PRESETS[name] = preset("light", depth=DEPTH)  # (a benchmark's network, not a product's)
     config = TrainConfig(
+        preset=name,
         seed=seed,
         minutes=None,
         iterations=STEPS,
         augmentation=AugmentConfig(noise=NOISE),
         weight_map=WEIGHT_MAP,
+        **RECIPE,
     )
     result = drain(train([(unit.images, unit.paint)], config))
     seconds = time.perf_counter() - started
@@ -365,7 +393,7 @@ def cut_lengths(truth: np.ndarray, predicted: np.ndarray) -> list[float]:
 
 def score(truth: np.ndarray, predicted: np.ndarray, membranes: bool = False) -> dict:
     tp = fp = fn = 0
-    ious, rand, cut = [], [], []
+    ious, rand, warping, cut = [], [], [], []
     pairs = {1: [0, 0], 3: [0, 0], 6: [0, 0]}
     merged = 0  # pairs sharing a border in one object (the rest not split: a cell missed)
     inner = [0, 0, 0]  # tp, fp, fn without the objects touching the image's edge
@@ -383,6 +411,7 @@ def score(truth: np.ndarray, predicted: np.ndarray, membranes: bool = False) -> 
             merged += merged_here if distance == 1 else 0
         if membranes:
             rand.append(adapted_rand_error(t, joined_to_nearest_cell(p)))
+            warping.append(warping_error(t, p))
     row = {
         "f1": round(2 * tp / max(2 * tp + fp + fn, 1), 3),
         "mean_iou": round(float(np.mean(ious)) if ious else 0.0, 3),
@@ -397,6 +426,7 @@ def score(truth: np.ndarray, predicted: np.ndarray, membranes: bool = False) -> 
         names = ("rand_error", "rand_precision", "rand_recall")
         for name, values in zip(names, zip(*rand, strict=True), strict=True):
             row[name] = round(float(np.mean(values)), 4)
+        row["warping_error"] = round(float(np.mean(warping)), 6)
     return row
 
 
@@ -526,9 +556,10 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
 def table(rows: list[dict]) -> None:
     print(
         "\n| data set | rules | models | F1 @ 0.5 | mean IoU | touching pairs split (masks "
-        "share a border) | within 3 px | within 6 px | Rand error | true cells cut in two |"
+        "share a border) | within 3 px | within 6 px | Rand error | warping error "
+        "| true cells cut in two |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     keys = dict.fromkeys((r["dataset"], r["rules"]) for r in rows)
     for dataset, rules in keys:
         group = [r for r in rows if (r["dataset"], r["rules"]) == (dataset, rules)]
@@ -543,6 +574,8 @@ def table(rows: list[dict]) -> None:
             cells[0] = cells[0][:-1] + f"; {sum(r['pairs_1px_merged'] for r in group)} merged)"
         rand = [r["rand_error"] for r in group if "rand_error" in r]
         rand_text = f"{np.mean(rand):.3f}" if rand else "-"
+        warping = [r["warping_error"] for r in group if "warping_error" in r]
+        rand_text += f" | {np.mean(warping):.6f}" if warping else " | -"
         print(
             f"| {dataset} | {rules} | {len(group)} | {f1:.3f} | {iou:.2f} | {cells[0]} "
             f"| {cells[1]} | {cells[2]} | {rand_text} | {sum(r['cut'] for r in group)} |"
@@ -587,9 +620,29 @@ def main() -> int:
     parser.add_argument(
         "--paint-seed", type=int, default=None, help="paint as this seed does, for every seed"
     )
+    parser.add_argument(
+        "--depth", type=int, default=LIGHT_DEPTH, help=f"network levels ({LIGHT_DEPTH})"
+    )
+    parser.add_argument(
+        "--paper-recipe", action="store_true", help="train the paper's two classes (light net)"
+    )
+    parser.add_argument(
+        "--train",
+        nargs="+",
+        default=[],
+        metavar="SWITCH=0|1",
+        help=f"train with these switches ({', '.join(PAPER_RECIPE)})",
+    )
     args = parser.parse_args()
-    global NOISE, WEIGHT_MAP, STEPS, PAINT_SEED
+    global NOISE, WEIGHT_MAP, STEPS, PAINT_SEED, DEPTH
+    RECIPE.update(PAPER_RECIPE if args.paper_recipe else {})
+    for setting in args.train:
+        name, value = setting.split("=")
+        if name not in PAPER_RECIPE:
+            parser.error(f"--train {name}: one of {', '.join(PAPER_RECIPE)}")
+        RECIPE[name] = bool(int(value))
     PAINT_SEED = args.paint_seed
+    DEPTH = args.depth
     NOISE = tuple(args.noise) if args.noise else NOISE
     STEPS = args.steps
     fields = dict(setting.split("=") for setting in args.weight_map)
@@ -617,6 +670,8 @@ def main() -> int:
     training = [f"noise={noise_tag()}"] if noise_tag() else []
     training += [f"steps={STEPS}"] if STEPS != TrainConfig().iterations else []
     training += [f"paint={PAINT_SEED}"] if PAINT_SEED is not None else []
+    training += [f"depth={DEPTH}"] if DEPTH != LIGHT_DEPTH else []
+    training += [recipe_tag()] if RECIPE else []
     training += [weights_tag()] if weights_tag() else []
     name = "-".join(["separation", *training, *(f"{k}={v}" for k, v in changed.items())])
     path = write_results(name, rows, seeds=args.seeds, constants=changed)
