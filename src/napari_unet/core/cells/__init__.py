@@ -1,6 +1,6 @@
 """Cells from probabilities: the labelling (:mod:`.instances`), the rules that steer it with
 their shape policy and calibration (:mod:`.rules`), and how labels are scored
-(:mod:`.metrics`). Nothing here runs a network."""
+(:mod:`.metrics`; the warping error, :mod:`.warping`). Nothing here runs a network."""
 
 from .instances import cell_probability, label_instances, labels_from_probabilities
 from .metrics import match_instances, split_touching_pairs
