@@ -47,7 +47,7 @@ from skimage.filters import threshold_otsu
 from skimage.measure import label
 from skimage.metrics import adapted_rand_error
 
-from napari_unet.core.cells.metrics import joined_to_nearest_cell, match_instances
+from napari_unet.core.cells.metrics import joined_to_nearest_cell, match_instances, pixel_error
 from napari_unet.core.cells.warping import warping_error
 from napari_unet.model_io import load_model
 
@@ -96,7 +96,7 @@ def score(truth: np.ndarray, predicted: np.ndarray) -> dict:
         tp, fp, fn = tp + s.tp, fp + s.fp, fn + s.fn
         ious += [s.mean_matched_iou] * s.tp
         rand.append(adapted_rand_error(t, joined_to_nearest_cell(p))[0])
-        pixel.append(float(np.mean((p == 0) != (t == 0))))
+        pixel.append(pixel_error(t, p))
         warping.append(warping_error(t, p))
     return {
         "f1": round(2 * tp / max(2 * tp + fp + fn, 1), 3),
