@@ -43,6 +43,9 @@ cells from probabilities (``--rules``) are compared on the same models:
 - ``join-Q`` (e.g. ``join-0.5``): ``calibrated``, but the join bound at quantile Q of the
   painted cells' solidity (the default takes 0.05); ``interior-T``: ``calibrated``, but
   the interior threshold T; ``no-necks``: ``calibrated``, but no cuts at necks;
+- ``borders-T`` (e.g. ``borders-0.5``): the model's stored rules' smallest cell, but the
+  cells made by merging regions along their borders while the border's mean background
+  probability is below T (``border_merging.py``; not the product's);
 - ``fixed``: the constants used before 2026-12-05 (interior threshold 0.5, growth 2 px,
   core threshold 0.9 for networks with batch normalisation, pieces joined at solidity
   0.915; the neck ratio calibrated).
@@ -79,6 +82,7 @@ import isbi2012
 import numpy as np
 import tifffile
 from _common import RESULTS, write_results
+from border_merging import cells_merged_along_borders
 from cli_half_image import load as load_bbbc
 from skimage.measure import regionprops
 from skimage.metrics import adapted_rand_error
@@ -366,10 +370,17 @@ def mask_key(name: str) -> str:
     return "cell" if name == "crop" else f"{name}_cell"  # (the painted crops' older name)
 
 
-def cells_of(probabilities: list, rules: InstanceRules, shape: tuple, scale: float) -> np.ndarray:
+def cells_of(
+    probabilities: list, rules: InstanceRules, shape: tuple, scale: float, border_merge=None
+) -> np.ndarray:
+    """The cells of each scored plane by ``rules`` or, where ``border_merge`` (a threshold)
+    is given, merged along their borders (``border_merging.py``; the rules' smallest cell)."""
     planes = []
     for p in probabilities:
-        labels = labels_from_probabilities(p, **rules.labelling())
+        if border_merge is None:
+            labels = labels_from_probabilities(p, **rules.labelling())
+        else:
+            labels = cells_merged_along_borders(p, border_merge, rules.min_size)
         planes.append(labels_to_image(labels, shape) if scale != 1 else labels)
     return np.stack(planes)
 
@@ -536,7 +547,11 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
                 rules, join_solidity=round(float(np.quantile(solidities, quantile)), 3)
             )
         labels = cells_of(
-            probabilities["scored"], rules, unit.scored.shape[-2:], loaded.model.config.scale
+            probabilities["scored"],
+            rules,
+            unit.scored.shape[-2:],
+            loaded.model.config.scale,
+            float(variant.removeprefix("borders-")) if variant.startswith("borders-") else None,
         )
         rows.append(
             {

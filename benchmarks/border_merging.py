@@ -1,0 +1,82 @@
+"""Cells that tile the image, made by merging regions along their borders (measured in
+``separation.py --rules borders-T``; not in the product: see
+docs/decisions/2026-12-07-border-merging-not-adopted.md).
+
+The way EM pipelines usually part cells whose membranes have gaps: the image is cut into
+many small regions by a watershed of the background probability (seeded at the maxima of
+the cell mask's distance transform, not masked, so that the borders between regions run
+along the membranes), then neighbouring regions are merged, the pair whose common border
+is least like background first, while that border's mean background probability is below
+``threshold``. A gap of a few pixels in a membrane leaves most of the border between two
+cells on the membrane, so they stay apart; a dark organelle inside a cell leaves most of
+the border between its pieces in the cell, so they join.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage import graph
+from skimage.feature import peak_local_max
+from skimage.measure import label
+from skimage.segmentation import watershed
+
+from napari_unet.core.cells.instances import cell_probability
+from napari_unet.core.cells.regions import with_holes_filled
+
+SMOOTHING = 1.0  # px: Gaussian of the distance transform and of the background probability
+SEED_DISTANCE = 3  # px: the least distance between two seeds
+
+
+def _merged_weight(rag, merged, into, neighbour):
+    """The border of a merged region with ``neighbour``: its length and mean, the lengths'
+    weighted mean of the two borders it is made of."""
+    none = {"weight": 0.0, "count": 0}
+    a, b = rag[merged].get(neighbour, none), rag[into].get(neighbour, none)
+    count = a["count"] + b["count"]
+    mean = (a["count"] * a["weight"] + b["count"] * b["weight"]) / max(count, 1)
+    return {"count": count, "weight": mean}
+
+
+def oversegment(background: np.ndarray, foreground: np.ndarray) -> np.ndarray:
+    """Regions of a watershed of the smoothed ``background`` probability over the whole
+    image, from the maxima of the smoothed distance transform of ``foreground`` (each
+    connected piece of it seeded at least once)."""
+    distance = ndi.gaussian_filter(ndi.distance_transform_edt(foreground), SMOOTHING)
+    pieces = ndi.label(foreground)[0]
+    peaks = peak_local_max(
+        distance, min_distance=SEED_DISTANCE, labels=pieces, exclude_border=False
+    )
+    markers = np.zeros(background.shape, np.int64)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    return watershed(ndi.gaussian_filter(background, SMOOTHING), markers)
+
+
+def cells_merged_along_borders(
+    probabilities: np.ndarray, threshold: float, min_size: int
+) -> np.ndarray:
+    """(H, W) cells from (classes, H, W) class probabilities: :func:`oversegment`, regions
+    merged while the mean background probability along their common border is below
+    ``threshold``, then cut to the cell mask (cell probability above 0.5, holes filled);
+    each connected piece one cell, pieces under ``min_size`` px dropped."""
+    cell = cell_probability(probabilities)
+    background = (1.0 - cell).astype(np.float64)
+    foreground = with_holes_filled(cell > 0.5)
+    if not foreground.any():
+        return np.zeros(cell.shape, np.int64)
+    regions = oversegment(background, foreground)
+    rag = graph.rag_boundary(regions, background)
+    merged = graph.merge_hierarchical(
+        regions,
+        rag,
+        thresh=threshold,
+        rag_copy=False,
+        in_place_merge=True,
+        merge_func=lambda rag, merged, into: None,
+        weight_func=_merged_weight,
+    )
+    cells = label(np.where(foreground, merged + 1, 0), connectivity=1)
+    sizes = np.bincount(cells.ravel())
+    keep = sizes >= min_size
+    keep[0] = False
+    return np.where(keep[cells], cells, 0)
