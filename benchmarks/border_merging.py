@@ -1,5 +1,6 @@
 """Cells that tile the image, made by merging regions along their borders (measured in
-``separation.py --rules borders-T``; not in the product: see
+``separation.py --rules borders-T``, and as a splitter of the rules' cells,
+``split-borders-T``; not in the product: see
 docs/decisions/2026-12-07-border-merging-not-adopted.md).
 
 The way EM pipelines usually part cells whose membranes have gaps: the image is cut into
@@ -21,7 +22,7 @@ from skimage.feature import peak_local_max
 from skimage.measure import label
 from skimage.segmentation import watershed
 
-from napari_unet.core.cells.instances import cell_probability
+from napari_unet.core.cells.instances import _drop_small, cell_probability
 from napari_unet.core.cells.regions import with_holes_filled
 
 SMOOTHING = 1.0  # px: Gaussian of the distance transform and of the background probability
@@ -80,3 +81,12 @@ def cells_merged_along_borders(
     keep = sizes >= min_size
     keep[0] = False
     return np.where(keep[cells], cells, 0)
+
+
+def split_along_borders(labels: np.ndarray, merged: np.ndarray, min_size: int) -> np.ndarray:
+    """``labels`` (the rules' cells) cut where ``merged`` (:func:`cells_merged_along_borders`)
+    keeps two regions apart: each connected piece of one cell and one merged region is a
+    cell, pieces under ``min_size`` px dropped. It only splits: where border merging
+    merges what the rules keep apart, the rules win."""
+    pairs = np.where(labels > 0, labels.astype(np.int64) * (int(merged.max()) + 2) + merged + 1, 0)
+    return _drop_small(label(pairs, connectivity=1), min_size)[0]

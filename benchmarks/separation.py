@@ -43,9 +43,12 @@ cells from probabilities (``--rules``) are compared on the same models:
 - ``join-Q`` (e.g. ``join-0.5``): ``calibrated``, but the join bound at quantile Q of the
   painted cells' solidity (the default takes 0.05); ``interior-T``: ``calibrated``, but
   the interior threshold T; ``no-necks``: ``calibrated``, but no cuts at necks;
+  ``no-borders``: ``calibrated``, but no cuts along membranes (the default before
+  2026-12-07);
 - ``borders-T`` (e.g. ``borders-0.5``): the model's stored rules' smallest cell, but the
   cells made by merging regions along their borders while the border's mean background
-  probability is below T (``border_merging.py``; not the product's);
+  probability is below T (``border_merging.py``; not the product's); ``split-borders-T``:
+  the ``calibrated`` cells cut where those merged regions part them (it only splits);
 - ``fixed``: the constants used before 2026-12-05 (interior threshold 0.5, growth 2 px,
   core threshold 0.9 for networks with batch normalisation, pieces joined at solidity
   0.915; the neck ratio calibrated).
@@ -82,7 +85,7 @@ import isbi2012
 import numpy as np
 import tifffile
 from _common import RESULTS, write_results
-from border_merging import cells_merged_along_borders
+from border_merging import cells_merged_along_borders, split_along_borders
 from cli_half_image import load as load_bbbc
 from skimage.measure import regionprops
 from skimage.metrics import adapted_rand_error
@@ -371,16 +374,23 @@ def mask_key(name: str) -> str:
 
 
 def cells_of(
-    probabilities: list, rules: InstanceRules, shape: tuple, scale: float, border_merge=None
+    probabilities: list,
+    rules: InstanceRules,
+    shape: tuple,
+    scale: float,
+    border_merge: float | None = None,
+    split: bool = False,
 ) -> np.ndarray:
     """The cells of each scored plane by ``rules`` or, where ``border_merge`` (a threshold)
-    is given, merged along their borders (``border_merging.py``; the rules' smallest cell)."""
+    is given, merged along their borders (``border_merging.py``; the rules' smallest cell);
+    with ``split``, the rules' cells split where the merged regions part them."""
     planes = []
     for p in probabilities:
-        if border_merge is None:
+        if border_merge is None or split:
             labels = labels_from_probabilities(p, **rules.labelling())
-        else:
-            labels = cells_merged_along_borders(p, border_merge, rules.min_size)
+        if border_merge is not None:
+            merged = cells_merged_along_borders(p, border_merge, rules.min_size)
+            labels = split_along_borders(labels, merged, rules.min_size) if split else merged
         planes.append(labels_to_image(labels, shape) if scale != 1 else labels)
     return np.stack(planes)
 
@@ -502,8 +512,8 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
                 rules = dataclasses.replace(
                     rules, neck_ratio=calibrate_neck_ratio(probabilities["crops"], rules)
                 )
-        if variant in (*CALIBRATED, "no-necks", "no-dips") or variant.startswith(
-            ("join-", "interior-")
+        if variant in (*CALIBRATED, "no-necks", "no-dips", "no-borders") or variant.startswith(
+            ("join-", "interior-", "split-borders-")
         ):
             unflipped = "_unflipped" if variant == "calibrated-unflipped" else ""
             cells = painted
@@ -536,6 +546,8 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
             )
         if variant == "no-necks":  # calibrated, but no cuts at necks
             rules = dataclasses.replace(rules, neck_ratio=0.0)
+        if variant == "no-borders" or variant.startswith("split-borders-"):
+            rules = dataclasses.replace(rules, borders=False)  # (split-: cut as measured first)
         if variant.startswith("join-"):  # join-Q: the join bound at quantile Q of the paint
             quantile = float(variant.removeprefix("join-"))
             solidities = [
@@ -551,7 +563,8 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
             rules,
             unit.scored.shape[-2:],
             loaded.model.config.scale,
-            float(variant.removeprefix("borders-")) if variant.startswith("borders-") else None,
+            float(variant.split("borders-")[1]) if "borders-" in variant else None,
+            split=variant.startswith("split-borders-"),
         )
         rows.append(
             {

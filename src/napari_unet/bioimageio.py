@@ -286,8 +286,10 @@ thinner side (0 = never), unless the two cells together are as convex as
 {rules.join_solidity}, or parted where the interior probability (smoothed by 1 px) dips by
 {rules.dip} between two maxima (0 = never); interiors that never reach
 {rules.core_threshold} are dropped (0 = off); each is grown by {rules.growth} px within
-the cell probability (interior + outline above 0.5); objects under {rules.min_size} px are
-dropped. The probabilities are averaged over the image and its three mirror images first:
+the cell probability (interior + outline above 0.5); cells are then cut where a border
+between two of their regions is mostly background (for cells that tile the image, such
+as an EM section's: {rules.borders}); objects under {rules.min_size} px are dropped. The
+probabilities are averaged over the image and its three mirror images first:
 {rules.flips}. These rules were calibrated on the painted cells;
 `config.napari_unet.rules` holds them.
 

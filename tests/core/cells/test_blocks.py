@@ -1,8 +1,11 @@
 """Cells block by block equal the cells of the whole image, up to renumbering."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
+from test_borders import tiling_scene  # (same folder: pytest puts it on the path)
 
 from napari_unet.core.cells.blocks import label_block, label_in_blocks, plan_blocks
 from napari_unet.core.cells.instances import cell_probability, labels_from_probabilities
@@ -73,6 +76,18 @@ def test_blocks_give_the_cells_of_the_whole_image(scene, block, rules):
     _, probabilities = scene
     whole = labels_from_probabilities(probabilities, **rules.labelling())
     assert whole.max() > 40  # many cells, most of them touching
+    assert same_up_to_renumbering(stitched(probabilities, block, rules), whole)
+
+
+@pytest.mark.parametrize("block", [9, 40])
+@pytest.mark.parametrize("dip", [0.0, 0.3])
+def test_blocks_cut_cells_that_tile_along_membranes_as_the_whole_image(block, dip):
+    _, probabilities = tiling_scene(seed=5)
+    rules = InstanceRules(dip=dip, min_size=10, borders=True)
+    whole = labels_from_probabilities(probabilities, **rules.labelling())
+    uncut = dataclasses.replace(rules, borders=False)
+    joined = labels_from_probabilities(probabilities, **uncut.labelling())
+    assert whole.max() >= joined.max() + 10  # (cut along membranes where gaps joined cells)
     assert same_up_to_renumbering(stitched(probabilities, block, rules), whole)
 
 

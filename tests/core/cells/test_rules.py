@@ -63,7 +63,11 @@ def test_necks_are_cut_only_where_the_painted_cells_are_convex():
     # still roundish: predicted with flips, but a notch is no contact there
     assert notched.flips(True) and not notched.cuts_necks(True)
     assert rules_for(notched, outlines=True).flips
-    # parted at dips of their interior probability instead; convex cells and rods never
+    # cut along membranes, and parted at dips of their interior probability; convex cells
+    # and rods never, nor two-class networks
+    assert rules_for(notched, outlines=True).borders
+    assert not rules_for(notched, outlines=False).borders
+    assert not rules_for(convex, outlines=True).borders
     assert notched.parts_at_dips(True) and not notched.parts_at_dips(False)
     assert not convex.parts_at_dips(True) and not measure_cells([rods()]).parts_at_dips(True)
     # one notched cell among four convex ones: the lower quartile decides, not the odd one
@@ -322,6 +326,10 @@ def test_rules_from_paint_part_at_dips_only_cells_that_are_not_convex():
     notched = CellShape(count=20, median_area=400.0, median_elongation=1.2, solidity=0.7)
     rules = rules_from_paint(crops, start, notched, network, mirrored=mirrored)
     assert rules.dip > 0 and rules.neck_ratio == 0.0
+    cut = rules_from_paint(
+        crops, dataclasses.replace(start, borders=True), notched, network, mirrored=mirrored
+    )
+    assert cut == dataclasses.replace(rules, borders=True)  # (calibrated without, kept as it was)
     assert rules_from_paint(crops, start, notched, network).dip == 0.0  # (nothing mirrored)
     convex = rules_from_paint(crops, start, ROUND, network, mirrored=mirrored)
     assert convex.dip == 0.0 and convex.neck_ratio > 0

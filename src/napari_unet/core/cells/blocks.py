@@ -13,7 +13,8 @@ however far away that is. So it runs in two passes over a grid of blocks:
    interior can cover (:func:`_mendable`; the outlines keep them apart, even in confluent
    tissue), each cut at necks or parted at dips (with the probabilities a few px around
    it), kept, grown and
-   joined as its own shape and that of its neighbours within a few pixels say; for
+   joined as its own shape and that of its neighbours within a few pixels say, and cut
+   along membranes on its zone (:mod:`.borders`); for
    two-class networks, the connected pieces of the cell mask. The window grows until the
    units the core depends on are whole in it (:func:`_dependencies_whole`), up to
    ``MAX_MARGIN`` px or a block beyond the block.
@@ -34,6 +35,7 @@ from scipy import ndimage as ndi
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from .borders import BORDER_REACH, SMOOTHING
 from .instances import DIP_SMOOTHING, GAP_PROBABILITY, cell_probability, label_instances
 from .regions import with_holes_filled
 from .rules import InstanceRules
@@ -221,19 +223,26 @@ def _dependencies_whole(p, foreground, rules: InstanceRules, core, window, image
     ] = True
     first = np.unique(units[near])
     needed = np.isin(units, first[first > 0])
-    if reach:
-        needed = ndi.binary_dilation(needed, square, iterations=2 * reach)
-        second = np.unique(units[needed])
-        needed |= np.isin(units, second[second > 0])
+    rings = [2 * reach]
+    if rules.borders:  # (a cell's zone: the cells within 2 BORDER_REACH px, and theirs)
+        rings += [2 * BORDER_REACH + reach, 2 * reach]
+    for ring in rings:
+        if ring:
+            needed = ndi.binary_dilation(needed, square, iterations=ring)
+            more = np.unique(units[needed])
+            needed |= np.isin(units, more[more > 0])
     if reach and rules.dip > 0:  # (dips are found in the smoothed probability around them)
-        needed = ndi.binary_dilation(needed, square, iterations=_smoothing_radius())
+        needed = ndi.binary_dilation(needed, square, iterations=_smoothing_radius(DIP_SMOOTHING))
+    if rules.borders:  # (the zones, and the smoothed background around them)
+        reach_around = BORDER_REACH + _smoothing_radius(SMOOTHING)
+        needed = ndi.binary_dilation(needed, square, iterations=reach_around)
     return not (needed & edge).any() and not (near & edge).any()
 
 
-def _smoothing_radius() -> int:
-    """px: how far the Gaussian that smooths the interior probability reaches (scipy's
-    default truncation at 4 sigma)."""
-    return int(4.0 * DIP_SMOOTHING + 0.5)
+def _smoothing_radius(sigma: float) -> int:
+    """px: how far a Gaussian of ``sigma`` px reaches (scipy's default truncation at 4
+    sigma)."""
+    return int(4.0 * sigma + 0.5)
 
 
 def _mendable(p: np.ndarray, interior_threshold: float) -> np.ndarray:

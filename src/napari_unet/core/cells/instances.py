@@ -10,6 +10,7 @@ from skimage.feature import peak_local_max
 from skimage.morphology import convex_hull_image, h_maxima
 from skimage.segmentation import expand_labels, watershed
 
+from .borders import cut_along_membranes
 from .maxima import highest_saddles, root, significant_maxima
 from .regions import largest_per_label, sequential, with_holes_filled
 
@@ -233,6 +234,7 @@ def label_instances(
     growth: int = OUTLINE_GROWTH,
     join_solidity: float = NECK_SOLIDITY,
     dip: float = 0.0,
+    borders: bool = False,
     foreground: np.ndarray | None = None,
     memo: dict | None = None,
 ) -> np.ndarray:
@@ -250,10 +252,10 @@ def label_instances(
         ``neck_ratio`` x the smaller maximum (and at least ``NECK_DEPTH`` px below it),
         the interior is two cells (touching cells whose contact the network missed),
         unless the two grown cells together are convex (their solidity at least
-        ``join_solidity``). 0 = off.
-        Training calibrates it on the painted cells (``TrainResult.rules``).
+        ``join_solidity``). 0 = off. Training calibrates it on the painted cells.
     dip: with ``outline_probability``, part interiors where the interior probability dips
         this much between two maxima (:func:`split_at_dips`); 0 = off; not with necks.
+    borders: cut cells along membranes (:func:`~.borders.cut_along_membranes`).
     core_threshold: with ``outline_probability``, interiors (after cutting at necks)
         whose probability stays below this everywhere are dropped; 0 = off. Training
         sets it for networks with batch normalisation
@@ -288,16 +290,25 @@ def label_instances(
         )
         count = int(labels.max())
     elif method == "watershed" and count:
-        distance = ndi.distance_transform_edt(foreground)
-        peaks = peak_local_max(distance, min_distance=min_distance, labels=labels)
-        markers = np.zeros(labels.shape, np.int32)
-        markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-        labels = watershed(-distance, markers, mask=foreground)
+        labels = _distance_watershed(foreground, labels, min_distance)
+        count = int(labels.max())
+    if borders and count:
+        labels = cut_along_membranes(labels, 1.0 - probability)
         count = int(labels.max())
     if count and min_size > 1:
         labels, count = _drop_small(labels, min_size)
     dtype = np.uint16 if count < 2**16 else np.uint32
     return labels.astype(dtype)
+
+
+def _distance_watershed(foreground: np.ndarray, regions: np.ndarray, min_distance: int):
+    """``foreground`` split by a watershed of its distance transform, seeded at its maxima
+    (at least ``min_distance`` px apart, within each of ``regions``)."""
+    distance = ndi.distance_transform_edt(foreground)
+    peaks = peak_local_max(distance, min_distance=min_distance, labels=regions)
+    markers = np.zeros(regions.shape, np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    return watershed(-distance, markers, mask=foreground)
 
 
 def _check_options(probability: np.ndarray, method: str, neck_ratio: float, dip: float) -> None:

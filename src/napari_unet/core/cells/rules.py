@@ -86,6 +86,7 @@ class InstanceRules(_JsonRecord):
     growth: int = 2  # px an interior is grown by to give the whole cell
     join_solidity: float = 0.915  # two pieces cut at a neck join again when this convex
     dip: float = 0.0  # part interiors where their probability dips this much; 0 = never
+    borders: bool = False  # cut cells where a border between their regions is membrane
 
     def labelling(self) -> dict[str, Any]:
         """The fields that :func:`~napari_unet.core.cells.instances.label_instances` takes."""
@@ -118,8 +119,9 @@ class InstanceRules(_JsonRecord):
                 f"neck_ratio = {self.neck_ratio} and dip = {self.dip}: interiors are cut at "
                 "necks (convex cells) or parted at dips (cells that are not), set one to 0"
             )
-        if not isinstance(self.flips, bool):
-            raise ValueError(f"flips = {self.flips!r} must be true or false")
+        for name in ("flips", "borders"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} = {getattr(self, name)!r} must be true or false")
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,8 @@ class CellShape:
     but neck cutting only where they are also convex (``solidity`` at least
     ``CONVEX_SOLIDITY``): the cells of an EM section, which tile the image around each
     other, have notches of their own; theirs are parted at dips of the interior
-    probability instead (docs/decisions/2026-12-06-dips-for-cells-that-tile.md).
+    probability instead (docs/decisions/2026-12-06-dips-for-cells-that-tile.md), and cut
+    along membranes (docs/decisions/2026-12-07-tiling-cells-cut-along-membranes.md).
     """
 
     count: int = 0
@@ -195,10 +198,13 @@ def rules_for(cells: CellShape, *, outlines: bool) -> InstanceRules:
     """The rules for a network (with an outline class or not) trained on ``cells``,
     before they are calibrated on them (:func:`rules_from_paint`): objects smaller than
     a fifth of the median painted cell (at least 10 px) are fragments; flips for roundish
-    cells (docs/decisions/2026-12-02-test-time-flips.md)."""
+    cells (docs/decisions/2026-12-02-test-time-flips.md); cells that tile the image (those
+    parted at dips) are also cut along membranes
+    (docs/decisions/2026-12-07-tiling-cells-cut-along-membranes.md)."""
     return InstanceRules(
         min_size=max(10, round(MIN_SIZE_FRACTION * cells.median_area)),
         flips=cells.flips(outlines),
+        borders=cells.parts_at_dips(outlines),
     )
 
 
@@ -231,11 +237,13 @@ def rules_from_paint(
     (:func:`calibrate_join`, :func:`calibrate_neck_ratio`); where it parts cells at dips
     instead, the dip under which the cells of ``mirrored`` agree best
     (:func:`calibrate_dip`; the class probabilities of a window of the painted image and
-    of its three mirror images, each flipped back). Two-class networks keep ``rules``.
+    of its three mirror images, each flipped back). All with ``borders`` off; it is kept
+    as ``rules`` say. Two-class networks keep ``rules``.
     """
     if not network.outlines or not crops:
         return rules
-    rules = _interior(crops, rules, contacts, unseen)
+    borders = rules.borders  # (calibrated without: it only cuts what the others make)
+    rules = _interior(crops, dataclasses.replace(rules, borders=False), contacts, unseen)
     if network.batch_norm:
         rules = dataclasses.replace(rules, core_threshold=calibrate_core(crops, rules))
     if cells.cuts_necks(network.outlines):
@@ -243,7 +251,7 @@ def rules_from_paint(
         rules = dataclasses.replace(rules, neck_ratio=calibrate_neck_ratio(crops, rules))
     if cells.parts_at_dips(network.outlines) and len(mirrored) > 1:
         rules = dataclasses.replace(rules, dip=calibrate_dip(mirrored, rules))
-    return rules
+    return dataclasses.replace(rules, borders=borders)
 
 
 def _interior(
