@@ -22,21 +22,9 @@ from skimage.feature import peak_local_max
 from skimage.measure import label
 from skimage.segmentation import watershed
 
+from napari_unet.core.cells.borders import SEED_DISTANCE, SMOOTHING, _merged_border
 from napari_unet.core.cells.instances import _drop_small, cell_probability
 from napari_unet.core.cells.regions import with_holes_filled
-
-SMOOTHING = 1.0  # px: Gaussian of the distance transform and of the background probability
-SEED_DISTANCE = 3  # px: the least distance between two seeds
-
-
-def _merged_weight(rag, merged, into, neighbour):
-    """The border of a merged region with ``neighbour``: its length and mean, the lengths'
-    weighted mean of the two borders it is made of."""
-    none = {"weight": 0.0, "count": 0}
-    a, b = rag[merged].get(neighbour, none), rag[into].get(neighbour, none)
-    count = a["count"] + b["count"]
-    mean = (a["count"] * a["weight"] + b["count"] * b["weight"]) / max(count, 1)
-    return {"count": count, "weight": mean}
 
 
 def oversegment(background: np.ndarray, foreground: np.ndarray) -> np.ndarray:
@@ -74,7 +62,7 @@ def cells_merged_along_borders(
         rag_copy=False,
         in_place_merge=True,
         merge_func=lambda rag, merged, into: None,
-        weight_func=_merged_weight,
+        weight_func=_merged_border,
     )
     cells = label(np.where(foreground, merged + 1, 0), connectivity=1)
     sizes = np.bincount(cells.ravel())
