@@ -1,5 +1,6 @@
 """The plugin inside a real napari viewer: docking from the manifest, segmenting, errors."""
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from napari_unet._widgets import segment as segment_module
 from napari_unet.core.config import UNetConfig
 from napari_unet.core.events import TilesDone
+from napari_unet.core.segment import relabel
 from napari_unet.core.network.model import UNet
 from napari_unet.model_io import load_model, save_model
 
@@ -331,3 +333,13 @@ def test_cells_are_tuned_without_the_network_and_the_values_kept_in_the_model(
     assert tune._status.value.endswith(
         "; Part at dips set to 0: cores are cut at necks or parted at dips"
     )
+
+    # the cut along membranes (cells that tile the image) is switched like the sliders
+    assert not tune._borders.value and not tune.native.isHidden()
+    tune._borders.value = True
+    assert tune.rules() == dataclasses.replace(rules, neck_ratio=0.4, min_size=12, borders=True)
+    qtbot.waitUntil(lambda: not tune._timer.isActive() and not tune.busy, timeout=10_000)
+    drawn = viewer.layers["cells labels (tuned)"].data
+    assert np.array_equal(drawn, relabel(tune._kept, tune.rules()))
+    tune._show_rules(InstanceRules(borders=True))  # a model that cuts shows it ticked
+    assert tune._borders.value and tune.rules().borders

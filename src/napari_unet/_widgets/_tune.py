@@ -11,6 +11,7 @@ from pathlib import Path
 import napari
 import numpy as np
 from magicgui.widgets import (
+    CheckBox,
     Container,
     FloatSlider,
     Label,
@@ -70,6 +71,11 @@ class TunePanel(Container):
             "peaks (cells that tile the image, run together through a gap in their "
             "membrane); lower parts more eagerly, 0 never parts. Not with cutting at necks",
         )
+        self._borders = CheckBox(
+            text="Cut along membranes",
+            tooltip="Cut a cell where the border between two of its parts is membrane "
+            "(cells that tile the image, run together through a gap in their membrane)",
+        )
         self._interior = FloatSlider(
             label="Core probability",
             min=0.1,
@@ -106,6 +112,7 @@ class TunePanel(Container):
                 self._min_size,
                 self._neck,
                 self._dip,
+                self._borders,
                 self._interior,
                 self._core,
                 self._growth,
@@ -145,7 +152,15 @@ class TunePanel(Container):
 
     @property
     def _sliders(self):
-        return (self._min_size, self._neck, self._dip, self._interior, self._core, self._growth)
+        return (
+            self._min_size,
+            self._neck,
+            self._dip,
+            self._borders,
+            self._interior,
+            self._core,
+            self._growth,
+        )
 
     def attach(
         self,
@@ -159,7 +174,7 @@ class TunePanel(Container):
         self._model_rules = rules
         self._written = _fingerprint(layer.data)
         outline = kept.planes[0].shape[0] > 2  # the other rules need the outline class
-        for slider in (self._neck, self._dip, self._interior, self._core, self._growth):
+        for slider in self._sliders[1:]:
             slider.visible = outline
         self._show_rules(rules)
         self._status.value = cell_summary(np.asarray(layer.data))
@@ -173,6 +188,7 @@ class TunePanel(Container):
             min_size=int(self._min_size.value),
             neck_ratio=round(float(self._neck.value), 3),
             dip=round(float(self._dip.value), 3),
+            borders=bool(self._borders.value),
             interior_threshold=round(float(self._interior.value), 3),
             core_threshold=round(float(self._core.value), 3),
             growth=int(self._growth.value),
@@ -184,6 +200,7 @@ class TunePanel(Container):
             self._min_size.value = rules.min_size
             self._neck.value = rules.neck_ratio
             self._dip.value = rules.dip
+            self._borders.value = rules.borders
             self._interior.value = rules.interior_threshold
             self._core.value = rules.core_threshold
             self._growth.value = rules.growth
