@@ -1,7 +1,9 @@
 """Cells that tile the image, made by merging regions along their borders (measured in
 ``separation.py --rules borders-T``, and as a splitter of the rules' cells,
 ``split-borders-T``; not in the product: see
-docs/decisions/2026-12-07-border-merging-not-adopted.md).
+docs/decisions/2026-12-07-border-merging-not-adopted.md); and the rules' cells joined
+where the border between them is not membrane (``across-T``; not in the product:
+docs/decisions/2026-12-07-joining-across-borders-not-adopted.md).
 
 The way EM pipelines usually part cells whose membranes have gaps: the image is cut into
 many small regions by a watershed of the background probability (seeded at the maxima of
@@ -20,9 +22,14 @@ from scipy import ndimage as ndi
 from skimage import graph
 from skimage.feature import peak_local_max
 from skimage.measure import label
-from skimage.segmentation import watershed
+from skimage.segmentation import expand_labels, watershed
 
-from napari_unet.core.cells.borders import SEED_DISTANCE, SMOOTHING, _merged_border
+from napari_unet.core.cells.borders import (
+    BORDER_REACH,
+    SEED_DISTANCE,
+    SMOOTHING,
+    _merged_border,
+)
 from napari_unet.core.cells.instances import _drop_small, cell_probability
 from napari_unet.core.cells.regions import with_holes_filled
 
@@ -78,3 +85,25 @@ def split_along_borders(labels: np.ndarray, merged: np.ndarray, min_size: int) -
     merges what the rules keep apart, the rules win."""
     pairs = np.where(labels > 0, labels.astype(np.int64) * (int(merged.max()) + 2) + merged + 1, 0)
     return _drop_small(label(pairs, connectivity=1), min_size)[0]
+
+
+def join_across_borders(labels: np.ndarray, background: np.ndarray, threshold: float) -> np.ndarray:
+    """``labels`` (the rules' cells) with neighbours joined, the pair whose common border
+    is least like background first, while that border's mean ``background`` probability
+    is below ``threshold``. The border between two cells is that of their zones (each
+    cell grown ``BORDER_REACH`` px into the background, as the product's cut reads it).
+    It only joins: the reverse of the cut along membranes."""
+    zones = expand_labels(labels, BORDER_REACH)
+    rag = graph.rag_boundary(zones, np.asarray(background, np.float64))
+    if rag.has_node(0):  # (beyond every zone: not a cell)
+        rag.remove_node(0)
+    merged = graph.merge_hierarchical(
+        zones,
+        rag,
+        thresh=threshold,
+        rag_copy=False,
+        in_place_merge=True,
+        merge_func=lambda rag, merged, into: None,
+        weight_func=_merged_border,
+    )
+    return np.where(labels > 0, merged + 1, 0)

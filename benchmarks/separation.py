@@ -49,9 +49,11 @@ cells from probabilities (``--rules``) are compared on the same models:
   cells made by merging regions along their borders while the border's mean background
   probability is below T (``border_merging.py``; not the product's); ``split-borders-T``:
   the ``calibrated`` cells cut where those merged regions part them (it only splits);
+  ``across-T``: the ``calibrated`` cells joined across borders whose mean background
+  probability is below T (``border_merging.py``; it only joins);
 - ``fixed``: the constants used before 2026-12-05 (interior threshold 0.5, growth 2 px,
   core threshold 0.9 for networks with batch normalisation, pieces joined at solidity
-  0.915; the neck ratio calibrated).
+  0.915; the neck ratio calibrated; no dips, no cut along membranes).
 
     ../.venv/bin/python separation.py /tmp/realdata [--datasets hela bbbc007 ecoli isbi]
         [--seeds 0 1] [--rules stored calibrated] [--fresh] [--set NECK_DEPTH=1.5 ...]
@@ -85,7 +87,7 @@ import isbi2012
 import numpy as np
 import tifffile
 from _common import RESULTS, write_results
-from border_merging import cells_merged_along_borders, split_along_borders
+from border_merging import cells_merged_along_borders, join_across_borders, split_along_borders
 from cli_half_image import load as load_bbbc
 from skimage.measure import regionprops
 from skimage.metrics import adapted_rand_error
@@ -94,7 +96,7 @@ from train_quality import cells_are_dark, otsu_watershed, paint, paint_frames
 
 from napari_unet.core.cells import instances
 from napari_unet.core.cells import rules as rules_module
-from napari_unet.core.cells.instances import labels_from_probabilities
+from napari_unet.core.cells.instances import cell_probability, labels_from_probabilities
 from napari_unet.core.cells.metrics import (
     joined_to_nearest_cell,
     match_instances,
@@ -380,14 +382,18 @@ def cells_of(
     scale: float,
     border_merge: float | None = None,
     split: bool = False,
+    join_below: float | None = None,
 ) -> np.ndarray:
     """The cells of each scored plane by ``rules`` or, where ``border_merge`` (a threshold)
     is given, merged along their borders (``border_merging.py``; the rules' smallest cell);
-    with ``split``, the rules' cells split where the merged regions part them."""
+    with ``split``, the rules' cells split where the merged regions part them; with
+    ``join_below``, the rules' cells joined across borders below it."""
     planes = []
     for p in probabilities:
         if border_merge is None or split:
             labels = labels_from_probabilities(p, **rules.labelling())
+        if join_below is not None:
+            labels = join_across_borders(labels, 1.0 - cell_probability(p), join_below)
         if border_merge is not None:
             merged = cells_merged_along_borders(p, border_merge, rules.min_size)
             labels = split_along_borders(labels, merged, rules.min_size) if split else merged
@@ -507,13 +513,15 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
                 growth=2,
                 core_threshold=0.9 if loaded.model.config.batch_norm else 0.0,
                 join_solidity=0.915,
+                dip=0.0,  # (parting at dips and the cut along membranes came later)
+                borders=False,
             )
             if loaded.rules.flips:  # (roundish cells: necks calibrated at these)
                 rules = dataclasses.replace(
                     rules, neck_ratio=calibrate_neck_ratio(probabilities["crops"], rules)
                 )
         if variant in (*CALIBRATED, "no-necks", "no-dips", "no-borders") or variant.startswith(
-            ("join-", "interior-", "split-borders-")
+            ("join-", "interior-", "split-borders-", "across-")
         ):
             unflipped = "_unflipped" if variant == "calibrated-unflipped" else ""
             cells = painted
@@ -565,6 +573,9 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
             loaded.model.config.scale,
             float(variant.split("borders-")[1]) if "borders-" in variant else None,
             split=variant.startswith("split-borders-"),
+            join_below=float(variant.removeprefix("across-"))
+            if variant.startswith("across-")
+            else None,
         )
         rows.append(
             {

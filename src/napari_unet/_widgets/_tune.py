@@ -109,13 +109,7 @@ class TunePanel(Container):
         super().__init__(
             widgets=[
                 _wrapped(Label(value="Tune the cells (the network does not run again)")),
-                self._min_size,
-                self._neck,
-                self._dip,
-                self._borders,
-                self._interior,
-                self._core,
-                self._growth,
+                *self._sliders,
                 Container(layout="horizontal", widgets=[self._reset, self._keep], labels=False),
                 self._status,
             ],
