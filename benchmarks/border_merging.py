@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import graph
 from skimage.feature import peak_local_max
 from skimage.measure import label
 from skimage.segmentation import expand_labels, watershed
@@ -28,7 +27,7 @@ from napari_unet.core.cells.borders import (
     BORDER_REACH,
     SEED_DISTANCE,
     SMOOTHING,
-    _merged_border,
+    merged_regions,
 )
 from napari_unet.core.cells.instances import _drop_small, cell_probability
 from napari_unet.core.cells.regions import with_holes_filled
@@ -60,17 +59,7 @@ def cells_merged_along_borders(
     foreground = with_holes_filled(cell > 0.5)
     if not foreground.any():
         return np.zeros(cell.shape, np.int64)
-    regions = oversegment(background, foreground)
-    rag = graph.rag_boundary(regions, background)
-    merged = graph.merge_hierarchical(
-        regions,
-        rag,
-        thresh=threshold,
-        rag_copy=False,
-        in_place_merge=True,
-        merge_func=lambda rag, merged, into: None,
-        weight_func=_merged_border,
-    )
+    merged = merged_regions(oversegment(background, foreground), background, threshold)
     cells = label(np.where(foreground, merged + 1, 0), connectivity=1)
     sizes = np.bincount(cells.ravel())
     keep = sizes >= min_size
@@ -94,16 +83,4 @@ def join_across_borders(labels: np.ndarray, background: np.ndarray, threshold: f
     cell grown ``BORDER_REACH`` px into the background, as the product's cut reads it).
     It only joins: the reverse of the cut along membranes."""
     zones = expand_labels(labels, BORDER_REACH)
-    rag = graph.rag_boundary(zones, np.asarray(background, np.float64))
-    if rag.has_node(0):  # (beyond every zone: not a cell)
-        rag.remove_node(0)
-    merged = graph.merge_hierarchical(
-        zones,
-        rag,
-        thresh=threshold,
-        rag_copy=False,
-        in_place_merge=True,
-        merge_func=lambda rag, merged, into: None,
-        weight_func=_merged_border,
-    )
-    return np.where(labels > 0, merged + 1, 0)
+    return np.where(labels > 0, merged_regions(zones, background, threshold) + 1, 0)

@@ -10,8 +10,8 @@ import pytest
 from napari_unet._widgets import segment as segment_module
 from napari_unet.core.config import UNetConfig
 from napari_unet.core.events import TilesDone
-from napari_unet.core.segment import relabel
 from napari_unet.core.network.model import UNet
+from napari_unet.core.segment import relabel
 from napari_unet.model_io import load_model, save_model
 
 

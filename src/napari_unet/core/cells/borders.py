@@ -26,7 +26,7 @@ from skimage.feature import peak_local_max
 from skimage.measure import label
 from skimage.segmentation import expand_labels, watershed
 
-__all__ = ["BORDER_REACH", "MEMBRANE", "cut_along_membranes"]
+__all__ = ["BORDER_REACH", "MEMBRANE", "cut_along_membranes", "merged_regions"]
 
 # px: how far into the background around a cell its borders are read (about half the
 # width of the membrane between two cells)
@@ -59,19 +59,26 @@ def _regions(cell: np.ndarray, zone: np.ndarray, background, smooth_background) 
     markers = np.zeros(cell.shape, np.int64)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
     regions = watershed(smooth_background, markers, mask=zone)
-    rag = graph.rag_boundary(regions, background)
-    if rag.has_node(0):  # (outside the zone: not a region)
+    return np.where(zone, merged_regions(regions, background, MEMBRANE) + 1, 0)
+
+
+def merged_regions(regions: np.ndarray, background: np.ndarray, threshold: float) -> np.ndarray:
+    """``regions`` (int, 0 = none) with neighbours merged, the pair whose common border
+    looks least like background first, while that border's mean ``background``
+    probability is below ``threshold``: one number per merged region, from 0 (skimage's
+    ``merge_hierarchical``; where 0 is not a region, read the result only inside regions)."""
+    rag = graph.rag_boundary(regions, np.asarray(background, np.float64))
+    if rag.has_node(0):  # (not a region)
         rag.remove_node(0)
-    merged = graph.merge_hierarchical(
+    return graph.merge_hierarchical(
         regions,
         rag,
-        thresh=MEMBRANE,
+        thresh=threshold,
         rag_copy=False,
         in_place_merge=True,
         merge_func=lambda *_: None,
         weight_func=_merged_border,
     )
-    return np.where(zone, merged + 1, 0)
 
 
 def cut_along_membranes(labels: np.ndarray, background: np.ndarray) -> np.ndarray:
