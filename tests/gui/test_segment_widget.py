@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from napari_unet._widgets import _tune as tune_module
 from napari_unet._widgets import segment as segment_module
 from napari_unet.core.config import UNetConfig
 from napari_unet.core.events import TilesDone
@@ -335,10 +336,15 @@ def test_cells_are_tuned_without_the_network_and_the_values_kept_in_the_model(
     )
 
     # the cut along membranes (cells that tile the image) is switched like the sliders
+    redrawn_with = []
+    monkeypatch.setattr(
+        tune_module, "relabel", lambda kept, r: redrawn_with.append(r) or relabel(kept, r)
+    )
     assert not tune._borders.value and not tune.native.isHidden()
     tune._borders.value = True
     assert tune.rules() == dataclasses.replace(rules, neck_ratio=0.4, min_size=12, borders=True)
-    qtbot.waitUntil(lambda: not tune._timer.isActive() and not tune.busy, timeout=10_000)
+    qtbot.waitUntil(lambda: bool(redrawn_with) and not tune.busy, timeout=10_000)
+    assert redrawn_with == [tune.rules()]
     drawn = viewer.layers["cells labels (tuned)"].data
     assert np.array_equal(drawn, relabel(tune._kept, tune.rules()))
     tune._show_rules(InstanceRules(borders=True))  # a model that cuts shows it ticked

@@ -109,7 +109,7 @@ class TunePanel(Container):
         super().__init__(
             widgets=[
                 _wrapped(Label(value="Tune the cells (the network does not run again)")),
-                *self._sliders,
+                *self._controls,
                 Container(layout="horizontal", widgets=[self._reset, self._keep], labels=False),
                 self._status,
             ],
@@ -119,7 +119,7 @@ class TunePanel(Container):
         self._timer.setSingleShot(True)
         self._timer.setInterval(REDRAW_DELAY_MS)
         self._timer.timeout.connect(self.redraw)
-        for slider in self._sliders:
+        for slider in self._controls:
             slider.changed.connect(self._moved)
         # (one way to part a core: moving one above 0 sets the other to 0)
         self._neck.changed.connect(lambda value: self._one_way(value, self._dip))
@@ -145,7 +145,7 @@ class TunePanel(Container):
             self._note = f"{other.label} set to 0: cores are cut at necks or parted at dips"
 
     @property
-    def _sliders(self):
+    def _controls(self):
         return (
             self._min_size,
             self._neck,
@@ -168,7 +168,7 @@ class TunePanel(Container):
         self._model_rules = rules
         self._written = _fingerprint(layer.data)
         outline = kept.planes[0].shape[0] > 2  # the other rules need the outline class
-        for slider in self._sliders[1:]:
+        for slider in self._controls[1:]:
             slider.visible = outline
         self._show_rules(rules)
         self._status.value = cell_summary(np.asarray(layer.data))
