@@ -44,7 +44,8 @@ cells from probabilities (``--rules``) are compared on the same models:
   painted cells' solidity (the default takes 0.05); ``interior-T``: ``calibrated``, but
   the interior threshold T; ``no-necks``: ``calibrated``, but no cuts at necks;
   ``no-borders``: ``calibrated``, but no cuts along membranes (the default before
-  2026-12-07);
+  2026-12-07); ``cut``: ``calibrated``, and cut along membranes whatever the network
+  and the paint (two-class networks too);
 - ``borders-T`` (e.g. ``borders-0.5``): the model's stored rules' smallest cell, but the
   cells made by merging regions along their borders while the border's mean background
   probability is below T (``border_merging.py``; not the product's); ``split-borders-T``:
@@ -520,9 +521,13 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
                 rules = dataclasses.replace(
                     rules, neck_ratio=calibrate_neck_ratio(probabilities["crops"], rules)
                 )
-        if variant in (*CALIBRATED, "no-necks", "no-dips", "no-borders") or variant.startswith(
-            ("join-", "interior-", "split-borders-", "across-")
-        ):
+        if variant in (
+            *CALIBRATED,
+            "no-necks",
+            "no-dips",
+            "no-borders",
+            "cut",
+        ) or variant.startswith(("join-", "interior-", "split-borders-", "across-")):
             unflipped = "_unflipped" if variant == "calibrated-unflipped" else ""
             cells = painted
             if variant == "necks-always":  # (necks cut whatever the cells' convexity)
@@ -554,6 +559,8 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
             )
         if variant == "no-necks":  # calibrated, but no cuts at necks
             rules = dataclasses.replace(rules, neck_ratio=0.0)
+        if variant == "cut":  # calibrated, and cut along membranes whatever the network
+            rules = dataclasses.replace(rules, borders=True)
         if variant == "no-borders" or variant.startswith("split-borders-"):
             rules = dataclasses.replace(rules, borders=False)  # (split-: cut as measured first)
         if variant.startswith("join-"):  # join-Q: the join bound at quantile Q of the paint
