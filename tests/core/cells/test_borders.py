@@ -6,6 +6,7 @@ from scipy import ndimage as ndi
 from skimage.metrics import adapted_rand_error
 from skimage.segmentation import find_boundaries
 
+from napari_unet.core.cells import instances
 from napari_unet.core.cells.borders import cut_along_membranes
 from napari_unet.core.cells.instances import labels_from_probabilities
 
@@ -82,3 +83,23 @@ def test_cells_that_tile_come_out_whole_through_gaps():
     assert merged > 0.4  # (the gaps join many cells)
     assert cut_error < 0.15
     assert joined.max() < 30 < cut.max() <= truth.max()
+
+
+def test_a_kept_memo_cuts_the_same_cells_once(monkeypatch):
+    """Tune the cells keeps a memo per plane: moving the smallest cell does not cut again,
+    and what comes out is what labelling afresh gives."""
+    _, probabilities = tiling_scene(seed=5)
+    calls = []
+    real = instances.cut_along_membranes
+    monkeypatch.setattr(
+        instances, "cut_along_membranes", lambda *args: calls.append(1) or real(*args)
+    )
+    memo = {}
+
+    def cells(memo=None, **rules):
+        return labels_from_probabilities(probabilities, borders=True, memo=memo, **rules)
+
+    for min_size in (10, 60, 10):
+        assert np.array_equal(cells(memo, min_size=min_size), cells(min_size=min_size))
+    assert len(calls) == 1 + 3  # (once with the memo; once per labelling afresh)
+    assert np.array_equal(cells(memo, min_size=10, dip=0.3), cells(min_size=10, dip=0.3))

@@ -293,12 +293,21 @@ def label_instances(
         labels = _distance_watershed(foreground, labels, min_distance)
         count = int(labels.max())
     if borders and count:
-        labels = cut_along_membranes(labels, 1.0 - probability)
+        labels = _cut_once(labels, probability, memo)
         count = int(labels.max())
     if count and min_size > 1:
         labels, count = _drop_small(labels, min_size)
     dtype = np.uint16 if count < 2**16 else np.uint32
     return labels.astype(dtype)
+
+
+def _cut_once(labels: np.ndarray, probability: np.ndarray, memo: dict) -> np.ndarray:
+    """:func:`~.borders.cut_along_membranes` of ``labels``, kept in ``memo`` while the
+    labels it cuts stay the same (a moved smallest-cell slider does not cut again)."""
+    kept = memo.get("cut")
+    if kept is None or not np.array_equal(kept[0], labels):
+        memo["cut"] = (labels.copy(), cut_along_membranes(labels, 1.0 - probability))
+    return memo["cut"][1]
 
 
 def _distance_watershed(foreground: np.ndarray, regions: np.ndarray, min_distance: int):
