@@ -60,11 +60,7 @@ def cells_merged_along_borders(
     if not foreground.any():
         return np.zeros(cell.shape, np.int64)
     merged = merged_regions(oversegment(background, foreground), background, threshold)
-    cells = label(np.where(foreground, merged + 1, 0), connectivity=1)
-    sizes = np.bincount(cells.ravel())
-    keep = sizes >= min_size
-    keep[0] = False
-    return np.where(keep[cells], cells, 0)
+    return _drop_small(label(np.where(foreground, merged + 1, 0), connectivity=1), min_size)[0]
 
 
 def split_along_borders(labels: np.ndarray, merged: np.ndarray, min_size: int) -> np.ndarray:
