@@ -40,6 +40,8 @@ cells from probabilities (``--rules``) are compared on the same models:
   convex (training before the 2026-12-06 convexity rule); ``necks-to-0.8``: the neck
   ratio chosen from 0.5-0.8, not 0.5-0.9 (the same); ``no-dips``: no parting at dips
   where the painted cells are not convex (training before the evening of 2026-12-06);
+  ``ties-to-defaults``: near-ties of the interior threshold going to 0.5 and 2 px, not
+  to the gentler threshold (training before 2026-12-07);
 - ``join-Q`` (e.g. ``join-0.5``): ``calibrated``, but the join bound at quantile Q of the
   painted cells' solidity (the default takes 0.05); ``interior-T``: ``calibrated``, but
   the interior threshold T; ``no-necks``: ``calibrated``, but no cuts at necks;
@@ -59,14 +61,15 @@ cells from probabilities (``--rules``) are compared on the same models:
     ../.venv/bin/python separation.py /tmp/realdata [--datasets hela bbbc007 ecoli isbi]
         [--seeds 0 1] [--rules stored calibrated] [--fresh] [--set NECK_DEPTH=1.5 ...]
         [--noise 1 1] [--weight-map w0=5 ...] [--steps 900] [--paint-seed 0] [--depth 5]
-        [--paper-recipe | --train outlines=0 ...]
+        [--scale 0.5] [--paper-recipe | --train outlines=0 ...]
 
 ``--noise LOW HIGH`` trains with that pixel-noise range (``AugmentConfig.noise``; ``1 1``:
 none, the default before 2026-12-06), ``--weight-map FIELD=VALUE`` with those fields of
 ``WeightMapConfig``, ``--steps N`` for N optimiser steps (the default: 450); their models
 are cached under their own names. ``--paint-seed P`` paints as seed P does and trains with
 each of ``--seeds``: how much models of the same paint differ. ``--depth N`` trains the
-light network with N levels (4); ``--paper-recipe`` the paper's two classes without pasted
+light network with N levels (4), ``--scale S`` at S network px per image px (the
+painted cells choose it otherwise: 1 unless they are large); ``--paper-recipe`` the paper's two classes without pasted
 neighbours or batch normalisation (``PAPER_RECIPE``), ``--train SWITCH=0|1`` any of them.
 
 ``--set NAME=VALUE`` changes a constant of the rules for the whole run (one of
@@ -122,7 +125,7 @@ from napari_unet.core.config import (
 from napari_unet.core.events import drain
 from napari_unet.core.images import labels_to_image, network_shape, resize_image
 from napari_unet.core.network.predict import predict_tiled
-from napari_unet.core.training import train
+from napari_unet.core.training import train, trainset
 from napari_unet.core.training.trainset import TrainingSet
 from napari_unet.core.training.validation import (
     calibration_crops,
@@ -140,6 +143,7 @@ PAINT_SEED: int | None = None  # the paint of this seed for every training seed 
 LIGHT_DEPTH = preset("light").depth
 DEPTH = LIGHT_DEPTH  # resolution levels of the (light) network trained (--depth)
 RECIPE: dict = {}  # TrainConfig switches changed (--paper-recipe: PAPER_RECIPE; --train)
+SCALE: float | None = None  # the network's px per image px (--scale; None: from the paint)
 # constants of the rules that --set may change: name -> module holding it
 CONSTANTS = {
     "NECK_DEPTH": instances,
@@ -151,6 +155,27 @@ CONSTANTS = {
 }
 DEFAULT_MIN_SIZE_FRACTION = rules_module.MIN_SIZE_FRACTION
 NECK_RATIOS = rules_module.NECK_RATIOS
+CALIBRATE_INTERIOR = rules_module.calibrate_interior
+
+
+def interior_ties_to_defaults(crops, rules):
+    """``rules_module.calibrate_interior`` as it was before 2026-12-07: near-ties go to
+    the (threshold, growth) closest to the defaults (0.5, 2 px), 0.1 of the threshold
+    weighing as 1 px."""
+    plain = dataclasses.replace(rules, neck_ratio=0.0, core_threshold=0.0)
+    scored, memos = [], [{} for _ in crops]
+    for threshold in rules_module.INTERIOR_THRESHOLDS:
+        for growth in rules_module.GROWTHS:
+            candidate = dataclasses.replace(plain, interior_threshold=threshold, growth=growth)
+            quality = float(rules_module.painted_cells_found(crops, candidate, memos).mean())
+            scored.append((quality, abs(threshold - 0.5) * 10 + abs(growth - 2), threshold, growth))
+    best = max(item[0] for item in scored)
+    *_, threshold, growth = min(
+        (item for item in scored if item[0] >= best - rules_module.TIE), key=lambda item: item[1]
+    )
+    return dataclasses.replace(rules, interior_threshold=threshold, growth=growth)
+
+
 CALIBRATED = (
     "calibrated",
     "painted-only",
@@ -158,6 +183,7 @@ CALIBRATED = (
     "all-painted",
     "necks-always",
     "necks-to-0.8",
+    "ties-to-defaults",
 )
 HELA_EVAL = [2, 5, 8, 10, 12, 15, 17, 19]
 BBBC_IMAGES = [
@@ -260,6 +286,7 @@ def cache_name(unit: Unit, seed: int) -> str:
     name += f"-paint{PAINT_SEED}" if PAINT_SEED not in (None, seed) else ""
     name += f"-steps{STEPS}" if STEPS != TrainConfig().iterations else ""
     name += f"-depth{DEPTH}" if DEPTH != LIGHT_DEPTH else ""
+    name += f"-scale{SCALE:g}" if SCALE is not None else ""
     name += f"-{recipe_tag()}" if RECIPE else ""
     return name + (f"-{weights_tag()}" if weights_tag() else "")
 
@@ -283,7 +310,13 @@ def cached_model(unit: Unit, seed: int, fresh: bool):
         weight_map=WEIGHT_MAP,
         **RECIPE,
     )
-    result = drain(train([(unit.images, unit.paint)], config))
+    original = trainset.choose_scale
+    if SCALE is not None:  # (a benchmark's network scale, not the paint's)
+        trainset.choose_scale = lambda median_area: SCALE
+    try:
+        result = drain(train([(unit.images, unit.paint)], config))
+    finally:
+        trainset.choose_scale = original
     seconds = time.perf_counter() - started
     CACHE.mkdir(parents=True, exist_ok=True)
     save_trained(path, result)
@@ -539,6 +572,8 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
                 held = calibration_held_back(training_set(unit, loaded))
             if variant == "necks-to-0.8":  # (the candidates before 0.9 joined them)
                 rules_module.NECK_RATIOS = (0.5, 0.6, 0.7, 0.8)
+            if variant == "ties-to-defaults":  # (near-ties before 2026-12-07)
+                rules_module.calibrate_interior = interior_ties_to_defaults
             rules = rules_from_paint(
                 crops,
                 start,
@@ -553,6 +588,7 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
                 else (),
             )
             rules_module.NECK_RATIOS = NECK_RATIOS
+            rules_module.calibrate_interior = CALIBRATE_INTERIOR
         if variant.startswith("interior-"):  # calibrated, but this interior threshold
             rules = dataclasses.replace(
                 rules, interior_threshold=float(variant.removeprefix("interior-"))
@@ -670,6 +706,9 @@ def main() -> int:
         "--depth", type=int, default=LIGHT_DEPTH, help=f"network levels ({LIGHT_DEPTH})"
     )
     parser.add_argument(
+        "--scale", type=float, default=None, help="train at this network scale (from the paint)"
+    )
+    parser.add_argument(
         "--paper-recipe", action="store_true", help="train the paper's two classes (light net)"
     )
     parser.add_argument(
@@ -680,7 +719,8 @@ def main() -> int:
         help=f"train with these switches ({', '.join(PAPER_RECIPE)})",
     )
     args = parser.parse_args()
-    global NOISE, WEIGHT_MAP, STEPS, PAINT_SEED, DEPTH
+    global NOISE, WEIGHT_MAP, STEPS, PAINT_SEED, DEPTH, SCALE
+    SCALE = args.scale
     RECIPE.update(PAPER_RECIPE if args.paper_recipe else {})
     for setting in args.train:
         name, value = setting.split("=")
@@ -717,6 +757,7 @@ def main() -> int:
     training += [f"steps={STEPS}"] if STEPS != TrainConfig().iterations else []
     training += [f"paint={PAINT_SEED}"] if PAINT_SEED is not None else []
     training += [f"depth={DEPTH}"] if DEPTH != LIGHT_DEPTH else []
+    training += [f"scale={SCALE:g}"] if SCALE is not None else []
     training += [recipe_tag()] if RECIPE else []
     training += [weights_tag()] if weights_tag() else []
     name = "-".join(["separation", *training, *(f"{k}={v}" for k, v in changed.items())])

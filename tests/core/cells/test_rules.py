@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from napari_unet.core.cells import rules as rules_module
 from napari_unet.core.cells.instances import labels_from_probabilities
 from napari_unet.core.cells.rules import (
     CONVEX_SOLIDITY,
@@ -184,10 +185,37 @@ def test_held_back_cells_only_ever_make_the_interior_threshold_gentler():
     assert (painted_cells_found(trained, rules) > 0.8).all()
 
 
-def test_a_sure_network_keeps_the_default_interior_and_growth():
+def test_a_sure_network_gets_the_gentlest_interior_and_the_default_growth():
+    # every threshold finds these cells alike: the tie goes to the gentlest
     crops = [(outline_crop(disc(radius=r)), disc(radius=r) > 0) for r in (7, 8, 9, 10, 11)]
     rules = calibrate_interior(crops, InstanceRules(min_size=10))
-    assert (rules.interior_threshold, rules.growth) == (0.5, 2)  # (growth stops at the edge)
+    assert (rules.interior_threshold, rules.growth) == (0.3, 2)  # (growth stops at the edge)
+    assert (painted_cells_found(crops, rules) > 0.9).all()
+
+
+@pytest.mark.parametrize(
+    "quality, chosen",
+    [
+        # from the best (0.7) one step gentler stays near it; the next does not, and
+        # 0.4, near again, lies past that gap
+        ({(0.7, 2): 0.80, (0.6, 3): 0.795, (0.5, 2): 0.70, (0.4, 2): 0.799}, (0.6, 3)),
+        # never surer than the best, however near
+        ({(0.5, 2): 0.80, (0.6, 2): 0.799, (0.7, 2): 0.80 - 1e-9}, (0.5, 2)),
+        # the best twice: from the gentler one
+        ({(0.4, 1): 0.80, (0.6, 2): 0.80}, (0.4, 1)),
+        # growths as near as each other to 2 px: the better one
+        ({(0.5, 1): 0.80, (0.5, 3): 0.805}, (0.5, 3)),
+    ],
+)
+def test_near_ties_go_to_gentler_thresholds_one_step_at_a_time(monkeypatch, quality, chosen):
+    def found(crops, rules, memos=None):  # the quality table, whatever the crops
+        key = (rules.interior_threshold, rules.growth)
+        return np.full(len(crops), quality.get(key, 0.5))
+
+    monkeypatch.setattr(rules_module, "painted_cells_found", found)
+    crops = [(outline_crop(disc()), disc() > 0)] * 3
+    rules = calibrate_interior(crops, InstanceRules(min_size=10))
+    assert (rules.interior_threshold, rules.growth) == chosen
 
 
 def test_the_core_threshold_is_as_sure_as_the_painted_cells_allow():
@@ -241,7 +269,7 @@ def test_pasted_pairs_make_the_interior_threshold_keep_touching_cells_apart():
     assert (painted_cells_found(pair, plain) <= 0.5).all()  # (half of the object each)
     network = UNetConfig(classes=3)
     alone = rules_from_paint(painted, plain, ROUND, network)
-    assert alone.interior_threshold == 0.5  # the painted cells alone cannot tell
+    assert alone.interior_threshold == 0.3  # the painted cells alone cannot tell: gentlest
     rules = rules_from_paint(painted, plain, ROUND, network, contacts=pair)
     assert rules.interior_threshold == 0.6  # the surer threshold that parts the pair
     assert (painted_cells_found(pair, rules) > 0.8).all()

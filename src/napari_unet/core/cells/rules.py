@@ -56,10 +56,10 @@ MIN_SIZE_FRACTION = 0.2  # of the median painted cell area: the smallest object 
 # candidates, gentlest first (docs/decisions/2026-12-06-neck-ratio-up-to-0-9.md)
 NECK_RATIOS = (0.5, 0.6, 0.7, 0.8, 0.9)
 CORE_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)  # candidates, gentlest first
-INTERIOR_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+INTERIOR_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)  # candidates, gentlest first
 GROWTHS = (0, 1, 2, 3, 4)  # px
 TOLERANCE = 0.05  # share of painted cells a core threshold may lose, a neck ratio may cut
-TIE = 0.01  # of the painted cells' quality: a closer call than this goes to the defaults
+TIE = 0.01  # of the painted cells' quality: a closer call goes to the gentler threshold
 JOIN_QUANTILE = 0.05  # of the painted cells' solidity: pieces less convex stay apart
 # candidate dips of the interior probability, gentlest first: 0 never parts, 0.1 the most
 # (docs/decisions/2026-12-06-dips-for-cells-that-tile.md)
@@ -315,23 +315,39 @@ def calibrate_interior(
     crops: Sequence[tuple[np.ndarray, np.ndarray]], rules: InstanceRules
 ) -> InstanceRules:
     """The interior threshold and growth (of ``INTERIOR_THRESHOLDS`` x ``GROWTHS``) under
-    which the painted cells come out best: the most found, at the best mean IoU; near-ties
-    (within ``TIE`` of the best mean IoU x found share) go to the values closest to the
-    defaults (0.5, 2). Without necks or a core threshold, which come next."""
+    which the painted cells come out best: the most found, at the best mean IoU. Near-ties
+    (within ``TIE`` of the best mean IoU x found share) go to gentler thresholds, one step
+    at a time from the best while each step stays near it (cells a network has not seen
+    call for a gentler threshold, never a surer one:
+    docs/decisions/2026-12-07-near-ties-go-to-the-gentler-threshold.md), and then to the
+    growth closest to the default (2 px). Without necks or a core threshold, which come
+    next."""
     plain = dataclasses.replace(rules, neck_ratio=0.0, core_threshold=0.0)
-    default = InstanceRules()
-    scored, memos = [], [{} for _ in crops]
-    for threshold in INTERIOR_THRESHOLDS:
-        for growth in GROWTHS:
-            candidate = dataclasses.replace(plain, interior_threshold=threshold, growth=growth)
-            quality = float(painted_cells_found(crops, candidate, memos).mean())
-            distance = abs(threshold - default.interior_threshold) * 10 + abs(
-                growth - default.growth
-            )
-            scored.append((quality, distance, threshold, growth))
-    best = max(quality for quality, *_ in scored)
-    _, _, threshold, growth = min(
-        (item for item in scored if item[0] >= best - TIE), key=lambda item: item[1]
+    memos = [{} for _ in crops]
+    quality = {
+        (threshold, growth): float(
+            painted_cells_found(
+                crops,
+                dataclasses.replace(plain, interior_threshold=threshold, growth=growth),
+                memos,
+            ).mean()
+        )
+        for threshold in INTERIOR_THRESHOLDS
+        for growth in GROWTHS
+    }
+    best = max(quality.values())
+
+    def near(threshold: float) -> list[int]:  # its growths within the tie of the best
+        return [g for g in GROWTHS if quality[threshold, g] >= best - TIE]
+
+    k = min(
+        i for i, t in enumerate(INTERIOR_THRESHOLDS) if max(quality[t, g] for g in GROWTHS) == best
+    )
+    while k > 0 and near(INTERIOR_THRESHOLDS[k - 1]):
+        k -= 1
+    threshold = INTERIOR_THRESHOLDS[k]
+    growth = min(
+        near(threshold), key=lambda g: (abs(g - InstanceRules().growth), -quality[threshold, g])
     )
     return dataclasses.replace(rules, interior_threshold=threshold, growth=growth)
 
