@@ -68,9 +68,10 @@ none, the default before 2026-12-06), ``--weight-map FIELD=VALUE`` with those fi
 ``WeightMapConfig``, ``--steps N`` for N optimiser steps (the default: 450); their models
 are cached under their own names. ``--paint-seed P`` paints as seed P does and trains with
 each of ``--seeds``: how much models of the same paint differ. ``--depth N`` trains the
-light network with N levels (4), ``--scale S`` at S network px per image px (the
-painted cells choose it otherwise: 1 unless they are large); ``--paper-recipe`` the paper's two classes without pasted
-neighbours or batch normalisation (``PAPER_RECIPE``), ``--train SWITCH=0|1`` any of them.
+light network with N levels (4), ``--scale S`` at S network px per image px (otherwise the
+painted cells choose it: 1 unless they are large); ``--paper-recipe`` the paper's two
+classes without pasted neighbours or batch normalisation (``PAPER_RECIPE``), ``--train
+SWITCH=0|1`` any of them.
 
 ``--set NAME=VALUE`` changes a constant of the rules for the whole run (one of
 ``CONSTANTS``): how sensitive the results are to it, on the same models.
