@@ -89,6 +89,10 @@ def test_a_ready_model_ends_with_a_verdict_from_its_scores():
         best_f1=0.8
     )
     assert verdict(best_f1=0.5).startswith("verdict: weak")
+    # on 5 held-back cells one cell more found moves F1 by about 0.2: not weak on one cell
+    assert verdict(best_f1=0.67).startswith("verdict: weak")
+    assert verdict(best_f1=0.67, held=5).startswith("verdict: usable")
+    assert verdict(best_f1=0.4, held=5).startswith("verdict: weak")
     assert not verdict(best_f1=None, held=0).startswith("verdict")  # nothing to judge on
     lost = describe(result(40, "steps", found=(0, 12)))
     assert lost[-1].startswith("NOT READY") and not any("verdict" in line for line in lost)

@@ -55,13 +55,16 @@ USABLE_F1 = 0.7
 
 
 def _verdict(result: TrainResult) -> str | None:
-    """One line on what to do with the model, from its validation scores."""
-    f1, iou = result.best_f1, result.best_iou
+    """One line on what to do with the model, from its validation scores. On fewer than
+    ``FEW_VALIDATION_CELLS`` held-back cells, one cell more found would move F1 by about
+    1 / their number: a model is called weak only if it stays below usable even so."""
+    f1, iou, held = result.best_f1, result.best_iou, result.validation_cells
     if f1 is None:
         return None
     if f1 >= GOOD[0] and (iou is None or iou >= GOOD[1]):
         return "verdict: good: segment with it, and look at the cells"
-    if f1 >= USABLE_F1:
+    one_cell = 1 / held if 0 < held < FEW_VALIDATION_CELLS else 0.0
+    if f1 + one_cell >= USABLE_F1:
         return (
             "verdict: usable: segment, correct the cells it gets wrong in the paint, and "
             "train again (fine-tune) on them"
