@@ -41,7 +41,8 @@ cells from probabilities (``--rules``) are compared on the same models:
   ratio chosen from 0.5-0.8, not 0.5-0.9 (the same); ``no-dips``: no parting at dips
   where the painted cells are not convex (training before the evening of 2026-12-06);
   ``ties-to-defaults``: near-ties of the interior threshold going to 0.5 and 2 px, not
-  to the gentler threshold (training before 2026-12-07);
+  to the gentler threshold (training before 2026-12-07); ``one-sided-necks``: pieces cut
+  at a neck that is notched on one side only not joined again (before 2026-12-07 evening);
 - ``join-Q`` (e.g. ``join-0.5``): ``calibrated``, but the join bound at quantile Q of the
   painted cells' solidity (the default takes 0.05); ``interior-T``: ``calibrated``, but
   the interior threshold T; ``no-necks``: ``calibrated``, but no cuts at necks;
@@ -157,6 +158,7 @@ CONSTANTS = {
 DEFAULT_MIN_SIZE_FRACTION = rules_module.MIN_SIZE_FRACTION
 NECK_RATIOS = rules_module.NECK_RATIOS
 CALIBRATE_INTERIOR = rules_module.calibrate_interior
+NOTCHED = instances._notched_at_both_ends
 
 
 def interior_ties_to_defaults(crops, rules):
@@ -185,6 +187,7 @@ CALIBRATED = (
     "necks-always",
     "necks-to-0.8",
     "ties-to-defaults",
+    "one-sided-necks",
 )
 HELA_EVAL = [2, 5, 8, 10, 12, 15, 17, 19]
 BBBC_IMAGES = [
@@ -541,6 +544,10 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
     held = None  # which calibration crops were held back from training
     for variant in variants:
         rules = loaded.rules
+        # (calibration and labelling alike: a neck notched on one side cut, as before)
+        instances._notched_at_both_ends = (
+            (lambda *_: True) if variant == "one-sided-necks" else NOTCHED
+        )
         if variant == "fixed":  # the constants of before 2026-12-05, necks calibrated
             rules = dataclasses.replace(
                 loaded.rules,
@@ -631,6 +638,7 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
                 **score(truth, crop(unit, labels), membranes),
             }
         )
+    instances._notched_at_both_ends = NOTCHED
     for row in rows:
         print(row, flush=True)
     return rows

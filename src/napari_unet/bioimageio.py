@@ -283,7 +283,8 @@ For the outline class (three classes): each connected region where the interior
 probability is above {rules.interior_threshold} is a cell's interior; background specks
 inside it are filled; interiors are cut at necks narrower than {rules.neck_ratio} of the
 thinner side (0 = never), unless the two cells together are as convex as
-{rules.join_solidity}, or parted where the interior probability (smoothed by 1 px) dips by
+{rules.join_solidity} or notched at one end of their border only (two touching cells
+leave a notch at both), or parted where the interior probability (smoothed by 1 px) dips by
 {rules.dip} between two maxima (0 = never); interiors that never reach
 {rules.core_threshold} are dropped (0 = off); each is grown by {rules.growth} px within
 the cell probability (interior + outline above 0.5); cells are then cut where a border

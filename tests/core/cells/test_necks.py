@@ -3,8 +3,9 @@ stays one."""
 
 import numpy as np
 import pytest
+from skimage.morphology import convex_hull_image
 
-from napari_unet.core.cells.instances import label_instances, split_at_necks
+from napari_unet.core.cells.instances import NECK_SOLIDITY, label_instances, split_at_necks
 
 
 def disc(shape, centre, radius):
@@ -61,6 +62,38 @@ def test_a_notched_interior_is_one_cell_when_its_outline_is_convex():
     two_discs = (disc(shape, (20, 20), 12) | disc(shape, (20, 42), 12)).astype(np.float32)
     two = label_instances(two_discs, outline_probability=0 * two_discs, min_size=1, neck_ratio=0.8)
     assert two.max() == 2 and two[20, 10] != two[20, 52]
+
+
+def _two_discs(apart=22, shape=(44, 80)):
+    return disc(shape, (22, 24), 12) | disc(shape, (22, 24 + apart), 12)
+
+
+def _cells(mask, ratio=0.9):
+    """Cells of an outline network that sees ``mask`` as interior, without outlines."""
+    cells = mask.astype(np.float32)
+    return label_instances(cells, outline_probability=0 * cells, min_size=1, neck_ratio=ratio)
+
+
+def test_a_kidney_shaped_nucleus_cut_across_its_waist_is_joined_again():
+    """A nucleus notched on one side only (two discs with the lower notch filled) is cut
+    at its waist like two touching discs, and, not being convex either, was two cells;
+    two touching cells leave a notch at both ends of the line between them, so it is one
+    cell again. Two touching discs stay two."""
+    two = _two_discs(apart=26)
+    kidney = two | (convex_hull_image(two) & (np.arange(two.shape[0])[:, None] >= 22))
+    assert split_at_necks(kidney, 0.9).max() == 2  # the waist is cut...
+    assert kidney.sum() / convex_hull_image(kidney).sum() < NECK_SOLIDITY  # ...not convex
+    assert _cells(kidney).max() == 1  # ...and joined again
+    two_cells = _cells(two)
+    assert two_cells.max() == 2 and two_cells[22, 14] != two_cells[22, 56]
+
+
+@pytest.mark.parametrize("rows", [20, 24, 26])
+def test_two_cells_cut_off_by_the_image_edge_stay_two(rows):
+    """Where the image's edge cuts off the lower half of two touching discs, the line
+    between them ends on the edge, which may have cut off its notch: they stay two."""
+    cells = _cells(_two_discs()[:rows])
+    assert cells.max() == 2 and cells[rows - 1, 14] != cells[rows - 1, 56]
 
 
 @pytest.mark.parametrize(

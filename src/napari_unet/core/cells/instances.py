@@ -36,6 +36,10 @@ NECK_DEPTH = 1.25
 # default of files without calibrated rules; training calibrates it on the painted cells
 # (docs/decisions/2026-12-05-rules-from-the-paint.md).
 NECK_SOLIDITY = 0.915
+# px: two touching cells leave a notch at both ends of the line between them; a notch
+# one pixel deep (1 or 1.41 px, straight or diagonal) is the pixel grid's, not a notch
+# (docs/decisions/2026-12-07-necks-pinched-from-both-sides.md).
+NOTCH_DEPTH = 1.5
 # px: the interior probability is smoothed by a Gaussian of this sigma before its dips are
 # found (pixel noise is not a dip; docs/decisions/2026-12-06-dips-for-cells-that-tile.md).
 DIP_SMOOTHING = 1.0
@@ -154,8 +158,10 @@ def _mend_interior(interior: np.ndarray, background: np.ndarray, outline: np.nda
 
 def _join_convex(labels: np.ndarray, regions: np.ndarray, solidity_to_join: float) -> np.ndarray:
     """``labels`` with the touching pairs of cells cut from one interior (same label in
-    ``regions``) joined where their union is convex (``solidity_to_join``); the most convex
-    pair first, each cell joined once."""
+    ``regions``) joined where their union looks like one cell: convex
+    (``solidity_to_join``), or notched at one end of the line between them only (a
+    kidney-shaped nucleus cut across its waist; :func:`_notched_at_both_ends`). The most
+    convex pair first, each cell joined once."""
     pairs = set()
     for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1], labels[1:])):
         touching = (a != b) & (a > 0) & (b > 0)
@@ -165,23 +171,48 @@ def _join_convex(labels: np.ndarray, regions: np.ndarray, solidity_to_join: floa
     region = np.zeros(int(labels.max()) + 1, np.int64)
     region[labels[regions > 0]] = regions[regions > 0]  # a cell's interior region
     boxes = ndi.find_objects(labels)
-    convex = []
+    edge = np.ones(labels.shape, bool)
+    edge[1:-1, 1:-1] = False  # (the image's edge: a cell cut by it may have lost a notch)
+    joined = []
     for a, b in {(min(p), max(p)) for p in pairs if region[p[0]] == region[p[1]]}:
         box = tuple(
             slice(min(p.start, q.start), max(p.stop, q.stop))
             for p, q in zip(boxes[a - 1], boxes[b - 1], strict=True)
         )
-        union = np.isin(labels[box], (a, b))
-        solidity = union.sum() / convex_hull_image(union).sum()
-        if solidity >= solidity_to_join:
-            convex.append((solidity, a, b))
+        first, second = labels[box] == a, labels[box] == b
+        hull = convex_hull_image(first | second)
+        solidity = (first | second).sum() / hull.sum()
+        if solidity >= solidity_to_join or not _notched_at_both_ends(
+            first, second, hull, edge[box]
+        ):
+            joined.append((solidity, a, b))
     lookup = np.arange(len(region))
     done: set[int] = set()
-    for _, a, b in sorted(convex, reverse=True):
+    for _, a, b in sorted(joined, reverse=True):
         if a not in done and b not in done:
             lookup[b] = a
             done.update((a, b))
     return lookup[labels]
+
+
+def _notched_at_both_ends(
+    first: np.ndarray, second: np.ndarray, hull: np.ndarray, edge: np.ndarray
+) -> bool:
+    """Whether the union of two touching cells (masks ``first`` and ``second``, its convex
+    ``hull``) is notched at both ends of the line between them: two convex cells that
+    touch leave a notch where their outlines meet, on either side; a kidney-shaped nucleus
+    cut across its waist has its notch on one side only. A notch is a piece of the hull
+    outside the union, next to the line and at least ``NOTCH_DEPTH`` px deep; an end of
+    the line on the image's ``edge`` counts as notched (the edge may have cut it off)."""
+    line = (first & ndi.binary_dilation(second)) | (second & ndi.binary_dilation(first))
+    gaps, count = ndi.label(hull & ~(first | second), np.ones((3, 3), bool))
+    if count == 0:  # (the union is convex: no notch, whatever the edge)
+        return False
+    depth = ndi.distance_transform_edt(np.pad(hull, 1))[1:-1, 1:-1]
+    deep = largest_per_label(depth, gaps, count) >= NOTCH_DEPTH
+    near = np.unique(gaps[ndi.binary_dilation(line, np.ones((3, 3), bool))])
+    notches = int(deep[near[near > 0]].sum())
+    return notches + bool((line & edge).any()) >= 2
 
 
 def _outline_cells(
