@@ -79,11 +79,13 @@ def test_a_kidney_shaped_nucleus_cut_across_its_waist_is_joined_again():
     at its waist like two touching discs, and, not being convex either, was two cells;
     two touching cells leave a notch at both ends of the line between them, so it is one
     cell again. Two touching discs stay two."""
-    two = _two_discs(apart=26)
-    kidney = two | (convex_hull_image(two) & (np.arange(two.shape[0])[:, None] >= 22))
+    lobes = _two_discs(apart=26)
+    kidney = lobes | (convex_hull_image(lobes) & (np.arange(lobes.shape[0])[:, None] >= 22))
     assert split_at_necks(kidney, 0.9).max() == 2  # the waist is cut...
     assert kidney.sum() / convex_hull_image(kidney).sum() < NECK_SOLIDITY  # ...not convex
     assert _cells(kidney).max() == 1  # ...and joined again
+    two = _two_discs()  # (overlapping: one interior)
+    assert split_at_necks(two, 0.9).max() == 2
     two_cells = _cells(two)
     assert two_cells.max() == 2 and two_cells[22, 14] != two_cells[22, 56]
 
