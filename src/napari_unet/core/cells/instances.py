@@ -180,8 +180,9 @@ def _join_convex(labels: np.ndarray, regions: np.ndarray, solidity_to_join: floa
             for p, q in zip(boxes[a - 1], boxes[b - 1], strict=True)
         )
         first, second = labels[box] == a, labels[box] == b
-        hull = convex_hull_image(first | second)
-        solidity = (first | second).sum() / hull.sum()
+        union = first | second
+        hull = convex_hull_image(union)
+        solidity = union.sum() / hull.sum()
         if solidity >= solidity_to_join or not _notched_at_both_ends(
             first, second, hull, edge[box]
         ):
