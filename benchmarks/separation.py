@@ -54,7 +54,9 @@ cells from probabilities (``--rules``) are compared on the same models:
   probability is below T (``border_merging.py``; not the product's); ``split-borders-T``:
   the ``calibrated`` cells cut where those merged regions part them (it only splits);
   ``across-T``: the ``calibrated`` cells joined across borders whose mean background
-  probability is below T (``border_merging.py``; it only joins);
+  probability is below T (``border_merging.py``; it only joins); ``enclosed``: the
+  ``calibrated`` cells, each cell lying in a hole of another joined to it
+  (``border_merging.py``);
 - ``fixed``: the constants used before 2026-12-05 (interior threshold 0.5, growth 2 px,
   core threshold 0.9 for networks with batch normalisation, pieces joined at solidity
   0.915; the neck ratio calibrated; no dips, no cut along membranes).
@@ -93,7 +95,12 @@ import isbi2012
 import numpy as np
 import tifffile
 from _common import RESULTS, write_results
-from border_merging import cells_merged_along_borders, join_across_borders, split_along_borders
+from border_merging import (
+    cells_merged_along_borders,
+    join_across_borders,
+    join_enclosed,
+    split_along_borders,
+)
 from cli_half_image import load as load_bbbc
 from skimage.measure import regionprops
 from skimage.metrics import adapted_rand_error
@@ -188,6 +195,7 @@ CALIBRATED = (
     "necks-to-0.8",
     "ties-to-defaults",
     "one-sided-necks",
+    "enclosed",
 )
 HELA_EVAL = [2, 5, 8, 10, 12, 15, 17, 19]
 BBBC_IMAGES = [
@@ -421,17 +429,21 @@ def cells_of(
     border_merge: float | None = None,
     split: bool = False,
     join_below: float | None = None,
+    enclosed: bool = False,
 ) -> np.ndarray:
     """The cells of each scored plane by ``rules`` or, where ``border_merge`` (a threshold)
     is given, merged along their borders (``border_merging.py``; the rules' smallest cell);
     with ``split``, the rules' cells split where the merged regions part them; with
-    ``join_below``, the rules' cells joined across borders below it."""
+    ``join_below``, the rules' cells joined across borders below it; with ``enclosed``,
+    each cell in a hole of another joined to it."""
     planes = []
     for p in probabilities:
         if border_merge is None or split:
             labels = labels_from_probabilities(p, **rules.labelling())
         if join_below is not None:
             labels = join_across_borders(labels, 1.0 - cell_probability(p), join_below)
+        if enclosed:
+            labels = join_enclosed(labels)
         if border_merge is not None:
             merged = cells_merged_along_borders(p, border_merge, rules.min_size)
             labels = split_along_borders(labels, merged, rules.min_size) if split else merged
@@ -627,6 +639,7 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
             join_below=float(variant.removeprefix("across-"))
             if variant.startswith("across-")
             else None,
+            enclosed=variant == "enclosed",
         )
         rows.append(
             {
