@@ -225,7 +225,7 @@ def test_an_unsure_patch_wider_than_the_window_is_filled_as_in_the_whole_image()
     """A cell whose middle (radius 16 px) the network calls background by a little
     (background likelier than outline, not sure): the whole image's mending fills it, as
     the interior encloses it. Windows of 11 px in the middle see no interior at all, so
-    nothing tells them to grow. (Windows of 16 px or more see the interior: exact.)"""
+    nothing tells them to grow. (Blocks of 16 px, windows of 18, see it: exact.)"""
     radius = np.hypot(*np.mgrid[-50:50, -50:50])
     probabilities = np.zeros((3, 100, 100), np.float32)
     probabilities[:, radius >= 45] = [[0.98], [0.01], [0.01]]
