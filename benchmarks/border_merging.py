@@ -33,6 +33,7 @@ from napari_unet.core.cells.borders import (
 )
 from napari_unet.core.cells.instances import _drop_small, cell_probability
 from napari_unet.core.cells.regions import with_holes_filled
+from napari_unet.core.training.trainset import with_margin
 
 
 def oversegment(background: np.ndarray, foreground: np.ndarray) -> np.ndarray:
@@ -94,10 +95,7 @@ def join_enclosed(labels: np.ndarray) -> np.ndarray:
     for cell, box in enumerate(ndi.find_objects(labels), start=1):
         if box is None or joined[cell]:
             continue
-        box = tuple(
-            slice(max(s.start - 1, 0), min(s.stop + 1, n))
-            for s, n in zip(box, labels.shape, strict=True)
-        )
+        box = with_margin(box, 1, labels.shape)
         mask = labels[box] == cell
         hole = with_holes_filled(mask) & ~mask
         if not hole.any():
