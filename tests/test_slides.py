@@ -71,7 +71,7 @@ def test_a_slide_gets_the_cells_of_the_whole_image(slide, tmp_path):
     expected = whole_image_labels(model, image, result.tile)
     labels = labels_of(result)
     n = result.blocks
-    assert n == 6 and result.computed == (n, n, n)  # 2 x 3 blocks of 184 px (2 tiles' output)
+    assert n == 6 and result.computed == (n,) * 5  # 2 x 3 blocks of 184 px (2 tiles' output)
     assert result.cells == int(expected.max()) > 50
     assert same_up_to_renumbering(labels, expected)
     assert [p.done for p in seen if p.phase == "cells"] == list(range(1, n + 1))
@@ -93,22 +93,35 @@ def test_a_run_resumes_where_it_stopped_and_refuses_another_runs_store(slide, tm
     class Stop(Exception):
         pass
 
-    def stop_after_two(progress):
-        if progress.phase == "cells" and progress.done == 2:
-            raise Stop
+    def stop_after_two(phase):
+        def stop(progress):
+            if progress.phase == phase and progress.done == 2:
+                raise Stop
+
+        return stop
 
     arguments = dict(block=100, tile=100, precision="float32")
-    with pytest.raises(Stop):
-        segment_slide(model, folder / "image.ome.zarr", out, progress=stop_after_two, **arguments)
-    result = segment_slide(model, folder / "image.ome.zarr", out, **arguments)
-    assert result.computed == (0, 0, 4)  # only the missing blocks
-    assert same_up_to_renumbering(labels_of(result), whole_image_labels(model, image, result.tile))
+    expected = None
+    for phase, left in (("cells", (0, 0, 4, 6, 6)), ("joined", (0, 0, 0, 0, 4))):
+        with pytest.raises(Stop):
+            segment_slide(
+                model,
+                folder / "image.ome.zarr",
+                out,
+                progress=stop_after_two(phase),
+                overwrite=True,
+                **arguments,
+            )
+        result = segment_slide(model, folder / "image.ome.zarr", out, **arguments)
+        assert result.computed == left  # only the missing blocks
+        expected = whole_image_labels(model, image, result.tile) if expected is None else expected
+        assert same_up_to_renumbering(labels_of(result), expected)
     with pytest.raises(ValueError, match="holds the segmentation of another image, model or"):
         segment_slide(model, folder / "image.ome.zarr", out, block=200, tile=100)
     finished = segment_slide(model, folder / "image.ome.zarr", out, **arguments)
-    assert finished.computed == (0, 0, 0) and finished.cells == result.cells  # nothing to do
+    assert finished.computed == (0,) * 5 and finished.cells == result.cells  # nothing to do
     again = segment_slide(model, folder / "image.ome.zarr", out, overwrite=True, **arguments)
-    assert again.computed == (6, 6, 6)
+    assert again.computed == (6,) * 5
 
 
 def test_the_store_keeps_the_labels_and_what_was_asked(slide, tmp_path):
@@ -121,6 +134,19 @@ def test_the_store_keeps_the_labels_and_what_was_asked(slide, tmp_path):
     )
     probabilities = zarr.open_group(str(kept.store), mode="r")["probabilities"]
     assert probabilities.shape == (3, 300, 420) and probabilities.dtype == np.float32
+
+
+def test_rules_that_do_not_join_cells_inside_cells_skip_those_passes(
+    slide, tmp_path, make_outline_unet
+):
+    folder, image, _ = slide
+    model = save_model(
+        tmp_path / "apart.safetensors", make_outline_unet(), training={"join_enclosed": False}
+    )
+    arguments = dict(block=200, tile=100, precision="float32")
+    result = segment_slide(model, folder / "image.ome.zarr", tmp_path / "out.zarr", **arguments)
+    assert result.computed == (result.blocks,) * 3
+    assert same_up_to_renumbering(labels_of(result), whole_image_labels(model, image, result.tile))
 
 
 def test_targets_that_cannot_take_the_run_are_refused_before_any_work(slide, tmp_path, monkeypatch):

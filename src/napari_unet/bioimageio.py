@@ -289,7 +289,9 @@ leave a notch at both), or parted where the interior probability (smoothed by 1 
 {rules.core_threshold} are dropped (0 = off); each is grown by {rules.growth} px within
 the cell probability (interior + outline above 0.5); cells are then cut where a border
 between two of their regions is mostly background (for cells that tile the image, such
-as an EM section's: {rules.borders}); objects under {rules.min_size} px are dropped. The
+as an EM section's: {rules.borders}); objects under {rules.min_size} px are dropped; a
+cell or unlabelled patch that only one cell surrounds (every path from it to the image's
+edge crosses that cell) joins it: {rules.join_enclosed}. The
 probabilities are averaged over the image and its three mirror images first:
 {rules.flips}. These rules were calibrated on the painted cells;
 `config.napari_unet.rules` holds them.

@@ -1,7 +1,7 @@
 """Images larger than memory: cells block by block into an OME-Zarr store, resumable, on
 one machine or spread over a dask.distributed cluster.
 
-Three passes over a grid of blocks, each block a task that writes its own part of a zarr
+Passes over a grid of blocks, each block a task that writes its own part of a zarr
 store and is marked done, so an interrupted run resumes where it stopped and a task run
 twice (a worker that died) writes the same thing again:
 
@@ -13,7 +13,12 @@ twice (a worker that died) writes the same thing again:
    (:func:`~napari_unet.core.cells.blocks.background_block`), joined here into the holes
    of the cell mask (:func:`~napari_unet.core.cells.blocks.find_holes`);
 3. **cells** of each block's core, exactly as labelling the whole image gives them, with
-   ids that agree between blocks (:func:`~napari_unet.core.cells.blocks.label_block`).
+   ids that agree between blocks (:func:`~napari_unet.core.cells.blocks.label_block`);
+4. where the rules join cells inside cells: the **contacts** of each block's cells
+   (:func:`~napari_unet.core.cells.enclosed.block_contacts`), joined here into the cells
+   that lie in a hole of another (:func:`~napari_unet.core.cells.enclosed.find_enclosed`);
+5. those cells **joined** to the cell around them, block by block
+   (:func:`~napari_unet.core.cells.enclosed.join_block`).
 
 Then the labels are written as an OME-Zarr ``labels/`` group with a multiscale pyramid
 (nearest neighbour) by the ``ome-zarr`` library, with the image's pixel scale, so that
@@ -42,6 +47,7 @@ from .core.cells.blocks import (
     label_block,
     plan_blocks,
 )
+from .core.cells.enclosed import Contacts, block_contacts, find_enclosed, join_block
 from .core.events import drain
 from .core.images import intensity_range
 from .core.network.device import pick_device
@@ -74,8 +80,8 @@ TILE = 540  # px: input tiles of the light preset that fit any block (output 452
 
 @dataclass(frozen=True)
 class BlockProgress:
-    """``done`` of ``total`` blocks of ``phase`` ("probabilities", "background" or "cells")
-    are written;
+    """``done`` of ``total`` blocks of ``phase`` ("probabilities", "background", "cells",
+    "contacts" or "joined") are written;
     ``seconds_left``: the estimate from the blocks done in this run (None before one)."""
 
     phase: str
@@ -90,7 +96,7 @@ class SlideResult:
     labels: str  # the labels' path inside it (an OME-Zarr labels image)
     cells: int  # how many cells (distinct ids)
     blocks: int  # blocks per pass
-    computed: tuple[int, int, int]  # blocks computed in this run, per pass (others resumed)
+    computed: tuple[int, ...]  # blocks computed in this run, per pass (others resumed)
     tile: int  # px: the input tiles of the prediction (the whole image's plan)
 
 
@@ -189,13 +195,18 @@ def slide_steps(
     }
     classes = loaded.model.config.classes
     root = _open_store(Path(out), identity, overwrite, plan, classes)
+    passes = [
+        (phase, task) for phase, task in PASSES if loaded.rules.join_enclosed or phase in BASIC
+    ]
     if root.attrs["napari_unet"].get("finished"):
-        return _result(root, Path(out), plan, (0, 0, 0))
+        return _result(root, Path(out), plan, (0,) * len(passes))
     source = (str(image), level) if isinstance(image, (str, Path)) else opened.data
     computed = []
-    for phase, task in PASSES:
+    for phase, task in passes:
         if phase == "cells" and not root.attrs["napari_unet"].get("holes"):
             _save_holes(root, plan.cores)
+        if phase == "joined" and not root.attrs["napari_unet"].get("enclosed"):
+            _save_enclosed(root, plan.cores)
         todo = [k for k, done in enumerate(root.attrs["napari_unet"]["done"][phase]) if not done]
         run = functools.partial(
             task,
@@ -305,6 +316,7 @@ def _open_store(out: Path, identity: dict, overwrite: bool, plan: _Plan, classes
     for name in ("background", "cells"):
         work.create_array(name, shape=plan.shape, chunks=chunks, dtype="u8", fill_value=0)
     work.create_group("pieces")  # each block's summary of its background pieces
+    work.create_group("contacts")  # each block's summary of its cells' contacts
     return root
 
 
@@ -475,10 +487,67 @@ def _cells_task(model, source, out, cores, tile, intensity, precision, k: int) -
     return k
 
 
+def _contacts_task(model, source, out, cores, tile, intensity, precision, k: int) -> int:
+    """Write the summary of which cells and unlabelled pieces of block ``k`` touch."""
+    root = zarr.open_group(out, mode="r+")
+    shape = root["work/cells"].shape
+    contacts = block_contacts(root["work/cells"][cores[k]], cores[k], shape)
+    summary = root["work/contacts"].require_group(str(k))
+    top, bottom, left, right = contacts.edges
+    arrays = {
+        "cells": contacts.cells,
+        "pieces": contacts.pieces,
+        "pairs": contacts.pairs,
+        "open": contacts.open,
+        "top": top,
+        "bottom": bottom,
+        "left": left,
+        "right": right,
+    }
+    for name, values in arrays.items():
+        summary.create_array(name, data=values, overwrite=True)
+    return k
+
+
+def _save_enclosed(root, cores) -> None:
+    """``work/enclosed`` and ``work/into``: the ids of the cells and unlabelled pieces in
+    a hole of another cell, and the cell each joins, from the blocks' contacts."""
+    contacts = {}
+    for k in range(len(cores)):
+        group = root["work/contacts"][str(k)]
+        edges = tuple(group[name][...] for name in ("top", "bottom", "left", "right"))
+        contacts[k] = Contacts(
+            group["cells"][...],
+            group["pieces"][...],
+            group["pairs"][...],
+            group["open"][...],
+            edges,
+        )
+    enclosed, into = find_enclosed(contacts, cores)
+    root["work"].create_array("enclosed", data=enclosed, overwrite=True)
+    root["work"].create_array("into", data=into, overwrite=True)
+    attrs = dict(root.attrs["napari_unet"])
+    attrs["enclosed"] = True  # (written whole: a run stopped while writing them redoes it)
+    root.attrs["napari_unet"] = attrs
+
+
+def _joined_task(model, source, out, cores, tile, intensity, precision, k: int) -> int:
+    """Join the cells of block ``k`` that lie in a hole of another cell to it (a block
+    joined twice comes out the same)."""
+    root = zarr.open_group(out, mode="r+")
+    cells = root["work/cells"]
+    joined = (root["work/enclosed"][...], root["work/into"][...])
+    cells[cores[k]] = join_block(cells[cores[k]], cores[k], cells.shape, joined)
+    return k
+
+
+BASIC = ("probabilities", "background", "cells")  # (the others join cells inside cells)
 PASSES = (
     ("probabilities", _probability_task),
     ("background", _background_task),
     ("cells", _cells_task),
+    ("contacts", _contacts_task),
+    ("joined", _joined_task),
 )
 
 

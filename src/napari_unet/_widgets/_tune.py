@@ -76,6 +76,11 @@ class TunePanel(Container):
             tooltip="Cut a cell where the border between two of its parts is membrane "
             "(cells that tile the image, run together through a gap in their membrane)",
         )
+        self._enclosed = CheckBox(
+            text="Join cells inside cells",
+            tooltip="A cell lying inside another cell (an organelle the network outlined) "
+            "becomes part of it",
+        )
         self._interior = FloatSlider(
             label="Core probability",
             min=0.1,
@@ -148,6 +153,7 @@ class TunePanel(Container):
     def _controls(self):
         return (
             self._min_size,
+            self._enclosed,
             self._neck,
             self._dip,
             self._borders,
@@ -168,7 +174,7 @@ class TunePanel(Container):
         self._model_rules = rules
         self._written = _fingerprint(layer.data)
         outline = kept.planes[0].shape[0] > 2  # the other rules need the outline class
-        for slider in self._controls[1:]:
+        for slider in self._controls[2:]:
             slider.visible = outline
         self._show_rules(rules)
         self._status.value = cell_summary(np.asarray(layer.data))
@@ -186,6 +192,7 @@ class TunePanel(Container):
             interior_threshold=round(float(self._interior.value), 3),
             core_threshold=round(float(self._core.value), 3),
             growth=int(self._growth.value),
+            join_enclosed=bool(self._enclosed.value),
         )
 
     def _show_rules(self, rules: InstanceRules, redraw: bool = False) -> None:
@@ -198,6 +205,7 @@ class TunePanel(Container):
             self._interior.value = rules.interior_threshold
             self._core.value = rules.core_threshold
             self._growth.value = rules.growth
+            self._enclosed.value = rules.join_enclosed
         finally:
             self._setting = False
         if redraw:

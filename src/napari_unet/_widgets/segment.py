@@ -249,7 +249,7 @@ class SegmentWidget(ScrollingDock):
         self._progress.value = event.done
         left = "" if event.seconds_left is None else f", about {event.seconds_left:.0f} s left"
         self._status.value = f"{event.phase}: {event.done} of {event.total} blocks{left}"
-        if event.phase == "cells" and name in self._viewer.layers:
+        if event.phase in ("cells", "joined") and name in self._viewer.layers:
             self._viewer.layers[name].refresh()
 
     def _large_done(self, layer, result) -> None:

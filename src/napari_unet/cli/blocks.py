@@ -125,7 +125,7 @@ def _segment(args, path: Path, out: Path, block: int, client) -> None:
         raise ValueError(f"{path.name}: {error}") from None
     if live:
         print(file=sys.stderr)
-    done = "already segmented" if result.computed == (0, 0, 0) else "segmented"
+    done = "already segmented" if not any(result.computed) else "segmented"
     print(
         f"{path.name}: {done}, {result.cells} cells in {result.blocks} "
         f"block{'s' if result.blocks > 1 else ''}, "

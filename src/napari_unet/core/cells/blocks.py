@@ -1,8 +1,9 @@
 """Cells of an image of any size, block by block, exactly as of the whole image.
 
-Labelling (:func:`~.instances.label_instances`) is local but for one step: filling the
+Labelling (:func:`~.instances.label_instances`) is local but for two steps: filling the
 holes of the cell mask, where a hole is background that does not reach the image's edge,
-however far away that is. So it runs in two passes over a grid of blocks:
+however far away that is, and joining the cells that lie in a hole of another cell. So it
+runs in passes over a grid of blocks:
 
 1. :func:`background_block` numbers the background pieces of one block; :func:`find_holes`
    joins the pieces that meet across block borders (a graph of the pieces on block
@@ -18,6 +19,10 @@ however far away that is. So it runs in two passes over a grid of blocks:
    two-class networks, the connected pieces of the cell mask. The window grows until the
    units the core depends on are whole in it (:func:`_dependencies_whole`), up to
    ``MAX_MARGIN`` px or a block beyond the block.
+3. Where the rules join cells inside cells, :func:`~.enclosed.block_contacts` lists which
+   cells and unlabelled pieces of a block touch; :func:`~.enclosed.find_enclosed` finds,
+   on the graph of all blocks', those in a hole of another cell;
+4. :func:`~.enclosed.join_block` joins them, block by block.
 
 Each cell gets the same id in every block that sees it: one plus the flat index of its
 first pixel (in raster order) in the whole image. A block writes its core only, so blocks
@@ -28,10 +33,11 @@ both sides: the stitching is the whole-image labelling itself.
 One known limit: the mending fills an unsure patch (background likelier than outline)
 that a cell's interior encloses; a window that sees only such a patch, no interior, does
 not know to grow, and leaves it unlabelled. The patch must be wider than the window (the
-block and ``margin`` px on each side, 64 by default); real planes checked with windows
-of 34 px (ISBI, HeLa) came out exact. The expected failure in
-tests/core/cells/test_blocks.py shows it. Finding the holes of the interior as pass 1
-finds those of the cell mask would remove it.
+block and ``margin`` px on each side, 64 by default); passes 3 and 4 then join it to the
+cell around it, so it remains only with ``join_enclosed`` off or where more than one
+cell surrounds the patch. The expected failure in tests/core/cells/test_blocks.py shows
+it. Finding the holes of the interior as pass 1 finds those of the cell mask would
+remove it.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .borders import BORDER_REACH, SMOOTHING
+from .enclosed import block_contacts, find_enclosed, join_block
+from .grid import facing_edges, image_edges
 from .instances import DIP_SMOOTHING, GAP_PROBABILITY, cell_probability, label_instances
 from .regions import with_holes_filled
 from .rules import InstanceRules
@@ -99,19 +107,9 @@ def background_block(
     pieces, _ = ndi.label(p <= threshold)  # 4-connected, as filling holes floods
     ids = _global_ids(pieces, core, core, width)
     edges = (ids[0], ids[-1], ids[:, 0], ids[:, -1])
-    on_edge = [e for e, at in zip(edges, _image_edges(core, (height, width)), strict=True) if at]
+    on_edge = [e for e, at in zip(edges, image_edges(core, (height, width)), strict=True) if at]
     touching = np.unique(np.concatenate(on_edge)) if on_edge else np.zeros(0, np.uint64)
     return BackgroundPieces(ids, np.unique(ids[ids > 0]), touching[touching > 0], edges)
-
-
-def _image_edges(core, shape) -> tuple[bool, bool, bool, bool]:
-    """Whether the block's top, bottom, left and right edges are the image's."""
-    return (
-        core[0].start == 0,
-        core[0].stop == shape[0],
-        core[1].start == 0,
-        core[1].stop == shape[1],
-    )
 
 
 def find_holes(pieces: dict[int, BackgroundPieces], cores: list[tuple[slice, slice]]) -> np.ndarray:
@@ -121,19 +119,11 @@ def find_holes(pieces: dict[int, BackgroundPieces], cores: list[tuple[slice, sli
     found = np.unique(np.concatenate([p.found for p in pieces.values()] + [np.zeros(0, np.uint64)]))
     if not len(found):
         return found
-    index = {(c[0].start, c[1].start): k for k, c in enumerate(cores)}
     first, second = [], []
-    for k, piece in pieces.items():
-        rows, columns = cores[k]
-        below = index.get((rows.stop, columns.start))
-        right = index.get((rows.start, columns.stop))
-        for other, mine, theirs in ((below, piece.edges[1], 1), (right, piece.edges[3], 3)):
-            if other is None:
-                continue
-            facing = pieces[other].edges[theirs - 1]  # its top or left edge
-            both = (mine > 0) & (facing > 0)
-            first.append(mine[both])
-            second.append(facing[both])
+    for mine, facing in facing_edges({k: p.edges for k, p in pieces.items()}, cores):
+        both = (mine > 0) & (facing > 0)
+        first.append(mine[both])
+        second.append(facing[both])
     a = np.searchsorted(found, np.concatenate(first + [np.zeros(0, np.uint64)]))
     b = np.searchsorted(found, np.concatenate(second + [np.zeros(0, np.uint64)]))
     graph = coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(len(found),) * 2)
@@ -191,7 +181,7 @@ def label_block(
         outline_probability=p[2] if len(p) > 2 else None,
         threshold=threshold,
         foreground=foreground,
-        **rules.labelling(),
+        **{**rules.labelling(), "join_enclosed": False},  # (passes 3 and 4: :mod:`.enclosed`)
     )
     return _global_ids(labels, core, window, width)
 
@@ -212,7 +202,7 @@ def _dependencies_whole(p, foreground, rules: InstanceRules, core, window, image
     edge = np.zeros(foreground.shape, bool)
     for side, at in zip(
         (np.s_[0, :], np.s_[-1, :], np.s_[:, 0], np.s_[:, -1]),
-        _image_edges(window, image),
+        image_edges(window, image),
         strict=True,
     ):
         edge[side] = not at
@@ -296,7 +286,7 @@ def label_in_blocks(
     margin: int = 64,
     out=None,
 ):
-    """Both passes, block after block, here: the cells of ``probabilities`` (classes, H,
+    """Every pass, block after block, here: the cells of ``probabilities`` (classes, H,
     W) into ``out`` ((H, W) uint64, numpy or zarr; a new numpy array by default). The
     reference for :mod:`napari_unet.slides`, which runs the passes as tasks."""
     shape = tuple(probabilities.shape[-2:])
@@ -312,4 +302,9 @@ def label_in_blocks(
         out[core] = label_block(
             probabilities, background, holes, core, rules, margin=margin, threshold=threshold
         )
+    if rules.join_enclosed:
+        contacts = {k: block_contacts(out[core], core, shape) for k, core in enumerate(cores)}
+        joined = find_enclosed(contacts, cores)
+        for core in cores:
+            out[core] = join_block(out[core], core, shape, joined)
     return out

@@ -10,6 +10,7 @@ from skimage.feature import peak_local_max
 from skimage.morphology import convex_hull_image, h_maxima
 from skimage.segmentation import expand_labels, watershed
 
+from . import enclosed
 from .borders import cut_along_membranes
 from .maxima import highest_saddles, root, significant_maxima
 from .regions import largest_per_label, sequential, with_holes_filled
@@ -267,6 +268,7 @@ def label_instances(
     join_solidity: float = NECK_SOLIDITY,
     dip: float = 0.0,
     borders: bool = False,
+    join_enclosed: bool = True,
     foreground: np.ndarray | None = None,
     memo: dict | None = None,
 ) -> np.ndarray:
@@ -288,6 +290,8 @@ def label_instances(
     dip: with ``outline_probability``, part interiors where the interior probability dips
         this much between two maxima (:func:`split_at_dips`); 0 = off; not with necks.
     borders: cut cells along membranes (:func:`~.borders.cut_along_membranes`).
+    join_enclosed: a cell or unlabelled piece lying in a hole of a cell joins it (the
+        outermost): :mod:`.enclosed`. Last, after ``min_size``.
     core_threshold: with ``outline_probability``, interiors (after cutting at necks)
         whose probability stays below this everywhere are dropped; 0 = off. Training
         sets it for networks with batch normalisation
@@ -327,8 +331,17 @@ def label_instances(
     if borders and count:
         labels = _cut_once(labels, probability, memo)
         count = int(labels.max())
+    return _finished(labels, count, min_size, join_enclosed)
+
+
+def _finished(labels: np.ndarray, count: int, min_size: int, join_enclosed: bool) -> np.ndarray:
+    """The last steps of :func:`label_instances`: small objects dropped, cells inside
+    cells joined, the labels in the smallest dtype that holds them."""
     if count and min_size > 1:
         labels, count = _drop_small(labels, min_size)
+    if join_enclosed and count:
+        labels = enclosed.join_enclosed(labels)
+        count = int(labels.max())
     dtype = np.uint16 if count < 2**16 else np.uint32
     return labels.astype(dtype)
 

@@ -87,6 +87,7 @@ class InstanceRules(_JsonRecord):
     join_solidity: float = 0.915  # two pieces cut at a neck join again when this convex
     dip: float = 0.0  # part interiors where their probability dips this much; 0 = never
     borders: bool = False  # cut cells where a border between their regions is membrane
+    join_enclosed: bool = True  # a cell lying in a hole of another cell joins it
 
     def labelling(self) -> dict[str, Any]:
         """The fields that :func:`~napari_unet.core.cells.instances.label_instances` takes."""
@@ -119,7 +120,7 @@ class InstanceRules(_JsonRecord):
                 f"neck_ratio = {self.neck_ratio} and dip = {self.dip}: interiors are cut at "
                 "necks (convex cells) or parted at dips (cells that are not), set one to 0"
             )
-        for name in ("flips", "borders"):
+        for name in ("flips", "borders", "join_enclosed"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} = {getattr(self, name)!r} must be true or false")
 
@@ -237,13 +238,15 @@ def rules_from_paint(
     (:func:`calibrate_join`, :func:`calibrate_neck_ratio`); where it parts cells at dips
     instead, the dip under which the cells of ``mirrored`` agree best
     (:func:`calibrate_dip`; the class probabilities of a window of the painted image and
-    of its three mirror images, each flipped back). All with ``borders`` off; it is kept
-    as ``rules`` say. Two-class networks keep ``rules``.
+    of its three mirror images, each flipped back). All with ``borders`` and
+    ``join_enclosed`` off; they are kept as ``rules`` say. Two-class networks keep ``rules``.
     """
     if not network.outlines or not crops:
         return rules
-    borders = rules.borders  # (calibrated without: it only cuts what the others make)
-    rules = _interior(crops, dataclasses.replace(rules, borders=False), contacts, unseen)
+    # (calibrated without these two: they only cut or join what the others make)
+    kept = {"borders": rules.borders, "join_enclosed": rules.join_enclosed}
+    rules = dataclasses.replace(rules, borders=False, join_enclosed=False)
+    rules = _interior(crops, rules, contacts, unseen)
     if network.batch_norm:
         rules = dataclasses.replace(rules, core_threshold=calibrate_core(crops, rules))
     if cells.cuts_necks(network.outlines):
@@ -251,7 +254,7 @@ def rules_from_paint(
         rules = dataclasses.replace(rules, neck_ratio=calibrate_neck_ratio(crops, rules))
     if cells.parts_at_dips(network.outlines) and len(mirrored) > 1:
         rules = dataclasses.replace(rules, dip=calibrate_dip(mirrored, rules))
-    return dataclasses.replace(rules, borders=borders)
+    return dataclasses.replace(rules, **kept)
 
 
 def _interior(
