@@ -349,3 +349,14 @@ def test_cells_are_tuned_without_the_network_and_the_values_kept_in_the_model(
     assert np.array_equal(drawn, relabel(tune._kept, tune.rules()))
     tune._show_rules(InstanceRules(borders=True))  # a model that cuts shows it ticked
     assert tune._borders.value and tune.rules().borders
+
+    # cells inside cells: joined as the model says, and switched like the others
+    assert tune._enclosed.value and not tune._enclosed.native.isHidden()
+    assert tune.rules().join_enclosed
+    redrawn_with.clear()
+    tune._enclosed.value = False
+    assert not tune.rules().join_enclosed
+    qtbot.waitUntil(lambda: bool(redrawn_with) and not tune.busy, timeout=10_000)
+    assert redrawn_with == [tune.rules()]
+    tune._show_rules(InstanceRules(join_enclosed=False))
+    assert not tune._enclosed.value

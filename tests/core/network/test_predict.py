@@ -162,6 +162,8 @@ def test_holes_are_filled_unless_asked_not_to():
     ring[5:25, 5:25] = 1.0
     ring[10:20, 10:20] = 0.0
     assert (label_instances(ring)[10:20, 10:20] == 1).all()
-    assert (label_instances(ring, fill_holes=False)[10:20, 10:20] == 0).all()
+    kept = label_instances(ring, fill_holes=False, join_enclosed=False)
+    assert (kept[10:20, 10:20] == 0).all()
+    assert (label_instances(ring, fill_holes=False)[10:20, 10:20] == 1).all()  # (joined)
     with pytest.raises(ValueError, match="use one of components, watershed"):
         label_instances(ring, method="magic")

@@ -290,8 +290,7 @@ def label_instances(
     dip: with ``outline_probability``, part interiors where the interior probability dips
         this much between two maxima (:func:`split_at_dips`); 0 = off; not with necks.
     borders: cut cells along membranes (:func:`~.borders.cut_along_membranes`).
-    join_enclosed: a cell or unlabelled piece lying in a hole of a cell joins it (the
-        outermost): :mod:`.enclosed`. Last, after ``min_size``.
+    join_enclosed: what lies in a hole of a cell joins it, last (:mod:`.enclosed`).
     core_threshold: with ``outline_probability``, interiors (after cutting at necks)
         whose probability stays below this everywhere are dropped; 0 = off. Training
         sets it for networks with batch normalisation
@@ -300,7 +299,8 @@ def label_instances(
         the network has learned the gaps between touching cells; "watershed": regions are
         further split by a watershed of their distance transform seeded at its maxima
         (at least ``min_distance`` px apart), for cells the network did not separate.
-    fill_holes: holes inside a cell become part of it.
+    fill_holes: holes inside a cell become part of it (without, they join it all the
+        same with ``join_enclosed``, at the end).
     foreground: the cell mask (``cell_probability > threshold``, holes filled as
         ``fill_holes`` says) where the caller knows it better than this crop does: a
         block of a larger image, whose holes are holes of the whole image
