@@ -3,9 +3,9 @@
 ``split-borders-T``; not in the product: see
 docs/decisions/2026-12-07-border-merging-not-adopted.md); and the rules' cells joined
 where the border between them is not membrane (``across-T``; not in the product:
-docs/decisions/2026-12-07-joining-across-borders-not-adopted.md); and the rules' cells
-joined to the cell whose hole they lie in (``enclosed``; not in the product:
-docs/decisions/2026-12-07-enclosed-cells-not-joined.md).
+docs/decisions/2026-12-07-joining-across-borders-not-adopted.md). (Cells joined to the
+cell whose hole they lie in, measured here first, are now the product's:
+``core/cells/enclosed.py``.)
 
 The way EM pipelines usually part cells whose membranes have gaps: the image is cut into
 many small regions by a watershed of the background probability (seeded at the maxima of
@@ -33,7 +33,6 @@ from napari_unet.core.cells.borders import (
 )
 from napari_unet.core.cells.instances import _drop_small, cell_probability
 from napari_unet.core.cells.regions import with_holes_filled
-from napari_unet.core.training.trainset import with_margin
 
 
 def oversegment(background: np.ndarray, foreground: np.ndarray) -> np.ndarray:
@@ -83,25 +82,3 @@ def join_across_borders(labels: np.ndarray, background: np.ndarray, threshold: f
     It only joins: the reverse of the cut along membranes."""
     zones = expand_labels(labels, BORDER_REACH)
     return np.where(labels > 0, merged_regions(zones, background, threshold) + 1, 0)
-
-
-def join_enclosed(labels: np.ndarray) -> np.ndarray:
-    """``labels`` with each cell that lies wholly in a hole of another cell joined to it,
-    with the hole's unlabelled pixels: an organelle the network outlined inside a cell (a
-    mitochondrion in EM) becomes part of it. Nested cells join the outermost."""
-    out = labels.copy()
-    sizes = np.bincount(labels.ravel())
-    joined = np.zeros(len(sizes), bool)
-    for cell, box in enumerate(ndi.find_objects(labels), start=1):
-        if box is None or joined[cell]:
-            continue
-        box = with_margin(box, 1, labels.shape)
-        mask = labels[box] == cell
-        hole = with_holes_filled(mask) & ~mask
-        if not hole.any():
-            continue
-        found, counts = np.unique(labels[box][hole], return_counts=True)
-        inside = found[(found > 0) & (counts == sizes[found])]
-        joined[inside] = True
-        out[box][hole & ((labels[box] == 0) | np.isin(labels[box], inside))] = cell
-    return out

@@ -54,9 +54,9 @@ cells from probabilities (``--rules``) are compared on the same models:
   probability is below T (``border_merging.py``; not the product's); ``split-borders-T``:
   the ``calibrated`` cells cut where those merged regions part them (it only splits);
   ``across-T``: the ``calibrated`` cells joined across borders whose mean background
-  probability is below T (``border_merging.py``; it only joins); ``enclosed``: the
-  ``calibrated`` cells, each cell lying in a hole of another joined to it
-  (``border_merging.py``);
+  probability is below T (``border_merging.py``; it only joins); ``not-enclosed``:
+  ``calibrated``, but a cell lying in a hole of another not joined to it (the default
+  before 2026-12-07 evening);
 - ``fixed``: the constants used before 2026-12-05 (interior threshold 0.5, growth 2 px,
   core threshold 0.9 for networks with batch normalisation, pieces joined at solidity
   0.915; the neck ratio calibrated; no dips, no cut along membranes).
@@ -98,7 +98,6 @@ from _common import RESULTS, write_results
 from border_merging import (
     cells_merged_along_borders,
     join_across_borders,
-    join_enclosed,
     split_along_borders,
 )
 from cli_half_image import load as load_bbbc
@@ -195,7 +194,7 @@ CALIBRATED = (
     "necks-to-0.8",
     "ties-to-defaults",
     "one-sided-necks",
-    "enclosed",
+    "not-enclosed",
 )
 HELA_EVAL = [2, 5, 8, 10, 12, 15, 17, 19]
 BBBC_IMAGES = [
@@ -429,21 +428,17 @@ def cells_of(
     border_merge: float | None = None,
     split: bool = False,
     join_below: float | None = None,
-    enclosed: bool = False,
 ) -> np.ndarray:
     """The cells of each scored plane by ``rules`` or, where ``border_merge`` (a threshold)
     is given, merged along their borders (``border_merging.py``; the rules' smallest cell);
     with ``split``, the rules' cells split where the merged regions part them; with
-    ``join_below``, the rules' cells joined across borders below it; with ``enclosed``,
-    each cell in a hole of another joined to it."""
+    ``join_below``, the rules' cells joined across borders below it."""
     planes = []
     for p in probabilities:
         if border_merge is None or split:
             labels = labels_from_probabilities(p, **rules.labelling())
         if join_below is not None:
             labels = join_across_borders(labels, 1.0 - cell_probability(p), join_below)
-        if enclosed:
-            labels = join_enclosed(labels)
         if border_merge is not None:
             merged = cells_merged_along_borders(p, border_merge, rules.min_size)
             labels = split_along_borders(labels, merged, rules.min_size) if split else merged
@@ -567,8 +562,9 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
                 growth=2,
                 core_threshold=0.9 if loaded.model.config.batch_norm else 0.0,
                 join_solidity=0.915,
-                dip=0.0,  # (parting at dips and the cut along membranes came later)
+                dip=0.0,  # (parting at dips, the cut along membranes, the join came later)
                 borders=False,
+                join_enclosed=False,
             )
             if loaded.rules.flips:  # (roundish cells: necks calibrated at these)
                 rules = dataclasses.replace(
@@ -615,6 +611,8 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
             )
         if variant == "no-necks":  # calibrated, but no cuts at necks
             rules = dataclasses.replace(rules, neck_ratio=0.0)
+        if variant == "not-enclosed":  # calibrated, but cells inside cells kept apart
+            rules = dataclasses.replace(rules, join_enclosed=False)
         if variant == "cut":  # calibrated, and cut along membranes whatever the network
             rules = dataclasses.replace(rules, borders=True)
         if variant == "no-borders" or variant.startswith("split-borders-"):
@@ -639,7 +637,6 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
             join_below=float(variant.removeprefix("across-"))
             if variant.startswith("across-")
             else None,
-            enclosed=variant == "enclosed",
         )
         rows.append(
             {
