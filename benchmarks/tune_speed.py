@@ -4,7 +4,8 @@ The demo's model of `slide.py` (the light preset, 300 steps on the sample, flips
 segments a 1024 x 1024 tiling of the sample once, keeping the probabilities;
 then the labels are drawn again from them (`napari_unet.core.segment.relabel`, what a
 slider move runs) with the model's rules and with each slider moved, timed 3 times each
-(moved back between times: each is a new move), beside the time of the whole segmentation
+(moved back between times: each is a new move; "not joined": what joining cells inside
+cells costs), beside the time of the whole segmentation
 (the network included). Only the interior probability slider redoes the interiors and
 their basins; the others reuse them (`label_instances`'s memo); beside it, the same
 redraw with nothing kept (as before the stages were kept).
@@ -51,6 +52,7 @@ def main() -> None:
         "core probability 0.4": dataclasses.replace(rules, interior_threshold=0.4),
         "core must reach 0.5": dataclasses.replace(rules, core_threshold=0.5),
         "grow cores by 0": dataclasses.replace(rules, growth=0),
+        "cells inside cells not joined": dataclasses.replace(rules, join_enclosed=False),
     }
     rows = []
     print(
