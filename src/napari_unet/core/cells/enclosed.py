@@ -21,11 +21,11 @@ cell's id.
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.sparse import coo_matrix
 
 from .grid import facing_edges, image_edges
 from .regions import sequential
@@ -127,65 +127,83 @@ def find_enclosed(
         first.append(mine[apart])
         second.append(facing[apart])
     empty = np.zeros(0, np.uint64)
-    a = np.searchsorted(nodes, np.concatenate(first + [empty]))
-    b = np.searchsorted(nodes, np.concatenate(second + [empty]))
     edge = len(nodes)  # the image's edge
-    opened = np.searchsorted(nodes, np.unique(np.concatenate([c.open for c in parts] + [empty])))
-    a = np.concatenate([a, opened])
-    b = np.concatenate([b, np.full(len(opened), edge)])
+    opened = np.unique(np.concatenate([c.open for c in parts] + [empty]))
+    a = np.concatenate([_index(nodes, first + [empty]), _index(nodes, [opened])])
+    b = np.concatenate([_index(nodes, second + [empty]), np.full(len(opened), edge, np.int32)])
+    del first, second
     is_cell = np.zeros(len(nodes) + 1, bool)
     is_cell[np.searchsorted(nodes, cells)] = True
-    outer = outermost_dominators(len(nodes) + 1, a, b, edge, is_cell.tolist())
+    outer = outermost_dominators(len(nodes) + 1, a, b, edge, is_cell)
     joined = np.flatnonzero(outer[:-1] >= 0)
     return nodes[joined], nodes[outer[joined]]
+
+
+def _index(nodes: np.ndarray, ids: list[np.ndarray]) -> np.ndarray:
+    """Where each of ``ids`` (concatenated) is in the sorted ``nodes``: int32 (a graph of a
+    whole slide's cells holds tens of millions of them)."""
+    return np.concatenate([np.searchsorted(nodes, i).astype(np.int32) for i in ids])
 
 
 def outermost_dominators(
     count: int, a: np.ndarray, b: np.ndarray, root: int, candidate: np.ndarray
 ) -> np.ndarray:
     """For each of ``count`` nodes of the undirected graph with edges ``a[i]``-``b[i]``,
-    the node nearest ``root`` among the ``candidate`` nodes that every path from it to
-    ``root`` passes through (-1: none; also for nodes ``root`` does not reach).
+    the node nearest ``root`` among the ``candidate`` nodes (bool) that every path from it
+    to ``root`` passes through (-1: none; also for nodes ``root`` does not reach).
 
     One depth-first search from ``root``: a node's dominators are its parent's and the
     parent itself where the parent is a cut vertex for it (no edge from its subtree
-    reaches above the parent), since every dominator is an ancestor."""
-    graph = coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(count, count)).tocsr()
-    graph = (graph + graph.T).tocsr()
-    starts, neighbours = graph.indptr.tolist(), graph.indices.tolist()  # (lists: fast here)
-    found = [-1] * count  # discovery time
-    low = [0] * count
-    parent = [-1] * count
-    preorder = []
+    reaches above the parent), since every dominator is an ancestor. The search's state
+    lives in ``array`` (4 bytes a node or edge, where a list of ints takes 36)."""
+    # each node's neighbours one after another: the edges both ways as (node << 32 |
+    # neighbour), sorted in place (a whole slide's graph has tens of millions of them)
+    key = np.empty(2 * len(a), np.int64)
+    key[: len(a)], key[len(a) :] = a, b
+    key <<= 32
+    key[: len(a)] |= b
+    key[len(a) :] |= a
+    key.sort()
+    neighbours = array("i", [0]) * len(key)
+    np.frombuffer(neighbours, np.int32)[:] = key  # (the low 32 bits: the neighbour)
+    del key
+    counts = np.bincount(a, minlength=count) + np.bincount(b, minlength=count)
+    starts = array("i", np.concatenate([[0], np.cumsum(counts)]).astype(np.int32).tobytes())
+    found = array("i", [-1]) * count  # discovery time
+    low = array("i", [0]) * count
+    parent = array("i", [-1]) * count
+    preorder = array("i")
     found[root] = low[root] = 0
-    stack = [[root, starts[root]]]
+    path, at_edge = array("i", [root]), array("i", [starts[root]])  # the search's stack
     clock = 1
-    while stack:
-        top = stack[-1]
-        node, at = top
+    while path:
+        node, at = path[-1], at_edge[-1]
         if at < starts[node + 1]:
-            top[1] = at + 1
+            at_edge[-1] = at + 1
             other = neighbours[at]
             if found[other] < 0:
                 found[other] = low[other] = clock
                 clock += 1
                 parent[other] = node
                 preorder.append(other)
-                stack.append([other, starts[other]])
+                path.append(other)
+                at_edge.append(starts[other])
             elif other != parent[node] and found[other] < low[node]:
                 low[node] = found[other]
         else:
-            stack.pop()
-            if stack and low[node] < low[stack[-1][0]]:
-                low[stack[-1][0]] = low[node]
-    outer = [-1] * count
+            path.pop()
+            at_edge.pop()
+            if path and low[node] < low[path[-1]]:
+                low[path[-1]] = low[node]
+    is_candidate = array("b", np.asarray(candidate, np.int8).tobytes())
+    outer = array("i", [-1]) * count
     for node in preorder:
         up = parent[node]
         if outer[up] >= 0:
             outer[node] = outer[up]
-        elif up != root and candidate[up] and low[node] >= found[up]:
+        elif up != root and is_candidate[up] and low[node] >= found[up]:
             outer[node] = up
-    return np.asarray(outer, np.int64)
+    return np.frombuffer(outer, np.int32).astype(np.int64)
 
 
 def join_block(
