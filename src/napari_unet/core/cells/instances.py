@@ -8,12 +8,12 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage.feature import peak_local_max
 from skimage.morphology import convex_hull_image, h_maxima
-from skimage.segmentation import expand_labels, watershed
+from skimage.segmentation import expand_labels
 
 from . import enclosed
 from .borders import cut_along_membranes
 from .maxima import highest_saddles, root, significant_maxima
-from .regions import largest_per_label, sequential, with_holes_filled
+from .regions import flood, largest_per_label, sequential, with_holes_filled
 
 __all__ = [
     "cell_probability",
@@ -66,7 +66,7 @@ def neck_basins(mask: np.ndarray) -> Basins:
     """The basins of :func:`split_at_necks`, before any merging (the slow part, which does
     not depend on the ratio)."""
     distance = ndi.distance_transform_edt(mask)
-    basins = watershed(-distance, significant_maxima(distance, mask), mask=mask)
+    basins = flood(-distance, significant_maxima(distance, mask), mask)
     count = int(basins.max())
     peak = np.zeros(count + 1)
     if count:
@@ -128,7 +128,7 @@ def split_at_dips(interior: np.ndarray, probability: np.ndarray, dip: float) -> 
     seeded[regions[peaks > 0]] = True
     lone = ~seeded[regions] & interior
     peaks[lone] = regions[lone] + found
-    return sequential(watershed(-smooth, peaks, mask=interior))
+    return sequential(flood(-smooth, peaks, interior))
 
 
 def _keep_sure(seeds: np.ndarray, probability: np.ndarray, core: float) -> np.ndarray:
@@ -362,7 +362,7 @@ def _distance_watershed(foreground: np.ndarray, regions: np.ndarray, min_distanc
     peaks = peak_local_max(distance, min_distance=min_distance, labels=regions)
     markers = np.zeros(regions.shape, np.int32)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
-    return watershed(-distance, markers, mask=foreground)
+    return flood(-distance, markers, foreground)
 
 
 def _check_options(probability: np.ndarray, method: str, neck_ratio: float, dip: float) -> None:

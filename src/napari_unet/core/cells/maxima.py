@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.morphology import local_maxima
-from skimage.segmentation import watershed
+
+from .regions import flood
 
 __all__ = ["highest_saddles", "root", "significant_maxima"]
 
@@ -98,6 +99,6 @@ def significant_maxima(distance: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return every
     peak = np.zeros(count + 1)
     peak[every[plateaus]] = distance[plateaus]
-    basins = watershed(-distance, every, connectivity=2, mask=mask)  # (paths as h_maxima)
+    basins = flood(-distance, every, mask, connectivity=2)  # (paths as h_maxima)
     keep = _deep_enough(peak, *highest_saddles(basins, distance, diagonal=True))
     return ndi.label(plateaus & keep[every])[0]

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage as ndi
+from skimage.segmentation import watershed
 
-__all__ = ["largest_per_label", "sequential", "with_holes_filled"]
+__all__ = ["flood", "largest_per_label", "sequential", "with_holes_filled"]
 
 
 def largest_per_label(values: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
@@ -41,3 +42,25 @@ def with_holes_filled(mask: np.ndarray) -> np.ndarray:
         outside[edge] = True
     outside[0] = True  # (the mask itself)
     return mask | ~outside[background]
+
+
+def flood(image: np.ndarray, markers: np.ndarray, mask: np.ndarray, connectivity: int = 1):
+    """skimage's ``watershed(image, markers, mask=mask)``, with ties broken by raster
+    order: ``image`` is replaced by the rank of its values on ``mask``, equal values in
+    raster order. skimage floods pixels of equal value in the order of its heap, which
+    depends on the whole image, so a crop's basins could differ from the whole image's
+    by a pixel where two floods meet on a plateau (a distance transform has many); with
+    no ties the floods, and so the labels of a block, depend only on what is near
+    (docs/decisions/2026-12-05-labels-block-by-block.md)."""
+    values = image[mask]
+    order = np.argsort(values, kind="stable")
+    rank = np.zeros(image.shape, np.int64)
+    rank[mask] = _inverse(order)
+    return watershed(rank, markers, connectivity=connectivity, mask=mask)
+
+
+def _inverse(order: np.ndarray) -> np.ndarray:
+    """The ranks of a permutation's elements: ``inverse[order] = 0..n-1``."""
+    inverse = np.empty(len(order), np.int64)
+    inverse[order] = np.arange(len(order))
+    return inverse
