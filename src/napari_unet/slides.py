@@ -439,32 +439,38 @@ def _background_task(model, source, out, cores, tile, intensity, precision, k: i
     root = zarr.open_group(out, mode="r+")
     pieces = background_block(root["probabilities"], cores[k], threshold=THRESHOLD)
     root["work/background"][cores[k]] = pieces.ids
-    summary = root["work/pieces"].require_group(str(k))
-    for name, values in _summary(pieces).items():
-        summary.create_array(name, data=values, overwrite=True)
+    _write_summary(root["work/pieces"], k, pieces, PIECES)
     return k
 
 
-def _summary(pieces: BackgroundPieces) -> dict[str, np.ndarray]:
-    top, bottom, left, right = pieces.edges
-    return {
-        "found": pieces.found,
-        "open": pieces.open,
-        "top": top,
-        "bottom": bottom,
-        "left": left,
-        "right": right,
-    }
+EDGES = ("top", "bottom", "left", "right")  # a block's edges, as its summary names them
+PIECES = ("found", "open")  # the summary of a block's background pieces (and EDGES)
+CONTACTS = ("cells", "pieces", "pairs", "open")  # that of its cells' contacts (and EDGES)
+
+
+def _write_summary(folder, k: int, record, names: tuple[str, ...]) -> None:
+    """Block ``k``'s summary for a pass run here: the fields ``names`` of ``record``
+    (BackgroundPieces or Contacts) and its edges' values, as arrays of ``folder/k``."""
+    group = folder.require_group(str(k))
+    arrays = [(name, getattr(record, name)) for name in names]
+    for name, values in (*arrays, *zip(EDGES, record.edges, strict=True)):
+        group.create_array(name, data=values, overwrite=True)
+
+
+def _read_summaries(folder, cores, names: tuple[str, ...]):
+    """Every block's summary in ``folder``: for each, the arrays ``names`` and the edges'."""
+    for k in range(len(cores)):
+        group = folder[str(k)]
+        yield k, [group[name][...] for name in names], tuple(group[e][...] for e in EDGES)
 
 
 def _save_holes(root, cores) -> None:
     """``work/holes``: the ids of the background pieces that are holes, from the
     blocks' summaries."""
-    pieces = {}
-    for k in range(len(cores)):
-        group = root["work/pieces"][str(k)]
-        edges = tuple(group[name][...] for name in ("top", "bottom", "left", "right"))
-        pieces[k] = BackgroundPieces(None, group["found"][...], group["open"][...], edges)
+    pieces = {
+        k: BackgroundPieces(None, *arrays, edges)
+        for k, arrays, edges in _read_summaries(root["work/pieces"], cores, PIECES)
+    }
     holes = find_holes(pieces, cores)
     root["work"].create_array("holes", data=holes, overwrite=True)
     attrs = dict(root.attrs["napari_unet"])
@@ -492,37 +498,17 @@ def _contacts_task(model, source, out, cores, tile, intensity, precision, k: int
     root = zarr.open_group(out, mode="r+")
     shape = root["work/cells"].shape
     contacts = block_contacts(root["work/cells"][cores[k]], cores[k], shape)
-    summary = root["work/contacts"].require_group(str(k))
-    top, bottom, left, right = contacts.edges
-    arrays = {
-        "cells": contacts.cells,
-        "pieces": contacts.pieces,
-        "pairs": contacts.pairs,
-        "open": contacts.open,
-        "top": top,
-        "bottom": bottom,
-        "left": left,
-        "right": right,
-    }
-    for name, values in arrays.items():
-        summary.create_array(name, data=values, overwrite=True)
+    _write_summary(root["work/contacts"], k, contacts, CONTACTS)
     return k
 
 
 def _save_enclosed(root, cores) -> None:
     """``work/enclosed`` and ``work/into``: the ids of the cells and unlabelled pieces in
     a hole of another cell, and the cell each joins, from the blocks' contacts."""
-    contacts = {}
-    for k in range(len(cores)):
-        group = root["work/contacts"][str(k)]
-        edges = tuple(group[name][...] for name in ("top", "bottom", "left", "right"))
-        contacts[k] = Contacts(
-            group["cells"][...],
-            group["pieces"][...],
-            group["pairs"][...],
-            group["open"][...],
-            edges,
-        )
+    contacts = {
+        k: Contacts(*arrays, edges)
+        for k, arrays, edges in _read_summaries(root["work/contacts"], cores, CONTACTS)
+    }
     enclosed, into = find_enclosed(contacts, cores)
     root["work"].create_array("enclosed", data=enclosed, overwrite=True)
     root["work"].create_array("into", data=into, overwrite=True)

@@ -23,6 +23,7 @@ def by_holes(labels: np.ndarray) -> np.ndarray:
     the rest of the image that do not reach the image's edge); the cells wholly in them
     and their unlabelled pixels take its id; a cell already taken is no longer one."""
     out = labels.copy()
+    sizes = np.bincount(labels.ravel())
     taken = np.zeros(labels.max() + 1, bool)
     for cell in range(1, labels.max() + 1):
         mask = labels == cell
@@ -30,7 +31,7 @@ def by_holes(labels: np.ndarray) -> np.ndarray:
             continue
         hole = with_holes_filled(mask) & ~mask
         found, counts = np.unique(labels[hole], return_counts=True)
-        inside = found[(found > 0) & (counts == np.bincount(labels.ravel())[found])]
+        inside = found[(found > 0) & (counts == sizes[found])]
         taken[inside] = True
         out[hole & ((labels == 0) | np.isin(labels, inside))] = cell
     return sequential(out)
