@@ -51,7 +51,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .borders import BORDER_REACH, SMOOTHING
 from .enclosed import block_contacts, find_enclosed, join_block
-from .grid import facing_edges, image_edges
+from .grid import facing_edges, global_ids, image_edges
 from .instances import DIP_SMOOTHING, GAP_PROBABILITY, cell_probability, label_instances
 from .regions import with_holes_filled
 from .rules import InstanceRules
@@ -105,7 +105,7 @@ def background_block(
     height, width = probabilities.shape[-2:]
     p = cell_probability(np.asarray(probabilities[(slice(None), *core)], np.float32))
     pieces, _ = ndi.label(p <= threshold)  # 4-connected, as filling holes floods
-    ids = _global_ids(pieces, core, core, width)
+    ids = global_ids(pieces, core, core, width)
     edges = (ids[0], ids[-1], ids[:, 0], ids[:, -1])
     on_edge = [e for e, at in zip(edges, image_edges(core, (height, width)), strict=True) if at]
     touching = np.unique(np.concatenate(on_edge)) if on_edge else np.zeros(0, np.uint64)
@@ -183,7 +183,7 @@ def label_block(
         foreground=foreground,
         **{**rules.labelling(), "join_enclosed": False},  # (passes 3 and 4: :mod:`.enclosed`)
     )
-    return _global_ids(labels, core, window, width)
+    return global_ids(labels, core, window, width)
 
 
 def _dependencies_whole(p, foreground, rules: InstanceRules, core, window, image) -> bool:
@@ -256,25 +256,6 @@ def _mendable(p: np.ndarray, interior_threshold: float) -> np.ndarray:
     speck = ~interior & (background > p[2]) & (background < GAP_PROBABILITY)
     near = ndi.binary_dilation(interior, np.ones((3, 3), bool))
     return with_holes_filled(interior | (near & speck))
-
-
-def _global_ids(labels: np.ndarray, core, window, width: int) -> np.ndarray:
-    """``labels`` of the window, cropped to the core, each region numbered one plus the
-    flat image index of its first pixel."""
-    count = int(labels.max())
-    out = np.zeros((core[0].stop - core[0].start, core[1].stop - core[1].start), np.uint64)
-    if count == 0:
-        return out
-    flat = np.arange(labels.size, dtype=np.int64).reshape(labels.shape)
-    first = ndi.minimum(flat, labels, index=np.arange(1, count + 1)).astype(np.int64)
-    rows, columns = np.divmod(first, labels.shape[1])
-    ids = np.zeros(count + 1, np.uint64)
-    ids[1:] = 1 + (rows + window[0].start) * width + (columns + window[1].start)
-    inner = tuple(
-        slice(c.start - w.start, c.stop - w.start) for c, w in zip(core, window, strict=True)
-    )
-    out[:] = ids[labels[inner]]
-    return out
 
 
 def label_in_blocks(

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-from .grid import facing_edges, image_edges
+from .grid import facing_edges, global_ids, image_edges
 from .regions import sequential
 
 __all__ = ["Contacts", "block_contacts", "find_enclosed", "join_block", "join_enclosed"]
@@ -58,12 +58,7 @@ def _nodes(labels: np.ndarray, core: tuple[slice, slice], width: int) -> np.ndar
     pieces, count = ndi.label(labels == 0)  # 4-connected
     ids = labels.astype(np.uint64)
     if count:
-        lookup = np.zeros(count + 1, np.uint64)
-        for k, (rows, columns) in enumerate(ndi.find_objects(pieces), start=1):
-            column = columns.start + int(np.argmax(pieces[rows.start, columns] == k))
-            lookup[k] = 1 + (rows.start + core[0].start) * width + column + core[1].start
-        lookup[1:] |= PIECE
-        ids = np.where(pieces > 0, lookup[pieces], ids)
+        ids = np.where(pieces > 0, global_ids(pieces, core, core, width) | PIECE, ids)
     return ids
 
 

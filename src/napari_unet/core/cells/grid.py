@@ -1,13 +1,15 @@
 """The grid of blocks that :mod:`.blocks` and :mod:`.enclosed` share: which of a block's
-edges are the image's, and which block edges face each other."""
+edges are the image's, which block edges face each other, and the ids that name a region
+the same in every block that sees it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import numpy as np
+from scipy import ndimage as ndi
 
-__all__ = ["facing_edges", "image_edges"]
+__all__ = ["facing_edges", "global_ids", "image_edges"]
 
 
 def image_edges(core: tuple[slice, slice], shape) -> tuple[bool, bool, bool, bool]:
@@ -37,3 +39,24 @@ def facing_edges(
             yield bottom, edges[below][0]
         if beside is not None:
             yield right, edges[beside][2]
+
+
+def global_ids(labels: np.ndarray, core, window, width: int) -> np.ndarray:
+    """``labels`` (1..n) of the window, cropped to the core, each region numbered one
+    plus the flat index, in an image ``width`` px wide, of its first pixel (raster order):
+    its top row's leftmost pixel. (uint64; 0 stays 0.)"""
+    count = int(labels.max())
+    out = np.zeros((core[0].stop - core[0].start, core[1].stop - core[1].start), np.uint64)
+    if count == 0:
+        return out
+    ids = np.zeros(count + 1, np.uint64)
+    for k, box in enumerate(ndi.find_objects(labels), start=1):
+        if box is not None:
+            rows, columns = box
+            column = columns.start + int(np.argmax(labels[rows.start, columns] == k))
+            ids[k] = 1 + (rows.start + window[0].start) * width + column + window[1].start
+    inner = tuple(
+        slice(c.start - w.start, c.stop - w.start) for c, w in zip(core, window, strict=True)
+    )
+    out[:] = ids[labels[inner]]
+    return out
