@@ -101,9 +101,10 @@ from border_merging import (
     split_along_borders,
 )
 from cli_half_image import load as load_bbbc
+from cli_half_image import right_half
 from skimage.measure import regionprops
 from skimage.metrics import adapted_rand_error
-from skimage.segmentation import clear_border, relabel_sequential
+from skimage.segmentation import clear_border
 from train_quality import cells_are_dark, otsu_watershed, paint, paint_frames
 
 from napari_unet.core.cells import instances
@@ -232,7 +233,7 @@ class Unit:
     paint: np.ndarray
     scored: np.ndarray  # (Z, H, W) images
     truth: np.ndarray  # (Z, H, W) instance labels
-    crop: slice | None = None  # of the columns scored (the right half)
+    halves: bool = False  # the left half painted, the right half's cells scored
 
 
 def units(data: Path, dataset: str, seed: int, images: list[str] | None = None) -> list[Unit]:
@@ -260,9 +261,7 @@ def units(data: Path, dataset: str, seed: int, images: list[str] | None = None) 
         half = truth.shape[1] // 2
         paint_ = np.zeros_like(truth)
         paint_[:, :half] = paint(truth[:, :half], 25, np.random.default_rng(seed))
-        found.append(
-            Unit("bbbc007", name, image, paint_, image[None], truth[None], slice(half, None))
-        )
+        found.append(Unit("bbbc007", name, image, paint_, image[None], truth[None], halves=True))
     return found
 
 
@@ -503,9 +502,16 @@ def score(truth: np.ndarray, predicted: np.ndarray, membranes: bool = False) -> 
 
 
 def crop(unit: Unit, labels: np.ndarray) -> np.ndarray:
-    if unit.crop is None:
+    """The objects of ``labels`` (Z, H, W) that are scored: all, or on BBBC007 those of
+    the right half, whole (``cli_half_image.right_half``)."""
+    if not unit.halves:
         return labels
-    return np.stack([relabel_sequential(plane[:, unit.crop])[0] for plane in labels])
+    return np.concatenate(
+        [
+            right_half(plane, truth, unit.paint)
+            for plane, truth in zip(labels, unit.truth, strict=True)
+        ]
+    )
 
 
 def min_size(loaded, cells) -> int:
