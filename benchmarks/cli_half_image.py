@@ -12,12 +12,12 @@ run as subprocesses with their defaults (450 steps or 3 minutes, whichever comes
 ``--minutes M`` trains for M minutes instead), and the cells of the right half are
 scored, whole (``right_half``: those with most of their pixels there, none painted): F1
 at IoU 0.5, mean matched IoU, the touching pairs kept apart; next to Otsu + distance
-watershed. The BBBC007 ground truth
-was made by an algorithm (straight split lines), so read the numbers as a check of the
-whole command-line path on a third kind of image, not as a gold standard. The HeLa crops
-(rows 94-605 of a frame; frame and first column in the name) are those with the most
-touching pairs in their right half; they leave out the frame's edges, where the
-challenge's segmentation (also made by an algorithm) leaves nuclei out.
+watershed. The BBBC007 ground truth was made by an algorithm (straight split lines), so
+read the numbers as a check of the whole command-line path on a third kind of image, not
+as a gold standard. The HeLa crops (rows 94-605 of a frame; frame and first column in
+the name) are those with the most touching pairs in their right half; they leave out the
+frame's edges, where the challenge's segmentation (also made by an algorithm) leaves
+nuclei out.
 
     ../.venv/bin/python cli_half_image.py /tmp/realdata [--seeds 0 1] [--images A9_p7d ...]
         [--hela] [--scale 3] [--minutes 3]
