@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from _common import RESULTS, write_results
 from scipy import ndimage as ndi
-from separation import cells_of, crop, score, units
+from separation import cells_of, crop, keep_paint, paint_changed, score, units
 from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 from torch import nn
@@ -147,7 +147,7 @@ def predictions(unit, seed: int, fresh: bool) -> dict:
     plane at the network's scale, the calibrated rules and the steps: trained with the
     distance output, or from the cache (results/distance_head/)."""
     path = CACHE / f"{unit.name}-{seed}.npz"
-    if path.exists() and not fresh:
+    if path.exists() and not fresh and not paint_changed(path, unit.paint):
         stored = np.load(path)
         rules = InstanceRules.from_dict(json.loads(str(stored["rules"])))
         count = len(unit.scored)
@@ -176,6 +176,7 @@ def predictions(unit, seed: int, fresh: bool) -> dict:
         scale=scale,
         steps=result.steps,
     )
+    keep_paint(path, unit.paint)
     return predictions(unit, seed, fresh=False)  # (read back: float16, as a cached run)
 
 

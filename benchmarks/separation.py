@@ -301,17 +301,21 @@ def cache_name(unit: Unit, seed: int) -> str:
     return name + (f"-{weights_tag()}" if weights_tag() else "")
 
 
-def paint_changed(unit: Unit, seed: int) -> bool:
-    """Whether the cached model of ``unit`` and ``seed`` was trained on other paint than
-    ``unit.paint``: its fingerprint is kept beside it (``.paint``), written when the model
-    is; a cache from before the fingerprints is taken as it is (``--fresh`` where the
-    paint changed) and given this paint's."""
-    path = CACHE / f"{cache_name(unit, seed)}.paint"
-    if not path.exists():
-        if (CACHE / f"{cache_name(unit, seed)}.safetensors").exists():
-            path.write_text(paint_digest(unit.paint))
+def paint_changed(path: Path, paint_: np.ndarray) -> bool:
+    """Whether the cache ``path`` was made from other paint than ``paint_``: its
+    fingerprint is kept beside it (``.paint``, written by :func:`keep_paint` once the
+    cache is); a cache from before the fingerprints is taken as it is (``--fresh`` where
+    the paint changed) and given this paint's."""
+    stored = path.with_suffix(".paint")
+    if not stored.exists():
+        if path.exists():
+            keep_paint(path, paint_)
         return False
-    return path.read_text() != paint_digest(unit.paint)
+    return stored.read_text() != paint_digest(paint_)
+
+
+def keep_paint(path: Path, paint_: np.ndarray) -> None:
+    path.with_suffix(".paint").write_text(paint_digest(paint_))
 
 
 def paint_digest(paint_: np.ndarray) -> str:
@@ -347,7 +351,7 @@ def cached_model(unit: Unit, seed: int, fresh: bool):
     seconds = time.perf_counter() - started
     CACHE.mkdir(parents=True, exist_ok=True)
     save_trained(path, result)
-    path.with_suffix(".paint").write_text(paint_digest(unit.paint))
+    keep_paint(path, unit.paint)
     return load_model(path), seconds
 
 
@@ -542,7 +546,7 @@ def min_size(loaded, cells) -> int:
 
 
 def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[dict]:
-    if paint_changed(unit, seed):
+    if paint_changed(CACHE / f"{cache_name(unit, seed)}.safetensors", unit.paint):
         print(f"{cache_name(unit, seed)}: the paint changed, trained again", flush=True)
         fresh = True
     loaded, seconds = cached_model(unit, seed, fresh)
