@@ -65,8 +65,7 @@ def right_half(labels: np.ndarray, truth: np.ndarray, painted: np.ndarray) -> np
     1 background). Not the labels cut at the middle: that leaves slivers of the cells it
     crosses, which are not cells (docs/decisions/2026-12-07-half-images-scored-whole.md)."""
     labels, truth = np.asarray(labels, np.int64), np.asarray(truth, np.int64)
-    right = np.zeros(labels.shape, bool)
-    right[:, labels.shape[1] // 2 :] = True
+    right = ~left_half(labels.shape)
     on_painted = np.bincount(truth.ravel(), weights=(painted > 1).ravel())
     sizes = np.bincount(truth.ravel())
     scored = (2 * np.bincount(truth.ravel(), weights=right.ravel()) > sizes) & (on_painted == 0)

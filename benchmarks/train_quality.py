@@ -81,19 +81,14 @@ def paint(
     ``region`` (a mask), only there, as a user paints part of an image: the cells wholly
     inside it (not the part of a cell that crosses its edge), and strokes started in its
     bounding box and kept inside it (still 3 px from the cells outside it)."""
+    region = np.ones(truth.shape, bool) if region is None else region
     labels = np.zeros(truth.shape, np.int32)
-    ids = np.unique(truth if region is None else cells_within(truth, region))
+    ids = np.unique(cells_within(truth, region))
     ids = ids[ids > 0]
     for cell in rng.choice(ids, size=min(cells, len(ids)), replace=False):
         labels[truth == cell] = cell + 1
-    far = ndi.distance_transform_edt(truth == 0) > 3
-    if region is not None:
-        far &= region
-    (top, bottom), (left, right) = (
-        [(0, size) for size in truth.shape]
-        if region is None
-        else [(int(k.min()), int(k.max()) + 1) for k in np.nonzero(region)]
-    )
+    far = (ndi.distance_transform_edt(truth == 0) > 3) & region
+    (top, bottom), (left, right) = [(int(k.min()), int(k.max()) + 1) for k in np.nonzero(region)]
     stroke = np.zeros(truth.shape, bool)
     for _ in range(8):
         r, c = rng.integers(top, bottom), rng.integers(left, right)
