@@ -10,8 +10,7 @@ Two things teach the network to keep touching cells apart:
   nearest and the second-nearest cell, so the loss insists on those gaps.
 
 Plus w_c(x), which balances the classes over the annotated pixels. Pixels that are not
-annotated weigh 0: the loss ignores them, except the ring of pixels around each painted
-cell, which is background: a cell is painted whole, so it ends there (:func:`around_cells`).
+annotated weigh 0: the loss ignores them.
 
 With ``outlines=True`` there is a third class instead of gap insertion: the outline of
 every cell (its pixels with an 8-neighbour outside it). Where cells touch, the outline is
@@ -89,7 +88,6 @@ def targets_and_weights(
     config = config or WeightMapConfig()
     annotation = read_annotation(labels, label_config, image_shape)
     cells = annotation.cells
-    annotated = annotation.annotated | around_cells(cells)
     if outlines:
         outline = outline_pixels(cells)
         gaps = outline & touching_pixels(cells)
@@ -99,31 +97,21 @@ def targets_and_weights(
         if gaps.any():
             cells = np.where(gaps, 0, cells)
         target = (cells > 0).astype(np.uint8)
-    target[~annotated] = 0
+    target[~annotation.annotated] = 0
 
     weight = np.zeros(cells.shape, np.float32)
-    masks = [annotated & (target == k) for k in range(2 + outlines)]
+    masks = [annotation.annotated & (target == k) for k in range(2 + outlines)]
     for mask, w_class in zip(
         masks, class_weights([int(m.sum()) for m in masks], config), strict=True
     ):
         weight[mask] = w_class
-    bordering = annotated & (target != 1) if outlines else masks[0]
+    bordering = annotation.annotated & (target != 1) if outlines else masks[0]
     if config.w0 > 0 and bordering.any():
         d1, d2 = two_nearest_cell_distances(cells, border_reach(config))
         between = bordering & (d2 < np.inf)  # near two cells
         total = d1[between] + d2[between]
         weight[between] += config.w0 * np.exp(-(total**2) / (2 * config.sigma**2))
     return Targets(target=target, weight=weight, gaps=gaps)
-
-
-def around_cells(cells: np.ndarray) -> np.ndarray:
-    """The pixels 8-adjacent to a cell that are not cell: a painted cell is painted whole,
-    so where it ends the pixels next to it are background (or another cell's, which then
-    are cell). Sparse paint rarely reaches that close with background strokes, and a
-    network never shown where a cell ends draws it 2-3 px too large
-    (docs/decisions/2026-12-07-cells-end-where-painted.md). cells: (H, W) ints, 0 = none."""
-    inside = cells > 0
-    return ndi.binary_dilation(inside, structure=np.ones((3, 3), bool)) & ~inside
 
 
 def class_weights(counts: list[int], config: WeightMapConfig) -> list[float]:

@@ -348,21 +348,13 @@ class TrainingSet:
 
     def _training_labels(self, p: int) -> np.ndarray:
         """Plane ``p``'s labels with its held-back cells turned into "not annotated"."""
-        labels, held = self.planes[p].labels, self._held_pixels(p)
-        return labels if held is None else np.where(held, 0, labels)
-
-    def _held_pixels(self, p: int) -> np.ndarray | None:
-        """Plane ``p``'s pixels of held-back cells (None: none held back)."""
+        labels = self.planes[p].labels
         held = [v for q, v in self.held_back if q == p]
-        return np.isin(self.planes[p].labels, held) if held else None
+        return np.where(np.isin(labels, held), 0, labels) if held else labels
 
     def _make_targets(self, p: int) -> None:
         _set_targets(
-            self.planes[p],
-            self._training_labels(p),
-            self.config.weight_map,
-            self.outlines,
-            self._held_pixels(p),
+            self.planes[p], self._training_labels(p), self.config.weight_map, self.outlines
         )
 
     def _painted(self) -> list[tuple[int, int]]:
@@ -406,7 +398,7 @@ class TrainingSet:
             for plane, labels in zip(self.planes, training, strict=True)
             for cell in contacts.cut_cells(plane.image, labels, _cell_values(labels))
         ]
-        for p, (plane, labels) in enumerate(zip(self.planes, training, strict=True)):
+        for plane, labels in zip(self.planes, training, strict=True):
             hosts = _cell_values(labels)
             if len(hosts):
                 image, pasted = contacts.paste_neighbours(
@@ -419,32 +411,20 @@ class TrainingSet:
                     contrast=PASTE_CONTRAST,
                 )
                 contact = Plane(image, plane.intensity, pasted)
-                _set_targets(
-                    contact, pasted, self.config.weight_map, self.outlines, self._held_pixels(p)
-                )
+                _set_targets(contact, pasted, self.config.weight_map, self.outlines)
                 planes.append((contact, int(labels.max()) + 1))
         return planes
 
 
 def _set_targets(
-    plane: Plane,
-    labels: np.ndarray,
-    weight_config: WeightMapConfig,
-    outlines: bool,
-    held: np.ndarray | None = None,
+    plane: Plane, labels: np.ndarray, weight_config: WeightMapConfig, outlines: bool
 ) -> None:
-    """The plane's targets and weights from ``labels``; ``held``: pixels of held-back cells,
-    which stay "not annotated" where ``labels`` leaves them so (the ring of background
-    around a painted neighbour stops at them: they are validation's)."""
     if not labels.any():  # all of this plane's paint is held back
         target = np.zeros(labels.shape, np.uint8)
         weight = np.zeros(labels.shape, np.float32)
     else:
         targets = targets_and_weights(labels, weight_config, _SPARSE, outlines=outlines)
         target, weight = targets.target, targets.weight
-        if held is not None:
-            hidden = held & (labels == 0)
-            target[hidden], weight[hidden] = 0, 0.0
     plane.target = torch.from_numpy(target)
     plane.weight = torch.from_numpy(weight)
 
