@@ -147,8 +147,7 @@ def kept(row: dict, suffix: str, count: str) -> str:
 
 def pairs_kept(rows: list[dict], suffix: str, count: str) -> str:
     """The pairs kept apart over ``rows``, as "k of n"."""
-    split = sum(round(r[f"pairs_split{suffix}"] * r[count]) for r in rows if r[count])
-    return f"{split} of {sum(r[count] for r in rows)}"
+    return f"{sum(r[f'pairs_kept{suffix}'] for r in rows)} of {sum(r[count] for r in rows)}"
 
 
 def main() -> int:

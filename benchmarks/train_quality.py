@@ -163,10 +163,13 @@ def score(truth: np.ndarray, predicted: np.ndarray) -> dict:
         "f1_inner": round(float(2 * inner[0] / max(2 * inner[0] + inner[1] + inner[2], 1)), 3),
         "mean_iou": round(float(np.mean(ious)) if ious else 0.0, 3),
         "pairs_split_border": round(split1 / pairs1, 3) if pairs1 else None,
+        "pairs_kept_border": split1,
         "pairs_border": pairs1,
         "pairs_split": round(split / pairs, 3) if pairs else None,
+        "pairs_kept": split,
         "pairs": pairs,
         "pairs_split_6px": round(split6 / pairs6, 3) if pairs6 else None,
+        "pairs_kept_6px": split6,
         "pairs_6px": pairs6,
     }
 
