@@ -143,8 +143,9 @@ def score(truth: np.ndarray, predicted: np.ndarray) -> dict:
     the HeLa truth leaves out nearly all cells cut by the edge), mean matched IoU, and
     the touching pairs kept apart: those whose true masks share a border (4-adjacent), and
     those within 3 and 6 px."""
-    tp = fp = fn = split = pairs = split6 = pairs6 = split1 = pairs1 = 0
+    tp = fp = fn = 0
     inner = np.zeros(3, int)
+    kept = {"_border": np.zeros(2, int), "": np.zeros(2, int), "_6px": np.zeros(2, int)}
     ious = []
     for t, p in zip(truth, predicted, strict=True):
         s = match_instances(t, p)
@@ -152,26 +153,18 @@ def score(truth: np.ndarray, predicted: np.ndarray) -> dict:
         ious += [s.mean_matched_iou] * s.tp
         edge_free = match_instances(clear_border(t), clear_border(p))
         inner += (edge_free.tp, edge_free.fp, edge_free.fn)
-        k, n = split_touching_pairs(t, p, distance=1)
-        split1, pairs1 = split1 + k, pairs1 + n
-        k, n = split_touching_pairs(t, p, distance=3)
-        split, pairs = split + k, pairs + n
-        k, n = split_touching_pairs(t, p, distance=6)
-        split6, pairs6 = split6 + k, pairs6 + n
-    return {
+        for suffix, distance in zip(kept, (1, 3, 6), strict=True):
+            kept[suffix] += split_touching_pairs(t, p, distance=distance)
+    row = {
         "f1": round(2 * tp / max(2 * tp + fp + fn, 1), 3),
         "f1_inner": round(float(2 * inner[0] / max(2 * inner[0] + inner[1] + inner[2], 1)), 3),
         "mean_iou": round(float(np.mean(ious)) if ious else 0.0, 3),
-        "pairs_split_border": round(split1 / pairs1, 3) if pairs1 else None,
-        "pairs_kept_border": split1,
-        "pairs_border": pairs1,
-        "pairs_split": round(split / pairs, 3) if pairs else None,
-        "pairs_kept": split,
-        "pairs": pairs,
-        "pairs_split_6px": round(split6 / pairs6, 3) if pairs6 else None,
-        "pairs_kept_6px": split6,
-        "pairs_6px": pairs6,
     }
+    for suffix, (split, pairs) in kept.items():  # (pairs sharing a border, within 3, 6 px)
+        row[f"pairs_split{suffix}"] = round(int(split) / int(pairs), 3) if pairs else None
+        row[f"pairs_kept{suffix}"] = int(split)
+        row[f"pairs{suffix}"] = int(pairs)
+    return row
 
 
 def run_dataset(name: str, data: Path, seed: int, minutes: float, methods: list[str]) -> list:
