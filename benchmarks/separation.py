@@ -109,7 +109,7 @@ from skimage.metrics import adapted_rand_error
 from skimage.segmentation import clear_border
 from train_quality import cells_are_dark, otsu_watershed, paint, paint_frames
 
-from napari_unet.core.cells import instances
+from napari_unet.core.cells import borders, instances
 from napari_unet.core.cells import rules as rules_module
 from napari_unet.core.cells.instances import cell_probability, labels_from_probabilities
 from napari_unet.core.cells.metrics import (
@@ -158,7 +158,14 @@ SCALE: float | None = None  # the network's px per image px (--scale; None: from
 # constants of the rules that --set may change: name -> module holding it
 CONSTANTS = {
     "NECK_DEPTH": instances,
+    "NOTCH_DEPTH": instances,
+    "DIP_SMOOTHING": instances,
     "GAP_PROBABILITY": instances,
+    "BORDER_REACH": borders,
+    "MEMBRANE": borders,
+    "SMOOTHING": borders,
+    "SEED_DISTANCE": borders,
+    "CONVEX_SOLIDITY": rules_module,
     "TOLERANCE": rules_module,
     "TIE": rules_module,
     "JOIN_QUANTILE": rules_module,
@@ -793,8 +800,9 @@ def main() -> int:
         name, value = setting.split("=")
         if name not in CONSTANTS:
             parser.error(f"--set {name}: one of {', '.join(CONSTANTS)}")
-        setattr(CONSTANTS[name], name, float(value))
-        changed[name] = float(value)
+        module = CONSTANTS[name]
+        changed[name] = type(getattr(module, name))(float(value))  # (px counts stay ints)
+        setattr(module, name, changed[name])
     rows = []
     for seed in args.seeds:
         for dataset in args.datasets:
