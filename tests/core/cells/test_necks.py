@@ -37,6 +37,18 @@ def test_two_small_discs_with_a_shallow_neck_are_cut_in_two():
     assert split_at_necks(disc(shape, (20, 20), 6), 0.8).max() == 1
 
 
+@pytest.mark.parametrize("apart", [7.5, 8.0])
+def test_a_saddle_one_pixel_below_the_thinner_side_is_a_neck(apart):
+    """Two interiors 5 px in radius whose saddle is one pixel below the thinner maximum
+    (1.0 and 1.1 px: the distance transform's 4 against 5 and 5.1) are two cells: one
+    grid step is a neck (docs/decisions/2026-12-07-how-sensitive-the-constants-are.md)."""
+    shape = (40, 60)
+    mask = disc(shape, (20, 20), 5) | disc(shape, (20, 20 + apart), 5)
+    labels = split_at_necks(mask, 0.9)
+    assert labels.max() == 2 and labels[20, 16] != labels[20, round(24 + apart)]
+    assert split_at_necks(disc(shape, (20, 20), 5), 0.9).max() == 1
+
+
 @pytest.mark.parametrize("ratio", [0.5, 0.8])
 def test_one_disc_and_one_rod_stay_whole(ratio):
     shape = (40, 90)

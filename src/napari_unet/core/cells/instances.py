@@ -28,9 +28,9 @@ METHODS = ("components", "watershed")
 # networks trained on sparse paint put the interior edge about 2 px inside the cell
 # (docs/decisions/2026-11-22-outline-class.md).
 OUTLINE_GROWTH = 2
-# px: a saddle must be at least this much thinner than both maxima (pixel noise is not a
-# neck; docs/decisions/2026-12-01-neck-cutting.md).
-NECK_DEPTH = 1.25
+# px: a saddle must be at least this much thinner than both maxima: one pixel of the grid
+# (less is pixel noise, not a neck; docs/decisions/2026-12-07-how-sensitive-the-constants-are.md).
+NECK_DEPTH = 1.0
 # Two cells cut apart at a neck join again when, grown to whole cells, they make a convex
 # shape (area / convex hull area at least this): two touching cells leave a notch where
 # they meet, a nucleus whose interior the network notched along its texture does not. The
