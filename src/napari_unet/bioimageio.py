@@ -358,6 +358,7 @@ class ForeignModel:
         planes = image[None] if image.ndim == 2 else image
         labels = np.zeros(planes.shape, np.uint32)
         count = 0
+        yield PlaneDone(done=0, total=len(planes))
         for z, plane in enumerate(planes):
             output = self.probabilities(plane)
             if len(output) == 1:

@@ -144,11 +144,24 @@ def test_a_stack_is_segmented_plane_by_plane(
     viewer.add_image(stack.astype(np.float32), name="stack")
     widget = dock(viewer)
     widget._model_path.value = save_model(tmp_path / "t.safetensors", make_threshold_unet(2))
+    bar = []  # (the bar's share after each batch of tiles, with the status line)
     widget._run.native.click()
+    widget.worker.yielded.connect(
+        lambda event: (
+            bar.append((widget._progress.value / widget._progress.max, widget._status.value))
+            if isinstance(event, TilesDone)
+            else None
+        )
+    )
     qtbot.waitUntil(lambda: len(viewer.layers) == 2 and widget._run.enabled, timeout=20_000)
     labels = viewer.layers["stack labels"].data
     assert labels.shape == (3, 64, 80)
     assert [sorted(set(np.unique(p)) - {0}) for p in labels] == [[1, 2], [3, 4], []]
+    # the bar fills once over the whole stack, not once per plane
+    shares = [share for share, _ in bar]
+    assert shares == sorted(shares) and shares[-1] == 1.0
+    assert all(share <= 2 / 3 for share, status in bar if "plane 3 of 3" not in status)
+    assert {status for _, status in bar} == {f"segmenting plane {z} of 3" for z in (1, 2, 3)}
 
 
 def test_multiscale_and_dask_layers_are_segmented_at_full_resolution(

@@ -71,8 +71,9 @@ class SegmentWidget(ScrollingDock):
     2D images and stacks ((Z, H, W) for a one-channel model; (C, H, W), (Z, C, H, W) for
     multichannel models), numpy, dask or multiscale (the highest resolution is
     segmented). The model runs in a worker thread, plane by plane and tile by tile; the
-    progress bar follows the tiles and Cancel stops after the current batch. The new layer
-    is added on the GUI thread when the worker returns. The image layer is never changed.
+    progress bar follows the planes and their tiles, and Cancel stops after the current
+    batch. The new layer is added on the GUI thread when the worker returns. The image
+    layer is never changed.
 
     A 2D image larger than :data:`~napari_unet.slides.BIG_IMAGE` px is labelled block by
     block into a zarr store in the cache folder (:mod:`._large`), shown as a Labels layer
@@ -120,6 +121,7 @@ class SegmentWidget(ScrollingDock):
         self._status = Label(value="")
         self._status.native.setWordWrap(True)
         self._outcome = ""
+        self._planes = PlaneDone(done=0, total=1)  # (of the segmentation running)
         self._tune = TunePanel(viewer, self._session)
         self.extend(
             [
@@ -208,6 +210,7 @@ class SegmentWidget(ScrollingDock):
         self._cancel.enabled = True
         self._progress.value = 0
         self._progress.visible = True
+        self._planes = PlaneDone(done=0, total=1)  # (until the work says how many)
         self._status.value = message
         return create_worker(function, *arguments, _connect=_connect, _start_thread=True)
 
@@ -277,12 +280,15 @@ class SegmentWidget(ScrollingDock):
             self.worker.quit()  # stops at the next batch boundary
 
     def _show_progress(self, event: TilesDone | PlaneDone) -> None:
+        """The bar follows the whole image: the planes done and the tiles of the plane
+        being segmented (a stack's bar does not fill once per plane)."""
         if isinstance(event, PlaneDone):
-            if event.total > 1:
-                self._status.value = f"plane {event.done} of {event.total} done"
+            self._planes = event
+            if 1 < event.total and event.done < event.total:
+                self._status.value = f"segmenting plane {event.done + 1} of {event.total}"
             return
-        self._progress.max = event.total
-        self._progress.value = event.done
+        self._progress.max = self._planes.total * event.total
+        self._progress.value = self._planes.done * event.total + event.done
 
     def _add_layers(
         self,

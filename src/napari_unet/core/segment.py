@@ -128,8 +128,9 @@ def segment(
     """Instance labels for an image or a stack, plane by plane, tile by tile.
 
     Colour images (colour axis last) are taken as
-    :func:`~napari_unet.core.images.colour_channels` says. Yields :class:`TilesDone` per
-    batch of tiles and :class:`PlaneDone` per plane; returns a :class:`Segmentation` whose
+    :func:`~napari_unet.core.images.colour_channels` says. Yields :class:`PlaneDone` with
+    ``done=0`` first (how many planes there are), then :class:`TilesDone` per batch of tiles
+    and :class:`PlaneDone` per plane; returns a :class:`Segmentation` whose
     labels have the image's spatial shape ((H, W) or (Z, H, W)), uint16 or uint32 as the
     number of objects needs, and, with ``keep_probability``, the cell probability. Each
     plane is normalised on its own. A model that works at another pixel scale
@@ -156,6 +157,7 @@ def segment(
     rules = rules or InstanceRules()
     record = Probabilities((), shape, scale, single, threshold, method)
     planes_kept, memos = [], []
+    yield PlaneDone(done=0, total=planes)
     for z in range(planes):
         image_plane = image if single else image[z]
         if scale != 1:
