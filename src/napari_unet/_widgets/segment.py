@@ -122,6 +122,7 @@ class SegmentWidget(ScrollingDock):
         self._status.native.setWordWrap(True)
         self._outcome = ""
         self._planes = PlaneDone(done=0, total=1)  # (of the segmentation running)
+        self._tiles = 1  # per plane
         self._tune = TunePanel(viewer, self._session)
         self.extend(
             [
@@ -211,6 +212,7 @@ class SegmentWidget(ScrollingDock):
         self._progress.value = 0
         self._progress.visible = True
         self._planes = PlaneDone(done=0, total=1)  # (until the work says how many)
+        self._tiles = 1  # per plane (until the first batch says)
         self._status.value = message
         return create_worker(function, *arguments, _connect=_connect, _start_thread=True)
 
@@ -281,14 +283,17 @@ class SegmentWidget(ScrollingDock):
 
     def _show_progress(self, event: TilesDone | PlaneDone) -> None:
         """The bar follows the whole image: the planes done and the tiles of the plane
-        being segmented (a stack's bar does not fill once per plane)."""
+        being segmented (a stack's bar does not fill once per plane; a foreign package's,
+        which says no tiles, moves plane by plane)."""
+        tiles_done = 0
         if isinstance(event, PlaneDone):
             self._planes = event
             if 1 < event.total and event.done < event.total:
                 self._status.value = f"segmenting plane {event.done + 1} of {event.total}"
-            return
-        self._progress.max = self._planes.total * event.total
-        self._progress.value = self._planes.done * event.total + event.done
+        else:
+            self._tiles, tiles_done = event.total, event.done
+        self._progress.max = self._planes.total * self._tiles
+        self._progress.value = self._planes.done * self._tiles + tiles_done
 
     def _add_layers(
         self,
