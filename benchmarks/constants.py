@@ -40,8 +40,6 @@ import numpy as np
 import separation
 from _common import write_results
 
-from napari_unet.core.cells.rules import measure_cells
-
 # each constant: the values measured (a step either side of the default) and which models'
 # rules read it (a CellShape predicate, given whether the network has an outline class)
 NECKS = "cuts_necks"
@@ -73,34 +71,35 @@ def models(data: Path, seeds: list[int]) -> list[tuple[separation.Unit, int]]:
         for seed in [0] if dataset == "bbbc007" else seeds:
             found += [(unit, seed) for unit in separation.units(data, dataset, seed)]
     for unit, seed in found:
-        path = separation.CACHE / f"{separation.cache_name(unit, seed)}.safetensors"
+        path = separation.model_path(unit, seed)
         if not path.exists() or separation.paint_changed(path, unit.paint):
             sys.exit(f"{path.name}: no cached model of this paint; run separation.py first")
     return found
 
 
-def reads(unit: separation.Unit, seed: int, predicate: str | None) -> bool:
-    """Whether the rules of ``unit``'s model of ``seed`` read a constant of ``predicate``."""
-    if predicate is None:
-        return True
+def shape_of(unit: separation.Unit, seed: int) -> tuple:
+    """What decides which constants the rules of ``unit``'s model of ``seed`` read: its
+    painted cells' shape, and whether the network has an outline class."""
     loaded, _ = separation.cached_model(unit, seed, fresh=False)
-    planes = unit.paint if unit.paint.ndim == 3 else unit.paint[None]
-    cells = measure_cells(np.where(p > 1, p, 0) for p in planes)
-    return getattr(cells, predicate)(loaded.model.config.outlines)
+    return separation.painted_cells(unit), loaded.model.config.outlines
+
+
+def reads(shape: tuple, predicate: str | None) -> bool:
+    """Whether the rules of a model of ``shape`` (:func:`shape_of`) read a constant of
+    ``predicate``."""
+    cells, outlines = shape
+    return predicate is None or getattr(cells, predicate)(outlines)
 
 
 def scored(unit: separation.Unit, seed: int, name: str | None = None, value=None) -> dict:
     """The calibrated rules' row of one model, with the constant ``name`` at ``value``."""
-    module = separation.CONSTANTS[name] if name else None
-    default = getattr(module, name) if name else None
-    if name:
-        setattr(module, name, type(default)(value))
+    default = separation.set_constant(name, value) if name else None
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # (run_unit prints every row)
             rows = separation.run_unit(unit, seed, ["calibrated"], fresh=False)
     finally:
         if name:
-            setattr(module, name, default)
+            separation.set_constant(name, default)
     return rows[-1]
 
 
@@ -124,12 +123,13 @@ def main() -> int:
         parser.error("--values needs exactly one --only NAME")
     units = models(args.data, args.seeds)
     default = [scored(unit, seed) for unit, seed in units]
+    shapes = [shape_of(unit, seed) for unit, seed in units]
     table = [("(the defaults)", "", {d: summary(_of(default, d)) for d in DATASETS})]
     records = [{**row, "constant": None, "value": None} for row in default]
     for name in args.only:
         values, predicate = VALUES[name]
         values = args.values or values
-        read = [reads(unit, seed, predicate) for unit, seed in units]
+        read = [reads(shape, predicate) for shape in shapes]
         for value in values:
             rows = [
                 scored(unit, seed, name, value) if r else row

@@ -329,9 +329,29 @@ def paint_digest(paint_: np.ndarray) -> str:
     return hashlib.sha1(np.ascontiguousarray(paint_, np.int64).tobytes()).hexdigest()
 
 
+def model_path(unit: Unit, seed: int) -> Path:
+    """Where the cache keeps ``unit``'s model of ``seed``."""
+    return CACHE / f"{cache_name(unit, seed)}.safetensors"
+
+
+def painted_cells(unit: Unit):
+    """The shape of ``unit``'s painted cells (:func:`measure_cells`)."""
+    planes = unit.paint if unit.paint.ndim == 3 else unit.paint[None]
+    return measure_cells(np.where(p > 1, p, 0) for p in planes)
+
+
+def set_constant(name: str, value: float):
+    """Set the rules' constant ``name`` (one of ``CONSTANTS``) to ``value``, of the
+    constant's own type (px counts stay ints); returns the value it had."""
+    module = CONSTANTS[name]
+    before = getattr(module, name)
+    setattr(module, name, type(before)(value))
+    return before
+
+
 def cached_model(unit: Unit, seed: int, fresh: bool):
     """The model trained on ``unit`` with the defaults (from the cache when there)."""
-    path = CACHE / f"{cache_name(unit, seed)}.safetensors"
+    path = model_path(unit, seed)
     if path.exists() and not fresh:
         return load_model(path), None
     started = time.perf_counter()
@@ -553,7 +573,7 @@ def min_size(loaded, cells) -> int:
 
 
 def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[dict]:
-    if paint_changed(CACHE / f"{cache_name(unit, seed)}.safetensors", unit.paint):
+    if paint_changed(model_path(unit, seed), unit.paint):
         print(f"{cache_name(unit, seed)}: the paint changed, trained again", flush=True)
         fresh = True
     loaded, seconds = cached_model(unit, seed, fresh)
@@ -566,7 +586,7 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
         for plane in paint_planes
         for region in regionprops(np.where(plane > 1, plane, 0))
     ]
-    painted = measure_cells(np.where(p > 1, p, 0) for p in paint_planes)
+    painted = painted_cells(unit)
     common = {
         "dataset": unit.dataset,
         "image": unit.name,
@@ -800,9 +820,8 @@ def main() -> int:
         name, value = setting.split("=")
         if name not in CONSTANTS:
             parser.error(f"--set {name}: one of {', '.join(CONSTANTS)}")
-        module = CONSTANTS[name]
-        changed[name] = type(getattr(module, name))(float(value))  # (px counts stay ints)
-        setattr(module, name, changed[name])
+        set_constant(name, float(value))
+        changed[name] = getattr(CONSTANTS[name], name)
     rows = []
     for seed in args.seeds:
         for dataset in args.datasets:
