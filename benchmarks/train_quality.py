@@ -107,9 +107,9 @@ def cells_within(truth: np.ndarray, region: np.ndarray) -> np.ndarray:
     return np.where(np.isin(truth, np.unique(truth[~region])), 0, truth)
 
 
-def paint_frames(truth: np.ndarray, frames: list[int], rng) -> np.ndarray:
-    """Paint up to MAX_CELLS cells spread over ``frames`` (Z, H, W)."""
-    per_frame = MAX_CELLS // len(frames)
+def paint_frames(truth: np.ndarray, frames: list[int], rng, cells: int = MAX_CELLS) -> np.ndarray:
+    """Paint up to ``cells`` cells spread over ``frames`` (Z, H, W)."""
+    per_frame = cells // len(frames)
     return np.stack([paint(truth[z], per_frame, rng) for z in frames])
 
 
