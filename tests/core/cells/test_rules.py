@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from skimage.morphology import convex_hull_image
 
 from napari_unet.core.cells import rules as rules_module
 from napari_unet.core.cells.instances import labels_from_probabilities
@@ -15,6 +16,7 @@ from napari_unet.core.cells.rules import (
     calibrate_core,
     calibrate_dip,
     calibrate_interior,
+    calibrate_join,
     calibrate_neck_ratio,
     measure_cells,
     painted_cells_found,
@@ -144,6 +146,26 @@ def unsure_crop(cells, interior=0.45):
 def disc(radius=9, size=40, centre=(20, 20)):
     yy, xx = np.mgrid[:size, :size]
     return ((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2).astype(int)
+
+
+def solidity(cell):
+    return float(np.sum(cell) / np.sum(convex_hull_image(cell)))
+
+
+@pytest.mark.parametrize("count", [15, 30])
+def test_one_odd_painted_cell_does_not_set_the_join_bound(count):
+    # discs of 6-12 px (solidity 0.95-0.99) and one odd cell: two discs run together
+    discs = [disc(radius=6 + k % 7) > 0 for k in range(count - 1)]
+    odd = (disc(radius=9, centre=(20, 13)) | disc(radius=9, centre=(20, 29))) > 0
+    cells = [*discs, odd]
+    bound = calibrate_join([(None, cell) for cell in cells])
+    ordinary = min(solidity(cell) for cell in discs)
+    assert solidity(odd) < ordinary - 0.05
+    # as convex as the least convex ordinary cell, or more: the odd one is ignored
+    assert ordinary - 0.001 <= bound <= max(solidity(cell) for cell in discs)
+    # with many cells the quantile alone already passes the odd one by
+    quantile = round(float(np.quantile([solidity(c) for c in cells], 0.05)), 3)
+    assert (bound == quantile) == (count >= 21)
 
 
 def test_an_unsure_network_gets_an_interior_threshold_that_finds_its_cells():

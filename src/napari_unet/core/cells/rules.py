@@ -275,10 +275,18 @@ def _interior(
 
 def calibrate_join(crops: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
     """How convex two pieces cut at a neck must be to join again: as convex as all but
-    ``JOIN_QUANTILE`` of the painted cells are (solidity: area / convex hull area). Two
-    touching cells leave a notch that one of the user's cells does not."""
-    solidities = [regionprops(cell.astype(np.uint8))[0].solidity for _, cell in crops if cell.any()]
-    return round(float(np.quantile(solidities, JOIN_QUANTILE)), 3) if solidities else 0.915
+    ``JOIN_QUANTILE`` of the painted cells are (solidity: area / convex hull area), and
+    never below the second least convex of them, so that one odd painted cell does not set
+    it (it would below 21 cells, where the quantile falls between the least convex two:
+    docs/decisions/2026-12-07-one-odd-cell-does-not-set-the-join.md). Two touching cells
+    leave a notch that one of the user's cells does not."""
+    solidities = np.sort(
+        [regionprops(cell.astype(np.uint8))[0].solidity for _, cell in crops if cell.any()]
+    )
+    if not len(solidities):
+        return 0.915
+    bound = max(np.quantile(solidities, JOIN_QUANTILE), solidities[min(1, len(solidities) - 1)])
+    return round(float(bound), 3)
 
 
 def painted_cells_found(
