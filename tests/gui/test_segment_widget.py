@@ -373,3 +373,16 @@ def test_cells_are_tuned_without_the_network_and_the_values_kept_in_the_model(
     assert redrawn_with == [tune.rules()]
     tune._show_rules(InstanceRules(join_enclosed=False))
     assert not tune._enclosed.value
+
+    # how convex pieces cut at a neck must be to join again: the model's value shown
+    # (three decimals, as calibrated), moved like the others
+    tune._show_rules(dataclasses.replace(rules, join_solidity=0.904))
+    assert tune._join.value == 0.904 and tune.rules().join_solidity == 0.904
+    redrawn_with.clear()
+    tune._join.value = 0.95
+    qtbot.waitUntil(lambda: bool(redrawn_with) and not tune.busy, timeout=10_000)
+    assert redrawn_with == [dataclasses.replace(rules, join_solidity=0.95)]
+    drawn = viewer.layers["cells labels (tuned)"].data
+    assert np.array_equal(drawn, relabel(tune._kept, tune.rules()))
+    tune._show_rules(InstanceRules(join_solidity=0.3))  # below the slider's range: kept
+    assert tune.rules().join_solidity == 0.3

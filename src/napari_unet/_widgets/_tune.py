@@ -62,6 +62,16 @@ class TunePanel(Container):
             tooltip="Cut a cell in two where it narrows to this fraction of its width; "
             "higher cuts more eagerly, 0 never cuts",
         )
+        self._join = FloatSlider(
+            label="Rejoin pieces if convex",
+            min=0.5,
+            max=1.0,
+            step=0.001,
+            tooltip="Two pieces cut at a neck become one cell again where together they "
+            "fill this share of their convex hull or more (training sets it from the "
+            "painted cells); higher keeps more touching cells apart, 1 rejoins only cuts "
+            "notched on one side",
+        )
         self._dip = FloatSlider(
             label="Part at dips",
             min=0.0,
@@ -155,6 +165,7 @@ class TunePanel(Container):
             self._min_size,
             self._enclosed,
             self._neck,
+            self._join,
             self._dip,
             self._borders,
             self._interior,
@@ -187,6 +198,7 @@ class TunePanel(Container):
             self._model_rules,
             min_size=int(self._min_size.value),
             neck_ratio=round(float(self._neck.value), 3),
+            join_solidity=round(float(self._join.value), 3),
             dip=round(float(self._dip.value), 3),
             borders=bool(self._borders.value),
             interior_threshold=round(float(self._interior.value), 3),
@@ -200,6 +212,8 @@ class TunePanel(Container):
         try:
             self._min_size.value = rules.min_size
             self._neck.value = rules.neck_ratio
+            self._join.min = min(self._join.min, rules.join_solidity)  # (any stored value)
+            self._join.value = rules.join_solidity
             self._dip.value = rules.dip
             self._borders.value = rules.borders
             self._interior.value = rules.interior_threshold
