@@ -154,7 +154,8 @@ def solidity(cell):
 
 @pytest.mark.parametrize("count", [15, 30])
 def test_one_odd_painted_cell_does_not_set_the_join_bound(count):
-    # discs of 6-12 px (solidity 0.95-0.99) and one odd cell: two discs run together
+    # discs of radius 6-12 px (solidity 0.925-0.949) and one odd cell: two discs run
+    # together (0.864)
     discs = [disc(radius=6 + k % 7) > 0 for k in range(count - 1)]
     odd = (disc(radius=9, centre=(20, 13)) | disc(radius=9, centre=(20, 29))) > 0
     cells = [*discs, odd]
