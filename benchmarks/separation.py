@@ -45,8 +45,9 @@ probabilities (``--rules``) are compared on the same models:
   to the gentler threshold (training before 2026-12-07); ``one-sided-necks``: pieces cut
   at a neck that is notched on one side only not joined again (before 2026-12-07 evening);
 - ``join-Q`` (e.g. ``join-0.5``): ``calibrated``, but the join bound at quantile Q of the
-  painted cells' solidity (the default takes 0.05); ``interior-T``: ``calibrated``, but
-  the interior threshold T; ``no-necks``: ``calibrated``, but no cuts at necks;
+  painted cells' solidity alone (the default takes 0.05, and never below the second least
+  convex painted cell, since 2026-12-07 late: ``join-0.05`` is the rule before);
+  ``interior-T``: ``calibrated``, but the interior threshold T; ``no-necks``: ``calibrated``, but no cuts at necks;
   ``no-borders``: ``calibrated``, but no cuts along membranes (the default before
   2026-12-07); ``cut``: ``calibrated``, and cut along membranes whatever the network
   and the paint (two-class networks too);
@@ -678,7 +679,7 @@ def run_unit(unit: Unit, seed: int, variants: list[str], fresh: bool) -> list[di
             rules = dataclasses.replace(rules, borders=True)
         if variant == "no-borders" or variant.startswith("split-borders-"):
             rules = dataclasses.replace(rules, borders=False)  # (split-: cut as measured first)
-        if variant.startswith("join-"):  # join-Q: the join bound at quantile Q of the paint
+        if variant.startswith("join-"):  # join-Q: the bound at quantile Q alone (no floor)
             quantile = float(variant.removeprefix("join-"))
             solidities = [
                 regionprops(cell.astype(np.uint8))[0].solidity
