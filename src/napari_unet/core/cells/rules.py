@@ -26,7 +26,7 @@ from skimage.measure import regionprops
 from skimage.metrics import adapted_rand_error
 
 from ..config import UNetConfig, _check_int, _JsonRecord
-from .instances import labels_from_probabilities
+from .instances import NECK_SOLIDITY, labels_from_probabilities
 from .metrics import joined_to_nearest_cell
 
 __all__ = [
@@ -84,7 +84,7 @@ class InstanceRules(_JsonRecord):
     flips: bool = False  # average the probabilities of the image and its 3 mirror images
     interior_threshold: float = 0.5  # outline networks: interior above this is a cell's core
     growth: int = 2  # px an interior is grown by to give the whole cell
-    join_solidity: float = 0.915  # two pieces cut at a neck join again when this convex
+    join_solidity: float = NECK_SOLIDITY  # two pieces cut at a neck join again when this convex
     dip: float = 0.0  # part interiors where their probability dips this much; 0 = never
     borders: bool = False  # cut cells where a border between their regions is membrane
     join_enclosed: bool = True  # a cell lying in a hole of another cell joins it
@@ -284,7 +284,7 @@ def calibrate_join(crops: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
         [regionprops(cell.astype(np.uint8))[0].solidity for _, cell in crops if cell.any()]
     )
     if not len(solidities):
-        return 0.915
+        return NECK_SOLIDITY
     bound = max(np.quantile(solidities, JOIN_QUANTILE), solidities[min(1, len(solidities) - 1)])
     return round(float(bound), 3)
 
